@@ -1,0 +1,1 @@
+"""The `dpkube` command: one sub-command module per concern."""

@@ -1,0 +1,284 @@
+"""A thin asynchronous Kubernetes API client over httpx: REST verbs, typed API errors, watches.
+
+It knows paths and JSON, not kinds: callers build paths (see `dpkube.models.crd.Kind.api_path`).
+Conflicts surface as `Conflict`, so resourceVersion-conditioned updates can retry explicitly.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+class ApiError(Exception):
+    """The API server refused a request; `status`, `reason` and `message` come from its Status body."""
+
+    def __init__(self, status: int, reason: str, message: str, body: Mapping[str, Any] | None = None):
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.body = dict(body or {})
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    """A resourceVersion precondition failed (or, with reason AlreadyExists, the name is taken)."""
+
+    @property
+    def already_exists(self) -> bool:
+        return self.reason == "AlreadyExists"
+
+
+class Forbidden(ApiError):
+    pass
+
+
+class Invalid(ApiError):
+    """The object failed validation (schema, CEL rule or admission policy)."""
+
+
+class Gone(ApiError):
+    """A watch's resourceVersion is too old; list again."""
+
+
+_ERRORS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 403: Forbidden, 422: Invalid, 410: Gone}
+
+
+def _error(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"message": response.text[:1000]}
+    cls = _ERRORS.get(response.status_code, ApiError)
+    return cls(response.status_code, body.get("reason", ""), body.get("message", ""), body)
+
+
+@dataclass(frozen=True)
+class KubeConfig:
+    """How to reach and authenticate to one API server."""
+
+    server: str
+    ca_file: str | None = None
+    token: str | None = None
+    token_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    insecure: bool = False
+    namespace: str = "default"
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | Path, context: str | None = None) -> KubeConfig:
+        """Read a kubeconfig file (token or client-certificate users; file or inline data)."""
+        config = yaml.safe_load(Path(path).read_text())
+        ctx_name = context or config.get("current-context")
+        ctx = next(c["context"] for c in config["contexts"] if c["name"] == ctx_name)
+        cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == ctx["cluster"])
+        user = next((u["user"] for u in config.get("users", []) if u["name"] == ctx.get("user")), {})
+        base = Path(path).parent
+
+        def materialise(file_key: str, data_key: str, section: Mapping[str, Any]) -> str | None:
+            if section.get(data_key):
+                handle = tempfile.NamedTemporaryFile(delete=False, prefix="dpkube-kubeconfig-")
+                handle.write(base64.b64decode(section[data_key]))
+                handle.close()
+                return handle.name
+            if section.get(file_key):
+                return str(base / section[file_key])
+            return None
+
+        return cls(
+            server=cluster["server"],
+            ca_file=materialise("certificate-authority", "certificate-authority-data", cluster),
+            token=user.get("token"),
+            token_file=user.get("tokenFile"),
+            client_cert=materialise("client-certificate", "client-certificate-data", user),
+            client_key=materialise("client-key", "client-key-data", user),
+            insecure=bool(cluster.get("insecure-skip-tls-verify")),
+            namespace=ctx.get("namespace", "default"),
+        )
+
+    @classmethod
+    def in_cluster(cls) -> KubeConfig:
+        """The pod's own service account (token re-read on each client start: it rotates)."""
+        host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
+        return cls(
+            server=f"https://{host}:{port}",
+            ca_file=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
+            token_file=str(SERVICE_ACCOUNT_DIR / "token"),
+            namespace=(SERVICE_ACCOUNT_DIR / "namespace").read_text().strip(),
+        )
+
+    @classmethod
+    def load(cls, kubeconfig: str | None = None) -> KubeConfig:
+        """From an explicit file, $KUBECONFIG, the in-cluster account, or ~/.kube/config, in that order."""
+        if kubeconfig or os.environ.get("KUBECONFIG"):
+            return cls.from_kubeconfig(kubeconfig or os.environ["KUBECONFIG"].split(os.pathsep)[0])
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and SERVICE_ACCOUNT_DIR.exists():
+            return cls.in_cluster()
+        return cls.from_kubeconfig(Path.home() / ".kube" / "config")
+
+    def with_token(self, token: str) -> KubeConfig:
+        """The same server, authenticated as someone else (tests acting as distinct users)."""
+        return KubeConfig(self.server, self.ca_file, token, None, None, None, self.insecure, self.namespace)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.client_cert and self.client_key:
+            context.load_cert_chain(self.client_cert, self.client_key)
+        return context
+
+    def bearer(self) -> str | None:
+        if self.token:
+            return self.token
+        if self.token_file:
+            return Path(self.token_file).read_text().strip()
+        return None
+
+
+class KubeClient:
+    """REST verbs on API paths; one connection pool per client."""
+
+    def __init__(self, config: KubeConfig, *, timeout: float = 30.0, max_connections: int = 50):
+        self.config = config
+        headers = {"Accept": "application/json", "User-Agent": "dpkube"}
+        if token := config.bearer():
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.AsyncClient(
+            base_url=config.server,
+            verify=config.ssl_context(),
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        response = await self._http.request(
+            method,
+            path,
+            content=None if body is None else json.dumps(body),
+            params={k: v for k, v in (params or {}).items() if v is not None},
+            headers={"Content-Type": content_type} if body is not None else None,
+        )
+        if response.status_code >= 400:
+            raise _error(response)
+        return response.json() if response.content else {}
+
+    async def get(self, path: str) -> dict[str, Any]:
+        return await self.request("GET", path)
+
+    async def list(
+        self, path: str, *, label_selector: str | None = None, field_selector: str | None = None,
+        limit: int | None = None, continue_token: str | None = None,
+    ) -> dict[str, Any]:
+        return await self.request("GET", path, params={
+            "labelSelector": label_selector, "fieldSelector": field_selector,
+            "limit": limit, "continue": continue_token,
+        })
+
+    async def list_all(self, path: str, **selectors: str | None) -> list[dict[str, Any]]:
+        """Every item of a collection, following `continue` pages."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = await self.list(path, limit=500, continue_token=token, **selectors)
+            items += page.get("items", [])
+            token = page.get("metadata", {}).get("continue")
+            if not token:
+                return items
+
+    async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", path, body=body)
+
+    async def replace(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT; with `metadata.resourceVersion` set it succeeds only if nobody wrote in between."""
+        return await self.request("PUT", path, body=body)
+
+    async def patch(self, path: str, body: Any, *, kind: str = "merge") -> dict[str, Any]:
+        content_type = {
+            "merge": "application/merge-patch+json",
+            "json": "application/json-patch+json",
+            "strategic": "application/strategic-merge-patch+json",
+        }[kind]
+        return await self.request("PATCH", path, body=body, content_type=content_type)
+
+    async def delete(
+        self, path: str, *, uid: str | None = None, grace_seconds: int | None = None,
+        propagation: str | None = None,
+    ) -> dict[str, Any]:
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        if grace_seconds is not None:
+            options["gracePeriodSeconds"] = grace_seconds
+        if propagation:
+            options["propagationPolicy"] = propagation
+        return await self.request("DELETE", path, body=options)
+
+    async def watch(
+        self, path: str, *, resource_version: str | None = None, label_selector: str | None = None,
+        field_selector: str | None = None, timeout_seconds: int = 300,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield watch events ({type, object}) until the server closes the stream."""
+        params = {
+            "watch": "1", "resourceVersion": resource_version, "labelSelector": label_selector,
+            "fieldSelector": field_selector, "timeoutSeconds": timeout_seconds,
+            "allowWatchBookmarks": "true",
+        }
+        async with self._http.stream(
+            "GET", path, params={k: v for k, v in params.items() if v is not None},
+            timeout=httpx.Timeout(timeout_seconds + 30, connect=10.0),
+        ) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise _error(response)
+            async for line in response.aiter_lines():
+                if not line:
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object", {})
+                    code = int(status.get("code", 500))
+                    raise _ERRORS.get(code, ApiError)(code, status.get("reason", ""), status.get("message", ""), status)
+                yield event
+
+
+def core_path(resource: str, namespace: str | None = None, name: str | None = None) -> str:
+    """Path of a core (v1) resource: configmaps, pods, secrets, events, namespaces, ..."""
+    base = f"/api/v1/namespaces/{namespace}/{resource}" if namespace else f"/api/v1/{resource}"
+    return f"{base}/{name}" if name else base

@@ -1,0 +1,61 @@
+"""Status conditions as Kubernetes conventions define them, and every reason dpkube sets, in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from pydantic import Field
+
+from dpkube.models.base import KubeModel
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Reason(StrEnum):
+    """CamelCase reasons for conditions and Events; tests and users match on these."""
+
+    ADMITTED = "Admitted"
+    WAITING_FOR_QUEUE = "WaitingForQueue"
+    QUEUE_NOT_FOUND = "QueueNotFound"
+    QUEUE_LOCKED = "QueueLocked"
+    QUEUE_FULL = "QueueFull"
+    WAITING_FOR_DEPENDENCY = "WaitingForDependency"
+    DEPENDENCY_FAILED = "DependencyFailed"
+    INSUFFICIENT_BUDGET = "InsufficientBudget"
+    USER_NOT_ALLOWED = "UserNotAllowed"
+    NO_BUDGET_GRANT = "NoBudgetGrant"
+    DATASET_NOT_FOUND = "DatasetNotFound"
+    EXPERIMENT_LOCKED = "ExperimentLocked"
+    EXPERIMENT_NOT_FOUND = "ExperimentNotFound"
+    INVALID_QUERY = "InvalidQuery"
+    LIBRARY_ERROR = "LibraryError"
+    POD_CREATED = "PodCreated"
+    POD_RUNNING = "PodRunning"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    TIMED_OUT = "TimedOut"
+    CANCELLED = "Cancelled"
+    CHARGED = "Charged"
+    REFUNDED = "Refunded"
+
+
+class Condition(KubeModel):
+    """One aspect of an object's state, as `kubectl describe` shows it."""
+
+    type: str = Field(max_length=316)
+    """The aspect this condition describes (e.g. Admitted, Charged, Complete)."""
+    status: ConditionStatus
+    """Whether the aspect holds: True, False or Unknown."""
+    reason: str = Field(max_length=1024)
+    """A CamelCase machine-readable cause."""
+    message: str = Field(default="", max_length=32768)
+    """A human-readable explanation."""
+    last_transition_time: dt.datetime
+    """When the status last changed."""
+    observed_generation: int | None = None
+    """The spec generation this condition was computed from."""

@@ -1,0 +1,59 @@
+"""Dataset: where a sensitive dataset lives and its Lomas-style metadata; only admins write these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from dpkube.models.base import KubeModel
+
+
+class PvcSource(KubeModel):
+    """A file on a PersistentVolumeClaim, mounted read-only into the query pod."""
+
+    claim_name: str = Field(min_length=1, max_length=253)
+    """The PersistentVolumeClaim in the query pods' namespace."""
+    path: str = Field(min_length=1, max_length=1024)
+    """Path of the file inside the volume."""
+
+
+class DatasetSpec(KubeModel):
+    """One dataset: its source and its metadata."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {"rule": "(has(self.url) ? 1 : 0) + (has(self.pvc) ? 1 : 0) == 1",
+                 "message": "exactly one of url and pvc must be set"},
+            ]
+        }
+    }
+
+    display_name: str | None = Field(default=None, max_length=253)
+    """The name users query it by (e.g. PENGUIN); defaults to the object's name."""
+    url: str | None = Field(default=None, max_length=2048, pattern=r"^(file|https?|s3)://.+|^/.+")
+    """Location: an absolute path or file://, https://, http:// or s3:// URL."""
+    pvc: PvcSource | None = None
+    """A file on a PersistentVolumeClaim."""
+    format: str = Field(default="csv", pattern=r"^(csv|parquet)$")
+    """File format: csv or parquet."""
+    credentials_secret: str | None = Field(default=None, max_length=253)
+    """Secret (operator namespace) with credentials for the url, as environment variables."""
+    metadata: dict[str, Any] = Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    """Lomas-format metadata: max_ids, rows, row_privacy, columns with types and bounds."""
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> DatasetSpec:
+        if (self.url is None) == (self.pvc is None):
+            raise ValueError("exactly one of url and pvc must be set")
+        return self
+
+
+class DatasetStatus(KubeModel):
+    """Whether the dataset can be queried."""
+
+    ready: bool = False
+    """The metadata is valid and the dataset may be queried."""
+    message: str | None = None
+    """Why it is not ready."""

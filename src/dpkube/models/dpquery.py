@@ -1,0 +1,193 @@
+"""DPQuery: one differentially private query, its payload, and the record of what it cost and released.
+
+The spec is immutable once created (a query is admitted against the cost of the spec it had), and
+exactly one payload, the one of its library, is set; the API server enforces both with CEL rules
+generated from the same mapping the Python validator uses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from dpkube.models.base import KubeModel
+from dpkube.models.conditions import Condition
+from dpkube.models.payloads import (
+    DiffPrivLibPayload,
+    Library,
+    OpenDPPayload,
+    Payload,
+    SmartnoiseSQLPayload,
+    SmartnoiseSynthPayload,
+)
+
+DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+MAX_DUMMY_ROWS = 100_000
+
+PAYLOAD_FIELD: dict[Library, str] = {
+    Library.SMARTNOISE_SQL: "smartnoise_sql",
+    Library.OPENDP: "opendp",
+    Library.DIFFPRIVLIB: "diffprivlib",
+    Library.SMARTNOISE_SYNTH: "smartnoise_synth",
+}
+
+
+class Mode(StrEnum):
+    """What to do with the query."""
+
+    QUERY = "query"
+    """Run on the real data and charge the budget."""
+    DUMMY = "dummy"
+    """Run on dummy data generated from the metadata; never charges."""
+    COST = "cost"
+    """Only compute the cost; no pod, never charges."""
+
+
+class Phase(StrEnum):
+    """Where a query is in its life; the last five are terminal."""
+
+    PENDING = "Pending"
+    ADMITTED = "Admitted"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    REJECTED = "Rejected"
+    TIMED_OUT = "TimedOut"
+    CANCELLED = "Cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_PHASES
+
+
+TERMINAL_PHASES = frozenset(
+    {Phase.SUCCEEDED, Phase.FAILED, Phase.REJECTED, Phase.TIMED_OUT, Phase.CANCELLED}
+)
+
+
+class DummySpec(KubeModel):
+    """How to build the dummy dataset of a dummy-mode query."""
+
+    rows: int = Field(default=100, gt=0, le=MAX_DUMMY_ROWS)
+    """Number of dummy rows."""
+    seed: int = 42
+    """Seed of the generator; the same seed gives the same rows."""
+
+
+def _payload_cel_rules() -> list[dict[str, str]]:
+    fields = [KubeModel.model_config["alias_generator"](f) for f in PAYLOAD_FIELD.values()]  # type: ignore[misc]
+    exactly_one = " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields) + " == 1"
+    rules = [{"rule": exactly_one, "message": "exactly one payload must be set", "fieldPath": ".library"}]
+    for library, field in zip(PAYLOAD_FIELD, fields, strict=True):
+        rules.append({
+            "rule": f"self.library != '{library.value}' || has(self.{field})",
+            "message": f"library {library.value} needs the {field} payload",
+            "fieldPath": f".{field}",
+        })
+    rules.append({"rule": "self == oldSelf", "message": "spec is immutable"})
+    return rules
+
+
+class DPQuerySpec(KubeModel):
+    """What the user asks: one query on one dataset with one library."""
+
+    model_config = {"json_schema_extra": {"x-kubernetes-validations": _payload_cel_rules()}}
+
+    user: str = Field(min_length=1, max_length=253)
+    """Whose budget pays; must be the identity that creates the object (an admission policy checks)."""
+    dataset: str = Field(min_length=1, max_length=253)
+    """Name of the dataset (as users know it, e.g. PENGUIN)."""
+    library: Library
+    """The DP library that answers the query."""
+    mode: Mode = Mode.QUERY
+    """query (real data, charged), dummy (dummy data, free) or cost (estimate only, free)."""
+    experiment: str | None = Field(default=None, max_length=63, pattern=NAME_PATTERN)
+    """The Experiment this query belongs to, if any."""
+    queue: str | None = Field(default=None, max_length=63, pattern=NAME_PATTERN)
+    """The Queue that schedules this query; none means it runs as soon as it is admitted."""
+    smartnoise_sql: SmartnoiseSQLPayload | None = None
+    """Payload of a smartnoise-sql query."""
+    opendp: OpenDPPayload | None = None
+    """Payload of an OpenDP query."""
+    diffprivlib: DiffPrivLibPayload | None = None
+    """Payload of a diffprivlib query."""
+    smartnoise_synth: SmartnoiseSynthPayload | None = None
+    """Payload of a smartnoise-synth query."""
+    dummy: DummySpec | None = None
+    """Dummy dataset parameters (dummy mode only; defaults 100 rows, seed 42)."""
+    depends_on: list[str] = Field(default_factory=list, max_length=16)
+    """DPQueries (same namespace) that must have Succeeded before this one starts."""
+    timeout: str | None = Field(default=None, max_length=32, pattern=DURATION_PATTERN)
+    """Longest run time, e.g. 30s, 5m, 24h; past it the query ends TimedOut."""
+
+    @model_validator(mode="after")
+    def _exactly_one_payload_of_its_library(self) -> DPQuerySpec:
+        present = [lib for lib, field in PAYLOAD_FIELD.items() if getattr(self, field) is not None]
+        if present != [self.library]:
+            raise ValueError(
+                f"exactly one payload must be set and it must be the {self.library.value} payload "
+                f"(set: {', '.join(p.value for p in present) or 'none'})"
+            )
+        return self
+
+    @property
+    def payload(self) -> Payload:
+        """The one payload this query carries."""
+        value = getattr(self, PAYLOAD_FIELD[self.library])
+        assert value is not None  # guaranteed by the validator
+        return value
+
+
+class Cost(KubeModel):
+    """A privacy cost, in the (epsilon, delta) of approximate DP."""
+
+    epsilon: float = Field(ge=0)
+    """Epsilon."""
+    delta: float = Field(ge=0, le=1)
+    """Delta."""
+
+
+class ResultRef(KubeModel):
+    """Where a result too large for the status is kept."""
+
+    config_map: str
+    """Name of the ConfigMap (in the query pods' namespace) holding the result."""
+    key: str = "result.json"
+    """Key of the result in that ConfigMap."""
+
+
+class DPQueryStatus(KubeModel):
+    """What happened: phase, conditions, the cost charged and the result released."""
+
+    phase: Phase = Phase.PENDING
+    """Pending, Admitted, Running, Succeeded, Failed, Rejected, TimedOut or Cancelled."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Detailed state, Kubernetes conventions."""
+    cost: Cost | None = None
+    """The cost computed at admission by the library's own accounting (reserved while in flight)."""
+    spent_epsilon: float | None = None
+    """Epsilon charged to the budget (set once, when the result is released)."""
+    spent_delta: float | None = None
+    """Delta charged to the budget (set once, when the result is released)."""
+    result: Any | None = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    """The released result (the library's response), when it is small enough to keep here."""
+    result_ref: ResultRef | None = None
+    """Where the released result is kept when it is too large for the status."""
+    pod_name: str | None = None
+    """The pod that runs (or ran) the query."""
+    queue_position: int | None = None
+    """Position among the queue's waiting queries (1 = next)."""
+    admitted_at: dt.datetime | None = None
+    """When the cost was reserved."""
+    start_time: dt.datetime | None = None
+    """When the pod started running the query."""
+    completion_time: dt.datetime | None = None
+    """When the query reached a terminal phase."""
+    message: str | None = Field(default=None, max_length=4096)
+    """A short human-readable summary of the current phase."""
+    observed_generation: int | None = None
+    """The spec generation last acted on."""

@@ -1,0 +1,40 @@
+"""Experiment: a named group of DPQueries (a Dioptra experiment), with live counts of its queries."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from dpkube.models.base import KubeModel
+
+
+class ExperimentSpec(KubeModel):
+    """An experiment as its users name and describe it."""
+
+    display_name: str | None = Field(default=None, max_length=253)
+    """The name users know (may hold characters a Kubernetes name cannot, e.g. `mnist_squeeze`)."""
+    description: str = Field(default="", max_length=4096)
+    """What the experiment is for."""
+    locked: bool = False
+    """A locked experiment accepts no new queries: they are Rejected with reason ExperimentLocked."""
+
+
+class PhaseCounts(KubeModel):
+    """How many of the experiment's queries are in each phase."""
+
+    pending: int = 0
+    admitted: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    rejected: int = 0
+    timed_out: int = 0
+    cancelled: int = 0
+
+
+class ExperimentStatus(KubeModel):
+    """Counts kept current by the operator."""
+
+    queries: PhaseCounts = Field(default_factory=PhaseCounts)
+    """The experiment's queries by phase."""
+    total: int = 0
+    """All queries of the experiment."""

@@ -1,0 +1,79 @@
+"""Shared fixtures: a real etcd + kube-apiserver for the whole session, clients acting as distinct users."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from dpkube.controlplane import binaries
+from dpkube.controlplane.local import ADMIN, LocalControlPlane
+from dpkube.k8s.client import KubeClient, KubeConfig, core_path
+from dpkube.k8s.crds import apply_crds
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[LocalControlPlane]:
+    """One real control plane for the session (the envtest approach: no kubelet)."""
+    started = time.monotonic()
+    plane = LocalControlPlane(tmp_path_factory.mktemp("controlplane")).start()
+    version = subprocess.run(
+        [str(binaries.binary("kubectl")), "--kubeconfig", str(plane.kubeconfig), "version"],
+        capture_output=True, text=True, check=True,
+    ).stdout.replace("\n", "; ")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"\nreal control plane at {plane.url} ready in {time.monotonic() - started:.1f}s: {version}"
+        )
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_config(control_plane: LocalControlPlane) -> KubeConfig:
+    """Admin access to the session's API server."""
+    return KubeConfig.from_kubeconfig(control_plane.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+async def admin(kube_config: KubeConfig) -> AsyncIterator[KubeClient]:
+    async with KubeClient(kube_config) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def crds(admin: KubeClient) -> None:
+    """dpkube's CRDs, installed once per session."""
+    await apply_crds(admin)
+
+
+@pytest.fixture
+async def namespace(admin: KubeClient, crds: None) -> AsyncIterator[str]:
+    """A fresh namespace per test (there is no namespace controller: objects stay, names never clash)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    await admin.create(core_path("namespaces"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+
+
+@pytest.fixture(scope="session")
+def kubectl(control_plane: LocalControlPlane, crds: None):
+    """Run the real kubectl as the admin (or as another user with `as_user=`)."""
+    kubectl_bin = str(binaries.binary("kubectl"))
+
+    def run(*args: str, as_user: str = ADMIN, check: bool = False) -> subprocess.CompletedProcess[str]:
+        kubeconfig = control_plane.workdir / f"kubeconfig-{as_user}"
+        if not kubeconfig.exists():
+            control_plane.write_kubeconfig(kubeconfig, as_user)
+        return subprocess.run(
+            [kubectl_bin, "--kubeconfig", str(kubeconfig), *args],
+            capture_output=True, text=True, check=check, cwd=REPO,
+        )
+
+    return run
