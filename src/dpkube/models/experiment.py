@@ -22,13 +22,21 @@ class PhaseCounts(KubeModel):
     """How many of the experiment's queries are in each phase."""
 
     pending: int = 0
+    """Queries pending."""
     admitted: int = 0
+    """Queries admitted."""
     running: int = 0
+    """Queries running."""
     succeeded: int = 0
+    """Queries succeeded."""
     failed: int = 0
+    """Queries failed."""
     rejected: int = 0
+    """Queries rejected."""
     timed_out: int = 0
+    """Queries timed out."""
     cancelled: int = 0
+    """Queries cancelled."""
 
 
 class ExperimentStatus(KubeModel):
