@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[LocalControlPlane]:
+def control_plane(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[LocalControlPlane]:
     """One real control plane for the session (the envtest approach: no kubelet)."""
     started = time.monotonic()
     plane = LocalControlPlane(tmp_path_factory.mktemp("controlplane")).start()

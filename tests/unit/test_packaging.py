@@ -21,7 +21,8 @@ def test_operator_folder_does_not_shadow_the_standard_library() -> None:
 
 def test_wheel_holds_one_dpkube_namespace(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(REPO)],
         check=True, capture_output=True,
     )
     (wheel,) = tmp_path.glob("dpkube-*.whl")

@@ -94,9 +94,8 @@ class KubeConfig:
 
         def materialise(file_key: str, data_key: str, section: Mapping[str, Any]) -> str | None:
             if section.get(data_key):
-                handle = tempfile.NamedTemporaryFile(delete=False, prefix="dpkube-kubeconfig-")
-                handle.write(base64.b64decode(section[data_key]))
-                handle.close()
+                with tempfile.NamedTemporaryFile(delete=False, prefix="dpkube-kubeconfig-") as handle:
+                    handle.write(base64.b64decode(section[data_key]))
                 return handle.name
             if section.get(file_key):
                 return str(base / section[file_key])

@@ -1,0 +1,1 @@
+"""Privacy budgets: the ledger of a grant and its rules."""

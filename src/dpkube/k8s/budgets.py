@@ -1,0 +1,151 @@
+"""Budget grants as ConfigMaps, moved only by resourceVersion-conditioned updates.
+
+Each (user, dataset) grant is its own ConfigMap in the operator's namespace (label
+`dpkube.io/budget=grant`), so unrelated users and datasets never contend. A movement reads the
+ConfigMap, applies a pure ledger function and writes it back conditioned on the resourceVersion it
+read; on 409 Conflict it reads again and retries. The API server is the only state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dpkube.budget import ledger as L
+from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
+
+GRANT_LABEL = "dpkube.io/budget"
+GRANT_SELECTOR = f"{GRANT_LABEL}=grant"
+MAX_ATTEMPTS = 50
+
+
+class GrantNotFound(L.BudgetError):
+    reason = "NoBudgetGrant"
+
+
+class AmbiguousGrant(L.BudgetError):
+    reason = "InvalidGrant"
+
+
+def grant_name(user: str, dataset: str) -> str:
+    """A stable, valid ConfigMap name for a grant (readable where the names allow it)."""
+    readable = re.sub(r"[^a-z0-9]+", "-", f"{user}-{dataset}".lower()).strip("-")[:40]
+    digest = hashlib.sha256(f"{user}\x00{dataset}".encode()).hexdigest()[:10]
+    return f"budget-{readable}-{digest}"
+
+
+def grant_manifest(
+    namespace: str, user: str, dataset: str, epsilon: float, delta: float, *, may_query: bool = True
+) -> dict[str, Any]:
+    """The ConfigMap an admin applies to grant `user` a budget on `dataset`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": grant_name(user, dataset), "namespace": namespace,
+                     "labels": {GRANT_LABEL: "grant"}},
+        "data": {
+            "user": user,
+            "dataset": dataset,
+            "initialEpsilon": repr(float(epsilon)),
+            "initialDelta": repr(float(delta)),
+            "mayQuery": "true" if may_query else "false",
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A grant ConfigMap as read: its name, the resourceVersion read, and its ledger."""
+
+    name: str
+    resource_version: str
+    ledger: L.Ledger
+
+
+class Budgets:
+    """Grant look-up and compare-and-swap movements in one namespace."""
+
+    def __init__(self, client: KubeClient, namespace: str):
+        self.client = client
+        self.namespace = namespace
+
+    async def find(self, user: str, dataset: str) -> Grant:
+        """The grant of (user, dataset): the conventional name first, then any grant that names them."""
+        try:
+            item = await self.client.get(core_path("configmaps", self.namespace, grant_name(user, dataset)))
+        except NotFound:
+            item = None
+        if item is not None and item.get("metadata", {}).get("labels", {}).get(GRANT_LABEL) == "grant":
+            return self._grant(item)
+        matches = [
+            item for item in await self.client.list_all(
+                core_path("configmaps", self.namespace), label_selector=GRANT_SELECTOR)
+            if item.get("data", {}).get("user") == user and item.get("data", {}).get("dataset") == dataset
+        ]
+        if not matches:
+            raise GrantNotFound(f"{user} does not have access to {dataset}.")
+        if len(matches) > 1:
+            names = ", ".join(sorted(m["metadata"]["name"] for m in matches))
+            raise AmbiguousGrant(f"more than one grant for {user} on {dataset}: {names}")
+        return self._grant(matches[0])
+
+    async def list(self, user: str | None = None) -> list[Grant]:
+        """Every readable grant (of one user if given)."""
+        grants = []
+        for item in await self.client.list_all(core_path("configmaps", self.namespace), label_selector=GRANT_SELECTOR):
+            if user is not None and item.get("data", {}).get("user") != user:
+                continue
+            try:
+                grants.append(self._grant(item))
+            except L.InvalidGrant:
+                continue
+        return grants
+
+    @staticmethod
+    def _grant(item: dict[str, Any]) -> Grant:
+        return Grant(item["metadata"]["name"], item["metadata"]["resourceVersion"], L.from_data(item.get("data") or {}))
+
+    async def move(self, name: str, movement: Callable[[L.Ledger], L.Ledger]) -> L.Ledger:
+        """Apply `movement` to the grant `name` atomically; retried on conflict, skipped when a no-op."""
+        path = core_path("configmaps", self.namespace, name)
+        for attempt in range(MAX_ATTEMPTS):
+            current = await self.client.get(path)
+            before = L.from_data(current.get("data") or {})
+            after = movement(before)
+            if after == before:
+                return after
+            current["data"] = {**(current.get("data") or {}), **L.to_data(after)}
+            try:
+                await self.client.replace(path, current)
+            except Conflict:
+                await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                continue
+            return after
+        raise L.BudgetError(f"grant {name} kept changing; gave up after {MAX_ATTEMPTS} attempts")
+
+    async def grant(self, user: str, dataset: str, epsilon: float, delta: float, *, may_query: bool = True) -> None:
+        """Create or update a grant's initial budget (admin), keeping what was spent and reserved."""
+        manifest = grant_manifest(self.namespace, user, dataset, epsilon, delta, may_query=may_query)
+        path = core_path("configmaps", self.namespace, manifest["metadata"]["name"])
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                current = await self.client.get(path)
+            except NotFound:
+                try:
+                    await self.client.create(core_path("configmaps", self.namespace), manifest)
+                    return
+                except Conflict:
+                    continue
+            current["data"] = {**(current.get("data") or {}), **manifest["data"]}
+            current.setdefault("metadata", {}).setdefault("labels", {})[GRANT_LABEL] = "grant"
+            try:
+                await self.client.replace(path, current)
+                return
+            except Conflict:
+                continue
+        raise L.BudgetError(f"grant {path} kept changing")

@@ -1,0 +1,64 @@
+"""Budget movements on a real API server: compare-and-swap keeps the books exact under contention."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dpkube.budget import ledger as L
+from dpkube.k8s.budgets import Budgets, GrantNotFound, grant_manifest
+from dpkube.k8s.client import KubeClient, core_path
+from dpkube.models.dpquery import Cost
+
+
+async def test_concurrent_reservations_admit_exactly_what_the_grant_affords(admin: KubeClient, namespace: str) -> None:
+    budgets = Budgets(admin, namespace)
+    await budgets.grant("alice", "PENGUIN", epsilon=1.0, delta=0.0)
+    name = (await budgets.find("alice", "PENGUIN")).name
+    cost = Cost(epsilon=0.1, delta=0.0)
+
+    async def try_reserve(uid: str) -> bool:
+        try:
+            await budgets.move(name, lambda ledger: L.reserve(ledger, uid, cost))
+            return True
+        except L.InsufficientBudget:
+            return False
+
+    outcomes = await asyncio.gather(*(try_reserve(f"q{i}") for i in range(30)))
+    assert sum(outcomes) == 10
+    ledger = (await budgets.find("alice", "PENGUIN")).ledger
+    assert len(ledger.reservations) == 10 and ledger.remaining.epsilon == pytest.approx(0, abs=1e-9)
+
+
+async def test_concurrent_charges_of_one_query_charge_it_once(admin: KubeClient, namespace: str) -> None:
+    budgets = Budgets(admin, namespace)
+    await budgets.grant("bob", "PENGUIN", epsilon=5.0, delta=0.01)
+    name = (await budgets.find("bob", "PENGUIN")).name
+    await budgets.move(name, lambda ledger: L.reserve(ledger, "q1", Cost(epsilon=2, delta=1e-5)))
+    await asyncio.gather(*(budgets.move(name, lambda ledger: L.charge(ledger, "q1")) for _ in range(8)))
+    ledger = (await budgets.find("bob", "PENGUIN")).ledger
+    assert ledger.spent == Cost(epsilon=2, delta=1e-5) and ledger.reservations == {}
+
+
+async def test_a_grant_applied_by_an_admin_under_any_name_is_found(admin: KubeClient, namespace: str) -> None:
+    manifest = grant_manifest(namespace, "Dr. Antartica", "PENGUIN", 10, 0.005)
+    manifest["metadata"]["name"] = "antartica-penguin"
+    await admin.create(core_path("configmaps", namespace), manifest)
+    found = await Budgets(admin, namespace).find("Dr. Antartica", "PENGUIN")
+    assert found.name == "antartica-penguin" and found.ledger.initial == Cost(epsilon=10, delta=0.005)
+
+
+async def test_no_grant_means_no_access(admin: KubeClient, namespace: str) -> None:
+    with pytest.raises(GrantNotFound, match=r"carol does not have access to IRIS\."):
+        await Budgets(admin, namespace).find("carol", "IRIS")
+
+
+async def test_regranting_keeps_what_was_spent(admin: KubeClient, namespace: str) -> None:
+    budgets = Budgets(admin, namespace)
+    await budgets.grant("alice", "TITANIC", epsilon=1.0, delta=0.0)
+    name = (await budgets.find("alice", "TITANIC")).name
+    await budgets.move(name, lambda ledger: L.charge(L.reserve(ledger, "q1", Cost(epsilon=0.5, delta=0)), "q1"))
+    await budgets.grant("alice", "TITANIC", epsilon=3.0, delta=0.0)
+    ledger = (await budgets.find("alice", "TITANIC")).ledger
+    assert ledger.initial.epsilon == 3.0 and ledger.spent.epsilon == 0.5

@@ -1,0 +1,113 @@
+"""The ledger's rules, as a specification: never overspent, every movement idempotent by uid."""
+
+from __future__ import annotations
+
+import pytest
+
+from dpkube.budget import ledger as L
+from dpkube.models.dpquery import Cost
+
+
+def grant(epsilon: float = 10.0, delta: float = 0.005, **data: str) -> L.Ledger:
+    return L.from_data({"user": "alice", "dataset": "PENGUIN", "initialEpsilon": str(epsilon),
+                        "initialDelta": str(delta), **data})
+
+
+def test_reserving_holds_the_cost_out_of_what_remains() -> None:
+    ledger = L.reserve(grant(), "q1", Cost(epsilon=4, delta=1e-5))
+    assert ledger.remaining == Cost(epsilon=6, delta=0.005 - 1e-5)
+    assert ledger.spent == Cost(epsilon=0, delta=0)
+
+
+def test_reserving_more_than_remains_is_refused_with_lomas_message() -> None:
+    ledger = L.reserve(grant(epsilon=5), "q1", Cost(epsilon=4, delta=0))
+    with pytest.raises(L.InsufficientBudget, match=r"epsilon remaining 1.0, delta remaining 0.005\.$"):
+        L.reserve(ledger, "q2", Cost(epsilon=2, delta=0))
+
+
+def test_a_cost_equal_to_what_remains_fits() -> None:
+    ledger = L.reserve(grant(epsilon=0.3), "q1", Cost(epsilon=0.1, delta=0))
+    ledger = L.reserve(ledger, "q2", Cost(epsilon=0.2, delta=0))
+    assert ledger.remaining.epsilon == 0
+
+
+def test_delta_is_checked_as_strictly_as_epsilon() -> None:
+    with pytest.raises(L.InsufficientBudget):
+        L.reserve(grant(delta=1e-5), "q1", Cost(epsilon=0.1, delta=2e-5))
+
+
+def test_reserving_the_same_uid_twice_reserves_once() -> None:
+    once = L.reserve(grant(), "q1", Cost(epsilon=4, delta=0))
+    assert L.reserve(once, "q1", Cost(epsilon=4, delta=0)) == once
+
+
+def test_charging_moves_the_reservation_to_spent() -> None:
+    ledger = L.charge(L.reserve(grant(), "q1", Cost(epsilon=4, delta=1e-5)), "q1")
+    assert ledger.spent == Cost(epsilon=4, delta=1e-5)
+    assert ledger.reservations == {}
+    assert ledger.remaining == Cost(epsilon=6, delta=0.005 - 1e-5)
+
+
+def test_charging_twice_charges_once() -> None:
+    once = L.charge(L.reserve(grant(), "q1", Cost(epsilon=4, delta=0)), "q1")
+    assert L.charge(once, "q1") == once
+
+
+def test_nothing_is_charged_that_was_not_reserved() -> None:
+    with pytest.raises(L.BudgetError):
+        L.charge(grant(), "q1")
+
+
+def test_a_charged_query_cannot_be_reserved_again() -> None:
+    charged = L.charge(L.reserve(grant(), "q1", Cost(epsilon=4, delta=0)), "q1")
+    assert L.reserve(charged, "q1", Cost(epsilon=4, delta=0)) == charged
+
+
+def test_refunding_returns_the_reservation() -> None:
+    ledger = L.refund(L.reserve(grant(), "q1", Cost(epsilon=4, delta=0)), "q1")
+    assert ledger.remaining == Cost(epsilon=10, delta=0.005)
+
+
+def test_refunding_after_a_charge_changes_nothing() -> None:
+    charged = L.charge(L.reserve(grant(), "q1", Cost(epsilon=4, delta=0)), "q1")
+    assert L.refund(charged, "q1") == charged
+
+
+def test_forgetting_a_charge_keeps_the_spend() -> None:
+    ledger = L.forget(L.charge(L.reserve(grant(), "q1", Cost(epsilon=4, delta=0)), "q1"), "q1")
+    assert ledger.spent.epsilon == 4 and ledger.charged == {}
+
+
+def test_a_user_not_allowed_cannot_reserve() -> None:
+    with pytest.raises(L.UserNotAllowed):
+        L.reserve(grant(mayQuery="false"), "q1", Cost(epsilon=0.1, delta=0))
+
+
+def test_remaining_is_reported_as_lomas_computes_it() -> None:
+    cost = Cost(epsilon=4.0, delta=1.499995e-05)
+    ledger = grant(delta=0.005)
+    for uid in ("q1", "q2"):
+        ledger = L.charge(L.reserve(ledger, uid, cost), uid)
+    expected_delta = 0.005 - (0.0 + cost.delta + cost.delta)
+    with pytest.raises(L.InsufficientBudget, match=rf"epsilon remaining 2.0, delta remaining {expected_delta!r}\.$"):
+        L.reserve(ledger, "q3", cost)
+
+
+def test_ledger_survives_a_round_trip_through_configmap_data() -> None:
+    ledger = L.charge(L.reserve(grant(), "q1", Cost(epsilon=0.1, delta=1e-5)), "q1")
+    ledger = L.reserve(ledger, "q2", Cost(epsilon=0.3, delta=0))
+    data = {"user": "alice", "dataset": "PENGUIN", "initialEpsilon": "10.0", "initialDelta": "0.005",
+            **L.to_data(ledger)}
+    assert L.from_data(data) == ledger
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"dataset": "PENGUIN", "initialEpsilon": "1"}, "name a user"),
+    ({"user": "a", "dataset": "D", "initialEpsilon": "ten"}, "initialEpsilon is not a number"),
+    ({"user": "a", "dataset": "D", "initialEpsilon": "-1"}, "non-negative"),
+    ({"user": "a", "dataset": "D", "initialEpsilon": "1", "initialDelta": "2"}, "at most 1"),
+    ({"user": "a", "dataset": "D"}, "no initialEpsilon"),
+])
+def test_a_broken_grant_is_refused_with_what_is_wrong(data: dict, message: str) -> None:
+    with pytest.raises(L.InvalidGrant, match=message):
+        L.from_data(data)
