@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import Field, model_validator
 
 from dpkube.models.base import KubeModel
+
+
+def dataset_object_name(display_name: str) -> str:
+    """The Dataset object's name for the name users query by (PENGUIN -> penguin)."""
+    return re.sub(r"[^a-z0-9-]+", "-", display_name.lower()).strip("-")[:253] or "invalid"
 
 
 class PvcSource(KubeModel):
@@ -32,8 +38,8 @@ class DatasetSpec(KubeModel):
 
     display_name: str | None = Field(default=None, max_length=253)
     """The name users query it by (e.g. PENGUIN); defaults to the object's name."""
-    url: str | None = Field(default=None, max_length=2048, pattern=r"^(file|https?|s3)://.+|^/.+")
-    """Location: an absolute path or file://, https://, http:// or s3:// URL."""
+    url: str | None = Field(default=None, max_length=2048, pattern=r"^(demo|file|https?|s3)://.+|^/.+")
+    """Location: an absolute path, or a demo://, file://, https://, http:// or s3:// URL."""
     pvc: PvcSource | None = None
     """A file on a PersistentVolumeClaim."""
     format: str = Field(default="csv", pattern=r"^(csv|parquet)$")

@@ -158,6 +158,8 @@ class ResultRef(KubeModel):
     """Name of the ConfigMap (in the query pods' namespace) holding the result."""
     key: str = "result.json"
     """Key of the result in that ConfigMap."""
+    chunks: int = Field(default=1, ge=1, le=64)
+    """How many ConfigMaps hold it: the first, then NAME-1, NAME-2, ... in order."""
 
 
 class DPQueryStatus(KubeModel):

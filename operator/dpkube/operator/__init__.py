@@ -1,0 +1,1 @@
+"""The dpkube operator: admits DPQueries against budgets, runs one pod per query, charges and releases."""

@@ -1,0 +1,1 @@
+"""Pure rules of the operator: no I/O, called by the reconciler and by tests directly."""

@@ -1,0 +1,21 @@
+"""Queue events: remember the queue's settings; unlocking or growing a queue wakes its waiting queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from dpkube.models.crd import GROUP, VERSION
+
+
+@kopf.on.event(GROUP, VERSION, "queues")
+async def queue_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if body["metadata"].get("namespace") != memo.config.system_namespace:
+        return
+    name = body["metadata"]["name"]
+    if event.get("type") == "DELETED":
+        memo.scheduler.queues.pop(name, None)
+    else:
+        memo.scheduler.queues[name] = dict(body.get("spec") or {})
+    memo.registry.dirty_queues.add(name)

@@ -1,0 +1,98 @@
+"""The operator's periodic pass: wakes waiting queries whose wait may be over, enforces timeouts, and
+keeps Experiment and Queue status counts current (written only when they change, kueue#8095).
+
+Everything here is decided from the in-memory registry first, so a pass over thousands of queries
+costs no API call unless something can actually move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from dpkube.k8s.client import KubeClient, NotFound
+from dpkube.models.conditions import Reason
+from dpkube.models.dpquery import Phase
+from dpkube.models.kinds import EXPERIMENT, QUEUE
+from dpkube.operator.reconciler import Reconciler
+from dpkube.operator.registry import Entry, Registry
+
+log = logging.getLogger(__name__)
+
+PHASE_KEYS = {
+    Phase.PENDING: "pending", Phase.ADMITTED: "admitted", Phase.RUNNING: "running",
+    Phase.SUCCEEDED: "succeeded", Phase.FAILED: "failed", Phase.REJECTED: "rejected",
+    Phase.TIMED_OUT: "timedOut", Phase.CANCELLED: "cancelled",
+}
+
+
+class Scheduler:
+    """Runs `tick` every interval until cancelled."""
+
+    def __init__(self, client: KubeClient, registry: Registry, reconciler: Reconciler, system_namespace: str):
+        self.client = client
+        self.registry = registry
+        self.reconciler = reconciler
+        self.system_namespace = system_namespace
+        self.queues: dict[str, dict[str, Any]] = {}
+        self._written: dict[Any, Any] = {}
+
+    async def run(self, interval: float) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failed pass is retried on the next one
+                log.exception("scheduler pass failed")
+            await asyncio.sleep(interval)
+
+    def may_move(self, entry: Entry) -> bool:
+        """Whether a waiting query's reason for waiting may have gone away."""
+        if entry.reason is None or entry.phase is None:
+            return True
+        if entry.reason == Reason.WAITING_FOR_DEPENDENCY:
+            return self.registry.dependencies_settled(entry)
+        if entry.queue is None:
+            return False
+        queue = self.queues.get(entry.queue)
+        if entry.reason in (Reason.QUEUE_NOT_FOUND, Reason.QUEUE_LOCKED):
+            return queue is not None and not queue.get("locked")
+        if entry.reason in (Reason.QUEUE_FULL, Reason.WAITING_FOR_QUEUE):
+            limit = (queue or {}).get("maxConcurrent")
+            free = limit is None or self.registry.running(entry.queue) < limit
+            return free and self.registry.ahead_of(entry.uid) == 0
+        return False
+
+    async def tick(self) -> None:
+        movable = [e for e in self.registry.waiting_entries() if self.may_move(e)]
+        now = time.time()
+        expired = [(ns, name) for deadline, ns, name in list(self.reconciler.deadlines.values()) if now > deadline]
+        targets = {(e.namespace, e.name) for e in movable} | set(expired)
+        if targets:
+            await asyncio.gather(*(self.reconciler.reconcile(ns, name) for ns, name in targets),
+                                 return_exceptions=True)
+        await self.write_counts()
+
+    async def write_counts(self) -> None:
+        experiments, self.registry.dirty_experiments = self.registry.dirty_experiments, set()
+        for namespace, name in experiments:
+            counts = self.registry.experiment_counts(namespace, name)
+            status = {"queries": {key: counts.get(phase, 0) for phase, key in PHASE_KEYS.items()},
+                      "total": sum(counts.values())}
+            await self._write_status(("experiment", namespace, name), EXPERIMENT.api_path(namespace, name), status)
+        queues, self.registry.dirty_queues = self.registry.dirty_queues, set()
+        for name in queues:
+            status = {"running": self.registry.running(name), "waiting": len(self.registry.waiting(name))}
+            await self._write_status(("queue", name), QUEUE.api_path(self.system_namespace, name), status)
+
+    async def _write_status(self, key: Any, path: str, status: dict[str, Any]) -> None:
+        if self._written.get(key) == status:
+            return
+        try:
+            await self.client.patch(path + "/status", {"status": status})
+        except NotFound:
+            return
+        self._written[key] = status

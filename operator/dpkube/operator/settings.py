@@ -1,0 +1,35 @@
+"""The operator's settings: one pydantic-settings class, read from DPKUBE_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """Everything an admin may tune; defaults suit `make dev` and the tests."""
+
+    model_config = SettingsConfigDict(env_prefix="DPKUBE_", extra="ignore")
+
+    system_namespace: str = "dpkube-system"
+    """Namespace of budget grants, Datasets and Queues (users cannot write there)."""
+    namespaces: list[str] = Field(default_factory=list)
+    """Namespaces whose DPQueries and Experiments are served; empty means all."""
+    runner_image: str = "dpkube:0.1.0"
+    """Image of the per-query pods (a Queue may override it)."""
+    runner_command: list[str] = Field(default_factory=lambda: ["python", "-m", "dpkube.runner"])
+    """Command of the per-query container."""
+    runner_service_account: str = "dpkube-runner"
+    """Service account of query pods: it may only create result Secrets."""
+    runner_cpu_request: str = "250m"
+    runner_memory_request: str = "512Mi"
+    runner_cpu_limit: str = "2"
+    runner_memory_limit: str = "4Gi"
+    result_inline_max_bytes: int = 32 * 1024
+    """Results up to this size are kept in the DPQuery's status; larger ones in owned ConfigMaps."""
+    sweep_interval_seconds: float = 0.25
+    """How often waiting queries, timeouts and experiment/queue counts are re-checked."""
+    watch_timeout_seconds: int = 60
+    """Server-side watch timeout: a watch that silently stalls is restarted at least this often."""
+    liveness_endpoint: str | None = None
+    """e.g. http://127.0.0.1:8080/healthz; fails when the watch stalls."""

@@ -1,0 +1,44 @@
+"""The registry's views: FIFO order, slots in use, and late events never moving a query backwards."""
+
+from __future__ import annotations
+
+from dpkube.models.dpquery import Phase
+from dpkube.operator.registry import Registry
+
+
+def body(uid: str, created: str, phase: str | None = None, queue: str = "q", reason: str | None = None) -> dict:
+    status = {"phase": phase} if phase else {}
+    if reason:
+        status["conditions"] = [{"type": "Admitted", "status": "False", "reason": reason}]
+    return {"metadata": {"uid": uid, "namespace": "ns", "name": uid, "creationTimestamp": created},
+            "spec": {"queue": queue}, "status": status}
+
+
+def test_queries_wait_in_creation_order() -> None:
+    registry = Registry()
+    for uid, created in (("b", "2026-01-01T00:00:02Z"), ("a", "2026-01-01T00:00:01Z")):
+        registry.observe(body(uid, created))
+    assert [e.uid for e in registry.waiting("q")] == ["a", "b"]
+    assert registry.ahead_of("b") == 1 and registry.ahead_of("a") == 0
+
+
+def test_a_query_blocked_by_a_dependency_does_not_hold_up_the_queue() -> None:
+    registry = Registry()
+    registry.observe(body("a", "2026-01-01T00:00:01Z", "Pending", reason="WaitingForDependency"))
+    registry.observe(body("b", "2026-01-01T00:00:02Z"))
+    assert registry.ahead_of("b") == 0
+
+
+def test_admitted_and_running_queries_take_queue_slots() -> None:
+    registry = Registry()
+    registry.observe(body("a", "t1", "Admitted"))
+    registry.observe(body("b", "t2", "Running"))
+    registry.observe(body("c", "t3", "Succeeded"))
+    assert registry.running("q") == 2
+
+
+def test_a_late_event_does_not_move_a_query_backwards() -> None:
+    registry = Registry()
+    registry.observe(body("a", "t1", "Admitted"))
+    registry.observe(body("a", "t1", None))
+    assert registry.entries["a"].phase is Phase.ADMITTED
