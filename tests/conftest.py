@@ -29,11 +29,9 @@ def control_plane(
         [str(binaries.binary("kubectl")), "--kubeconfig", str(plane.kubeconfig), "version"],
         capture_output=True, text=True, check=True,
     ).stdout.replace("\n", "; ")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(
-            f"\nreal control plane at {plane.url} ready in {time.monotonic() - started:.1f}s: {version}"
-        )
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\nreal control plane at {plane.url} ready in {time.monotonic() - started:.1f}s: {version}")
     yield plane
     plane.stop()
 

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     asyncio.run(kopf.operator(
         clusterwide=not config.namespaces,
-        namespaces=config.namespaces or None,
+        namespaces=config.namespaces,
         standalone=True,
         memo=kopf.Memo(config=config),
         liveness_endpoint=config.liveness_endpoint,

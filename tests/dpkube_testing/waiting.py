@@ -1,0 +1,36 @@
+"""Waiting for the operator on the real API server, failing with the last status seen."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from dpkube.k8s.client import KubeClient
+from dpkube.models.kinds import DPQUERY
+
+
+async def wait_for_phase(client: KubeClient, namespace: str, name: str, *phases: str,
+                         timeout: float = 60) -> dict[str, Any]:
+    """Poll until the query reaches one of `phases`; fail with its last status otherwise."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = await client.get(DPQUERY.api_path(namespace, name))
+        if (body.get("status") or {}).get("phase") in phases:
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{name} never reached {phases}: {body.get('status')}")
+
+
+async def wait_for_reason(client: KubeClient, namespace: str, name: str, reason: str,
+                          timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = await client.get(DPQUERY.api_path(namespace, name))
+        reasons = {c.get("reason") for c in (body.get("status") or {}).get("conditions") or []}
+        if reason in reasons:
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{name} never had reason {reason}: {body.get('status')}")

@@ -1,0 +1,69 @@
+"""The platform for operator tests: the operator (a real process) and the demo datasets in its namespace."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from dpkube.controlplane.local import LocalControlPlane
+from dpkube.k8s.budgets import Budgets
+from dpkube.k8s.client import Conflict, KubeClient, core_path
+from dpkube.k8s.demo import demo_dataset_manifests
+from dpkube.models.kinds import DATASET, QUEUE
+from dpkube_testing.processes import Process
+
+SYSTEM_NAMESPACE = "dpkube-system"
+
+
+@pytest.fixture(scope="session")
+async def system_namespace(admin: KubeClient, crds: None) -> str:
+    """The operator's namespace with the demo datasets."""
+    with contextlib.suppress(Conflict):
+        await admin.create(core_path("namespaces"), {"apiVersion": "v1", "kind": "Namespace",
+                                                     "metadata": {"name": SYSTEM_NAMESPACE}})
+    for manifest in demo_dataset_manifests(SYSTEM_NAMESPACE):
+        with contextlib.suppress(Conflict):
+            await admin.create(DATASET.api_path(SYSTEM_NAMESPACE), manifest)
+    return SYSTEM_NAMESPACE
+
+
+def _env(control_plane: LocalControlPlane) -> dict[str, str]:
+    return {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig), "DPKUBE_SYSTEM_NAMESPACE": SYSTEM_NAMESPACE,
+            "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="session")
+def operator_process(control_plane: LocalControlPlane, system_namespace: str) -> Iterator[Process]:
+    process = Process([sys.executable, "-m", "dpkube.operator"], _env(control_plane),
+                      control_plane.workdir / "operator.log").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def node_agent(control_plane: LocalControlPlane) -> Iterator[Process]:
+    process = Process([sys.executable, "-m", "dpkube.nodeagent", "--workdir", str(control_plane.workdir / "agent")],
+                      _env(control_plane), control_plane.workdir / "nodeagent.log").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def budgets(admin: KubeClient, system_namespace: str) -> Budgets:
+    return Budgets(admin, system_namespace)
+
+
+@pytest.fixture
+async def create(admin: KubeClient, namespace: str) -> AsyncIterator[Any]:
+    async def make(body: dict[str, Any]) -> dict[str, Any]:
+        if body["kind"] == "Queue":
+            return await admin.create(QUEUE.api_path(SYSTEM_NAMESPACE), body)
+        return await admin.create(f"/apis/dpkube.io/v1alpha1/namespaces/{namespace}/"
+                                  f"{'dpqueries' if body['kind'] == 'DPQuery' else 'experiments'}", body)
+
+    yield make
