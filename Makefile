@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 crds: $(STAMP)
-	$(PY) -m dpkube.models.manifests crds
+	$(PY) -m dpkube.models.manifests .
 
 bench: $(STAMP)
 	$(PY) bench/engine.py

@@ -1,4 +1,7 @@
-"""Renders the generated CRD manifests into `crds/` (`make crds`); a test fails when they are stale."""
+"""Renders the generated manifests: CRDs into `crds/` and the ready examples into `examples/` (`make crds`).
+
+Both are generated from the models and the seed examples, and a test fails when either is stale.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,15 @@ from pathlib import Path
 
 import yaml
 
+from dpkube.models import examples
+from dpkube.models.crd import API_VERSION
+from dpkube.models.dpquery import DPQuerySpec, Mode
+from dpkube.models.experiment import ExperimentSpec
 from dpkube.models.kinds import KINDS
+from dpkube.models.payloads import PAYLOAD_TYPES, Library
+from dpkube.models.queue import QueueSpec, Resources
+
+SYSTEM_NAMESPACE = "dpkube-system"
 
 HEADER = "# Generated from the pydantic models by `make crds`; do not edit.\n"
 
@@ -18,6 +29,58 @@ def render_crds() -> dict[str, str]:
         f"{kind.crd_name}.yaml": HEADER + yaml.safe_dump(kind.crd(), sort_keys=False, width=100)
         for kind in KINDS
     }
+
+
+def _document(kind: str, name: str, spec: dict, namespace: str | None = None, comment: str = "") -> str:
+    metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
+    body = {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
+    return HEADER + (f"# {comment}\n" if comment else "") + yaml.safe_dump(body, sort_keys=False, width=100)
+
+
+def render_examples() -> dict[str, str]:
+    """File name -> YAML of the ready examples: a Queue, an Experiment, a budget grant, one query per library."""
+    files = {
+        "00-queue.yaml": _document("Queue", "default", QueueSpec(
+            display_name="default", max_concurrent=4,
+            resources=Resources(requests={"cpu": "250m", "memory": "512Mi"}, limits={"cpu": "2", "memory": "4Gi"}),
+        ).to_kube(), SYSTEM_NAMESPACE, "Queues live in the operator's namespace; admins create them."),
+        "01-experiment.yaml": _document("Experiment", "penguin-study", ExperimentSpec(
+            display_name="penguin_study", description="DP statistics and models on the PENGUIN dataset.",
+        ).to_kube()),
+    }
+    grant = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "budget-alice-penguin", "namespace": SYSTEM_NAMESPACE,
+                     "labels": {"dpkube.io/budget": "grant"}},
+        "data": {"user": "alice", "dataset": "PENGUIN", "initialEpsilon": "10.0", "initialDelta": "0.005",
+                 "mayQuery": "true"},
+    }
+    files["02-grant-alice-penguin.yaml"] = (
+        HEADER + "# A budget grant: alice may spend epsilon 10 and delta 0.005 on PENGUIN.\n"
+        + yaml.safe_dump(grant, sort_keys=False)
+    )
+    for index, library in enumerate(Library, start=3):
+        payload = PAYLOAD_TYPES[library].model_validate(examples.payload_fields(library, examples.QUERIES[library]))
+        spec = DPQuerySpec.model_validate({
+            "user": "alice", "dataset": examples.PENGUIN, "library": library,
+            "mode": Mode.QUERY, "experiment": "penguin-study", "queue": "default", "timeout": "10m",
+            library.lomas_name: payload,
+        })
+        files[f"{index:02d}-dpquery-{library.value}.yaml"] = _document(
+            "DPQuery", f"penguin-{library.value}", spec.to_kube(),
+            comment=f"The seed's {library.value} example on PENGUIN, as a DPQuery.",
+        )
+    return files
+
+
+def write_examples(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render_examples().items():
+        path = directory / name
+        path.write_text(text)
+        written.append(path)
+    return written
 
 
 def write_crds(directory: Path) -> list[Path]:
@@ -36,5 +99,6 @@ def write_crds(directory: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for path in write_crds(Path(sys.argv[1] if len(sys.argv) > 1 else "crds")):
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    for path in [*write_crds(root / "crds"), *write_examples(root / "examples")]:
         print(path)

@@ -60,3 +60,11 @@ def test_dpquery_spec_reads_camel_case_and_snake_case_alike() -> None:
 def test_crd_manifests_are_valid_yaml_documents() -> None:
     for text in render_crds().values():
         assert yaml.safe_load(text)["kind"] == "CustomResourceDefinition"
+
+
+def test_committed_examples_match_the_models_and_seed() -> None:
+    from dpkube.models.manifests import render_examples
+
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    committed = {path.name: path.read_text() for path in examples.glob("*.yaml")}
+    assert committed == render_examples(), "examples/ is stale: run `make crds`"
