@@ -14,3 +14,7 @@ def dpquery(name: str, user: str = "alice", **spec: Any) -> dict[str, Any]:
 
 def queue(name: str, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "dpkube.io/v1alpha1", "kind": "Queue", "metadata": {"name": name}, "spec": spec}
+
+
+def experiment(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "dpkube.io/v1alpha1", "kind": "Experiment", "metadata": {"name": name}, "spec": spec}

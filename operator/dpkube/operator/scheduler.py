@@ -16,6 +16,7 @@ from dpkube.k8s.client import KubeClient, NotFound
 from dpkube.models.conditions import Reason
 from dpkube.models.dpquery import Phase
 from dpkube.models.kinds import EXPERIMENT, QUEUE
+from dpkube.operator.experiments import ExperimentCascade
 from dpkube.operator.reconciler import Reconciler
 from dpkube.operator.registry import Entry, Registry
 
@@ -31,8 +32,10 @@ PHASE_KEYS = {
 class Scheduler:
     """Runs `tick` every interval until cancelled."""
 
-    def __init__(self, client: KubeClient, registry: Registry, reconciler: Reconciler, system_namespace: str):
+    def __init__(self, client: KubeClient, registry: Registry, reconciler: Reconciler, system_namespace: str,
+                 cascade: ExperimentCascade):
         self.client = client
+        self.cascade = cascade
         self.registry = registry
         self.reconciler = reconciler
         self.system_namespace = system_namespace
@@ -74,6 +77,8 @@ class Scheduler:
         if targets:
             await asyncio.gather(*(self.reconciler.reconcile(ns, name) for ns, name in targets),
                                  return_exceptions=True)
+        for namespace, name in list(self.cascade.deleting):
+            await self.cascade.cascade(namespace, name)
         await self.write_counts()
 
     async def write_counts(self) -> None:

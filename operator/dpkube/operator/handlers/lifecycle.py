@@ -12,6 +12,7 @@ from dpkube.k8s.client import KubeClient, KubeConfig
 from dpkube.models.crd import GROUP, VERSION
 from dpkube.models.kinds import DPQUERY, QUEUE
 from dpkube.operator.events import EventRecorder
+from dpkube.operator.experiments import ExperimentCascade
 from dpkube.operator.reconciler import Reconciler
 from dpkube.operator.registry import Registry
 from dpkube.operator.scheduler import Scheduler
@@ -46,10 +47,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: loggin
     for item in await client.list_all(f"/apis/{GROUP}/{VERSION}/{DPQUERY.plural}"):
         registry.observe(item)
     reconciler = Reconciler(client, config, registry, EventRecorder(client))
-    scheduler = Scheduler(client, registry, reconciler, config.system_namespace)
+    cascade = ExperimentCascade(client, registry)
+    scheduler = Scheduler(client, registry, reconciler, config.system_namespace, cascade)
     for item in await client.list_all(QUEUE.api_path(config.system_namespace)):
         scheduler.queues[item["metadata"]["name"]] = item.get("spec") or {}
     memo.client, memo.registry, memo.reconciler, memo.scheduler = client, registry, reconciler, scheduler
+    memo.cascade = cascade
     memo.scheduler_task = asyncio.create_task(scheduler.run(config.sweep_interval_seconds))
     logger.info("dpkube operator started with %d known queries", len(registry.entries))
 
