@@ -6,12 +6,9 @@ authorises. Everything listens on 127.0.0.1 only, and both processes are stopped
 
 from __future__ import annotations
 
-import os
 import secrets
-import signal
 import socket
 import ssl
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from dpkube.controlplane import binaries, pki
+from dpkube.controlplane.processes import ChildProcess
 
 ADMIN = "admin"
 DEFAULT_USERS = ("alice", "bob", "carol")
@@ -56,7 +54,7 @@ class LocalControlPlane:
     url: str = ""
     kubeconfig: Path = Path()
     ca_file: Path = Path()
-    _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _procs: dict[str, ChildProcess] = field(default_factory=dict)
 
     def start(self, timeout: float = 90.0) -> LocalControlPlane:
         """Start both processes and return once the API server answers /readyz."""
@@ -117,10 +115,7 @@ class LocalControlPlane:
         return self
 
     def _spawn(self, name: str, argv: list[str]) -> None:
-        log = (self.workdir / f"{name}.log").open("ab")
-        self._procs[name] = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+        self._procs[name] = ChildProcess(name, argv, self.workdir / f"{name}.log").start()
 
     def _ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
@@ -132,10 +127,11 @@ class LocalControlPlane:
         )
         context = self._ssl_context()
         while time.monotonic() < deadline:
-            for name, proc in self._procs.items():
-                if proc.poll() is not None:
+            for name, child in self._procs.items():
+                if not child.running():
+                    tail = child.log_tail()
                     self.stop()
-                    raise ControlPlaneError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
+                    raise ControlPlaneError(f"{name} exited:\n{tail}")
             try:
                 with urllib.request.urlopen(request, context=context, timeout=2) as response:
                     if response.status == 200:
@@ -143,14 +139,9 @@ class LocalControlPlane:
             except (urllib.error.URLError, ConnectionError, TimeoutError, ssl.SSLError):
                 pass
             time.sleep(0.1)
-        tail = self.log_tail("kube-apiserver")
+        tail = self._procs["kube-apiserver"].log_tail()
         self.stop()
         raise ControlPlaneError(f"kube-apiserver not ready after {timeout:.0f}s:\n{tail}")
-
-    def log_tail(self, name: str, lines: int = 30) -> str:
-        """The last lines a process logged, for error messages."""
-        path = self.workdir / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def token(self, user: str) -> str:
         """The bearer token of a user this control plane authenticates."""
@@ -175,8 +166,8 @@ class LocalControlPlane:
     def peak_memory_bytes(self) -> dict[str, int]:
         """Peak resident memory of each process so far (VmHWM), for the record."""
         peaks: dict[str, int] = {}
-        for name, proc in self._procs.items():
-            status = Path(f"/proc/{proc.pid}/status")
+        for name, child in self._procs.items():
+            status = Path(f"/proc/{child.pid}/status")
             if status.exists():
                 for line in status.read_text().splitlines():
                     if line.startswith("VmHWM:"):
@@ -186,15 +177,9 @@ class LocalControlPlane:
     def stop(self) -> None:
         """Stop both processes by PID: SIGTERM, then SIGKILL after a grace period."""
         for name in ("kube-apiserver", "etcd"):
-            proc = self._procs.pop(name, None)
-            if proc is None or proc.poll() is not None:
-                continue
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+            child = self._procs.pop(name, None)
+            if child is not None:
+                child.stop()
 
     def __enter__(self) -> LocalControlPlane:
         return self.start()

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from dpkube.controlplane.local import LocalControlPlane
+from dpkube.controlplane.processes import ChildProcess
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import Conflict, KubeClient, core_path
 from dpkube.k8s.demo import demo_dataset_manifests
 from dpkube.models.kinds import DATASET, QUEUE
-from dpkube_testing.processes import Process
 
 SYSTEM_NAMESPACE = "dpkube-system"
 
@@ -38,17 +38,17 @@ def _env(control_plane: LocalControlPlane) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def operator_process(control_plane: LocalControlPlane, system_namespace: str) -> Iterator[Process]:
-    process = Process([sys.executable, "-m", "dpkube.operator"], _env(control_plane),
-                      control_plane.workdir / "operator.log").start()
+def operator_process(control_plane: LocalControlPlane, system_namespace: str) -> Iterator[ChildProcess]:
+    process = ChildProcess("operator", [sys.executable, "-m", "dpkube.operator"],
+                           control_plane.workdir / "operator.log", _env(control_plane)).start()
     yield process
     process.stop()
 
 
 @pytest.fixture(scope="session")
-def node_agent(control_plane: LocalControlPlane) -> Iterator[Process]:
-    process = Process([sys.executable, "-m", "dpkube.nodeagent", "--workdir", str(control_plane.workdir / "agent")],
-                      _env(control_plane), control_plane.workdir / "nodeagent.log").start()
+def node_agent(control_plane: LocalControlPlane) -> Iterator[ChildProcess]:
+    argv = [sys.executable, "-m", "dpkube.nodeagent", "--workdir", str(control_plane.workdir / "agent")]
+    process = ChildProcess("nodeagent", argv, control_plane.workdir / "nodeagent.log", _env(control_plane)).start()
     yield process
     process.stop()
 
