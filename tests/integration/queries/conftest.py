@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -13,9 +12,9 @@ import pytest
 from dpkube.controlplane.local import LocalControlPlane
 from dpkube.controlplane.processes import ChildProcess
 from dpkube.k8s.budgets import Budgets
-from dpkube.k8s.client import Conflict, KubeClient, core_path
-from dpkube.k8s.demo import demo_dataset_manifests
-from dpkube.models.kinds import DATASET, QUEUE
+from dpkube.k8s.client import KubeClient
+from dpkube.k8s.install import install
+from dpkube.models.kinds import QUEUE
 
 SYSTEM_NAMESPACE = "dpkube-system"
 
@@ -23,12 +22,7 @@ SYSTEM_NAMESPACE = "dpkube-system"
 @pytest.fixture(scope="session")
 async def system_namespace(admin: KubeClient, crds: None) -> str:
     """The operator's namespace with the demo datasets."""
-    with contextlib.suppress(Conflict):
-        await admin.create(core_path("namespaces"), {"apiVersion": "v1", "kind": "Namespace",
-                                                     "metadata": {"name": SYSTEM_NAMESPACE}})
-    for manifest in demo_dataset_manifests(SYSTEM_NAMESPACE):
-        with contextlib.suppress(Conflict):
-            await admin.create(DATASET.api_path(SYSTEM_NAMESPACE), manifest)
+    await install(admin, SYSTEM_NAMESPACE, [], demo=True)
     return SYSTEM_NAMESPACE
 
 

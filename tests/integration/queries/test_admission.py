@@ -94,3 +94,16 @@ async def test_a_rejection_posts_an_event(admin: KubeClient, namespace: str, cre
 
         await asyncio.sleep(0.1)
     raise AssertionError("no NoBudgetGrant event")
+
+
+async def test_demo_datasets_are_marked_ready(admin: KubeClient, system_namespace: str) -> None:
+    import asyncio
+
+    from dpkube.models.kinds import DATASET
+
+    for _ in range(100):
+        status = (await admin.get(DATASET.api_path(system_namespace, "penguin"))).get("status") or {}
+        if status.get("ready"):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"PENGUIN never ready: {status}")
