@@ -30,6 +30,7 @@ class Entry:
     reason: str | None
     deleting: bool
     depends_on: tuple[str, ...] = ()
+    has_finalizer: bool = False
 
     @property
     def waiting(self) -> bool:
@@ -51,6 +52,7 @@ def entry_of(body: dict[str, Any]) -> Entry:
         reason=(conditions.get("Admitted") or {}).get("reason"),
         deleting=bool(meta.get("deletionTimestamp")),
         depends_on=tuple(spec.get("dependsOn") or ()),
+        has_finalizer=bool(meta.get("finalizers")),
     )
 
 

@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from dpkube.budget import ledger as L
 from dpkube.k8s.client import KubeClient, NotFound
 from dpkube.models.conditions import Reason
 from dpkube.models.dpquery import Phase
@@ -33,7 +34,7 @@ class Scheduler:
     """Runs `tick` every interval until cancelled."""
 
     def __init__(self, client: KubeClient, registry: Registry, reconciler: Reconciler, system_namespace: str,
-                 cascade: ExperimentCascade):
+                 cascade: ExperimentCascade, audit_interval: float = 30.0):
         self.client = client
         self.cascade = cascade
         self.registry = registry
@@ -41,6 +42,8 @@ class Scheduler:
         self.system_namespace = system_namespace
         self.queues: dict[str, dict[str, Any]] = {}
         self._written: dict[Any, Any] = {}
+        self._last_audit = time.monotonic()
+        self.audit_interval = audit_interval
 
     async def run(self, interval: float) -> None:
         while True:
@@ -80,6 +83,34 @@ class Scheduler:
         for namespace, name in list(self.cascade.deleting):
             await self.cascade.cascade(namespace, name)
         await self.write_counts()
+        if time.monotonic() - self._last_audit > self.audit_interval:
+            self._last_audit = time.monotonic()
+            await self.audit_ledgers()
+
+    async def audit_ledgers(self) -> None:
+        """Return reservations and forget charges whose query is gone or ended long ago.
+
+        Normally every ending cleans up after itself; this catches what a force-removed finalizer or
+        a lost race left behind, so a budget is never held forever by a query that cannot run.
+        """
+        for grant in await self.reconciler.budgets.list():
+            stale = [uid for uid in [*grant.ledger.reservations, *grant.ledger.charged] if self._settled(uid)]
+            if not stale:
+                continue
+
+            def settle(ledger: L.Ledger, uids: list[str] = stale) -> L.Ledger:
+                for uid in uids:
+                    ledger = L.forget(L.refund(ledger, uid), uid)
+                return ledger
+
+            await self.reconciler.budgets.move(grant.name, settle)
+            log.warning("audit settled %d stale ledger entries of grant %s", len(stale), grant.name)
+
+    def _settled(self, uid: str) -> bool:
+        entry = self.registry.entries.get(uid)
+        if entry is None:
+            return True  # the registry holds every existing query: this one is gone
+        return entry.phase is not None and entry.phase.terminal and not entry.has_finalizer
 
     async def write_counts(self) -> None:
         experiments, self.registry.dirty_experiments = self.registry.dirty_experiments, set()

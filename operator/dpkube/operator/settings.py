@@ -29,6 +29,8 @@ class OperatorSettings(BaseSettings):
     """Results up to this size are kept in the DPQuery's status; larger ones in owned ConfigMaps."""
     sweep_interval_seconds: float = 0.25
     """How often waiting queries, timeouts and experiment/queue counts are re-checked."""
+    ledger_audit_seconds: float = 30.0
+    """How often reservations and charges of queries that no longer exist are settled."""
     watch_timeout_seconds: int = 60
     """Server-side watch timeout: a watch that silently stalls is restarted at least this often."""
     liveness_endpoint: str | None = None

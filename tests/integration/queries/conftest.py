@@ -28,7 +28,7 @@ async def system_namespace(admin: KubeClient, crds: None) -> str:
 
 def _env(control_plane: LocalControlPlane) -> dict[str, str]:
     return {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig), "DPKUBE_SYSTEM_NAMESPACE": SYSTEM_NAMESPACE,
-            "PYTHONUNBUFFERED": "1"}
+            "DPKUBE_LEDGER_AUDIT_SECONDS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: loggin
         registry.observe(item)
     reconciler = Reconciler(client, config, registry, EventRecorder(client))
     cascade = ExperimentCascade(client, registry)
-    scheduler = Scheduler(client, registry, reconciler, config.system_namespace, cascade)
+    scheduler = Scheduler(client, registry, reconciler, config.system_namespace, cascade,
+                          audit_interval=config.ledger_audit_seconds)
     for item in await client.list_all(QUEUE.api_path(config.system_namespace)):
         scheduler.queues[item["metadata"]["name"]] = item.get("spec") or {}
     memo.client, memo.registry, memo.reconciler, memo.scheduler = client, registry, reconciler, scheduler
