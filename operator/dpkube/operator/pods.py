@@ -18,6 +18,7 @@ from dpkube.operator.settings import OperatorSettings
 
 QUERY_UID_LABEL = "dpkube.io/query-uid"
 QUERY_NAME_LABEL = "dpkube.io/query"
+WARM_POOL_LABEL = "dpkube.io/warm-pool"
 DATASET_MOUNT = "/mnt/dataset"
 RUNNER_UID = 65532
 
@@ -50,17 +51,17 @@ def runner_input(query: dict[str, Any], dataset: DatasetSpec, metadata: Any) -> 
     )
 
 
-def query_pod(
-    query: dict[str, Any],
-    inputs: RunnerInput,
-    dataset: DatasetSpec,
+def _runner_pod(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    env: list[dict[str, Any]],
+    args: list[str],
     settings: OperatorSettings,
-    queue: QueueSpec | None = None,
-    timeout_seconds: float | None = None,
+    queue: QueueSpec | None,
+    dataset: DatasetSpec | None = None,
 ) -> dict[str, Any]:
-    """The Pod manifest for one query."""
-    meta = query["metadata"]
-    uid = meta["uid"]
+    """The hardened pod template every runner pod (cold or warm) shares."""
     resources: dict[str, dict[str, str]] = {
         "requests": {"cpu": settings.runner_cpu_request, "memory": settings.runner_memory_request},
         "limits": {"cpu": settings.runner_cpu_limit, "memory": settings.runner_memory_limit},
@@ -70,21 +71,20 @@ def query_pod(
             "requests": {**resources["requests"], **queue.resources.requests},
             "limits": {**resources["limits"], **queue.resources.limits},
         }
-    env = [
-        {"name": "DPKUBE_RUNNER_INPUT", "value": inputs.model_dump_json(by_alias=False)},
-        {"name": "DPKUBE_RESULT_SECRET_UID", "value": uid},
-        {"name": "DPKUBE_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "TMPDIR", "value": "/tmp"},
-        {"name": "HOME", "value": "/tmp"},
-        {"name": "MPLCONFIGDIR", "value": "/tmp"},
-    ]
     container: dict[str, Any] = {
         "name": "runner",
         "image": (queue.image if queue and queue.image else settings.runner_image),
         "imagePullPolicy": "IfNotPresent",
         "command": list(settings.runner_command),
-        "args": ["--output", "secret"],
-        "env": env,
+        "args": args,
+        "env": [
+            *env,
+            {"name": "DPKUBE_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "DPKUBE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "TMPDIR", "value": "/tmp"},
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "MPLCONFIGDIR", "value": "/tmp"},
+        ],
         "resources": resources,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
@@ -99,52 +99,77 @@ def query_pod(
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}]
-    if dataset.pvc is not None and inputs.mode == RunnerMode.QUERY:
+    if dataset is not None and dataset.pvc is not None:
         claim = {"claimName": dataset.pvc.claim_name, "readOnly": True}
         volumes.append({"name": "dataset", "persistentVolumeClaim": claim})
         container["volumeMounts"].append({"name": "dataset", "mountPath": DATASET_MOUNT, "readOnly": True})
-    if dataset.credentials_secret and inputs.mode == RunnerMode.QUERY:
+    if dataset is not None and dataset.credentials_secret:
         container["envFrom"] = [{"secretRef": {"name": dataset.credentials_secret}}]
-    spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "serviceAccountName": settings.runner_service_account,
-        "automountServiceAccountToken": True,
-        "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUNNER_UID,
-            "runAsGroup": RUNNER_UID,
-            "fsGroup": RUNNER_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [container],
-        "volumes": volumes,
-    }
-    if timeout_seconds is not None:
-        spec["activeDeadlineSeconds"] = max(1, math.ceil(timeout_seconds))
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": pod_name(uid),
-            "namespace": meta["namespace"],
-            "labels": {
-                QUERY_UID_LABEL: uid,
-                QUERY_NAME_LABEL: meta["name"][:63].rstrip("-_."),
-                "app.kubernetes.io/managed-by": "dpkube",
-                "app.kubernetes.io/component": "runner",
-            },
-            "ownerReferences": [{
-                "apiVersion": API_VERSION,
-                "kind": "DPQuery",
-                "name": meta["name"],
-                "uid": uid,
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }],
+            "name": name,
+            "namespace": namespace,
+            "labels": {**labels, "app.kubernetes.io/managed-by": "dpkube", "app.kubernetes.io/component": "runner"},
         },
-        "spec": spec,
+        "spec": {
+            "restartPolicy": "Never",
+            "serviceAccountName": settings.runner_service_account,
+            "automountServiceAccountToken": True,
+            "enableServiceLinks": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": RUNNER_UID,
+                "runAsGroup": RUNNER_UID,
+                "fsGroup": RUNNER_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [container],
+            "volumes": volumes,
+        },
     }
+
+
+def owner_reference(query: dict[str, Any]) -> dict[str, Any]:
+    """Makes the query own its pod (the pod goes when the query is deleted)."""
+    return {"apiVersion": API_VERSION, "kind": "DPQuery", "name": query["metadata"]["name"],
+            "uid": query["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+def query_labels(query: dict[str, Any]) -> dict[str, str]:
+    meta = query["metadata"]
+    return {QUERY_UID_LABEL: meta["uid"], QUERY_NAME_LABEL: meta["name"][:63].rstrip("-_.")}
+
+
+def query_pod(
+    query: dict[str, Any],
+    inputs: RunnerInput,
+    dataset: DatasetSpec,
+    settings: OperatorSettings,
+    queue: QueueSpec | None = None,
+    timeout_seconds: float | None = None,
+) -> dict[str, Any]:
+    """A cold pod for one query: its input in the environment, its name derived from the query's uid."""
+    meta = query["metadata"]
+    env = [
+        {"name": "DPKUBE_RUNNER_INPUT", "value": inputs.model_dump_json(by_alias=False)},
+        {"name": "DPKUBE_QUERY_UID", "value": meta["uid"]},
+    ]
+    pod = _runner_pod(pod_name(meta["uid"]), meta["namespace"], query_labels(query), env,
+                      ["--result-secret"], settings, queue, dataset if inputs.mode == RunnerMode.QUERY else None)
+    pod["metadata"]["ownerReferences"] = [owner_reference(query)]
+    if timeout_seconds is not None:
+        pod["spec"]["activeDeadlineSeconds"] = max(1, math.ceil(timeout_seconds))
+    return pod
+
+
+def warm_pod(name: str, namespace: str, queue_name: str, token: str, claim_url: str, settings: OperatorSettings,
+             queue: QueueSpec | None) -> dict[str, Any]:
+    """A pre-started runner that imports the libraries, then claims exactly one query from the operator."""
+    env = [{"name": "DPKUBE_CLAIM_URL", "value": claim_url}, {"name": "DPKUBE_CLAIM_TOKEN", "value": token}]
+    return _runner_pod(name, namespace, {WARM_POOL_LABEL: queue_name}, env,
+                       ["--warm", "--claim", "--result-secret"], settings, queue)
 
 
 def runner_access(namespace: str, service_account: str) -> list[tuple[str, dict[str, Any]]]:

@@ -39,9 +39,10 @@ from dpkube.operator.domain import admission
 from dpkube.operator.domain import status as S
 from dpkube.operator.domain.durations import parse_duration
 from dpkube.operator.events import EventRecorder
-from dpkube.operator.pods import pod_name, query_pod, runner_access, runner_input
+from dpkube.operator.pods import QUERY_UID_LABEL, pod_name, query_pod, runner_access, runner_input
 from dpkube.operator.registry import Registry
 from dpkube.operator.settings import OperatorSettings
+from dpkube.operator.warm import WarmPools
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,10 @@ class Outcome(Exception):
 class Reconciler:
     """Moves DPQueries through their lifecycle."""
 
-    def __init__(self, client: KubeClient, settings: OperatorSettings, registry: Registry, events: EventRecorder):
+    def __init__(self, client: KubeClient, settings: OperatorSettings, registry: Registry, events: EventRecorder,
+                 warm: WarmPools | None = None):
         self.client = client
+        self.warm = warm
         self.settings = settings
         self.registry = registry
         self.events = events
@@ -151,7 +154,7 @@ class Reconciler:
                    if spec.mode == Mode.QUERY else "admitted (dummy data, free)")
         query = await self._write_status(query, S.transition(
             query.get("status") or {}, Phase.ADMITTED, Reason.ADMITTED, message,
-            cost=cost, podName=pod_name(uid), queuePosition=None,
+            cost=cost, queuePosition=None,
         ))
         self.events.record(query, Reason.ADMITTED, message)
         await self._supervise(query)
@@ -240,7 +243,7 @@ class Reconciler:
         meta, status = query["metadata"], query.get("status") or {}
         uid, namespace = meta["uid"], meta["namespace"]
         spec = DPQuerySpec.model_validate(query["spec"])
-        name = status.get("podName") or pod_name(uid)
+        name = status.get("podName")
         deadline = self._deadline(spec, status)
         if deadline is not None:
             self.deadlines[uid] = (deadline, namespace, meta["name"])
@@ -263,27 +266,41 @@ class Reconciler:
         admitted = dt.datetime.fromisoformat(status["admittedAt"].replace("Z", "+00:00")).timestamp()
         return admitted + parse_duration(spec.timeout)
 
-    async def _get_or_create_pod(self, query: dict[str, Any], spec: DPQuerySpec, name: str) -> dict[str, Any] | None:
-        namespace = query["metadata"]["namespace"]
-        try:
-            return await self.client.get(core_path("pods", namespace, name))
-        except NotFound:
-            pass
-        created = any(c.get("type") == S.POD_CREATED for c in (query.get("status") or {}).get("conditions") or [])
-        if created:
-            # The pod existed and is gone: if it left a result we may still release it, never re-run it.
-            output = await self._output(query)
-            if output is not None:
-                await self._finish(query, spec, None, output)
-            else:
-                await self._end(query, Phase.FAILED, Reason.FAILED, f"pod {name} disappeared before it reported")
-            return None
+    async def _get_or_create_pod(self, query: dict[str, Any], spec: DPQuerySpec, name: str | None
+                                 ) -> dict[str, Any] | None:
+        """The query's one pod: the recorded one, else one found by label, else a warm or a new cold pod."""
+        namespace, uid = query["metadata"]["namespace"], query["metadata"]["uid"]
+        if name is not None:
+            try:
+                return await self.client.get(core_path("pods", namespace, name))
+            except NotFound:
+                # The pod existed and is gone: if it left a result we may still release it, never re-run it.
+                output = await self._output(query)
+                if output is not None:
+                    await self._finish(query, spec, None, output)
+                else:
+                    await self._end(query, Phase.FAILED, Reason.FAILED, f"pod {name} disappeared before it reported")
+                return None
+        found = (await self.client.list(core_path("pods", namespace),
+                                        label_selector=f"{QUERY_UID_LABEL}={uid}")).get("items", [])
+        if found:
+            pod = found[0]
+            await self._record_pod(query, pod["metadata"]["name"])
+            if self.warm is not None:
+                self.warm.deliver(namespace, pod["metadata"]["name"])
+            return pod
         dataset, metadata = await self._dataset(spec.dataset)
         if dataset is None or metadata is None:
             await self._end(query, Phase.FAILED, Reason.DATASET_NOT_FOUND, f"dataset {spec.dataset} disappeared")
             return None
-        queue = await self._queue_spec(spec.queue) if spec.queue else None
         await self._ensure_runner_access(namespace)
+        if spec.queue and self.warm is not None and dataset.pvc is None and not dataset.credentials_secret:
+            warm = await self.warm.claim(query, spec.queue)
+            if warm is not None:
+                await self._record_pod(query, warm)
+                self.warm.deliver(namespace, warm)
+                return await self.client.get(core_path("pods", namespace, warm))
+        queue = await self._queue_spec(spec.queue) if spec.queue else None
         timeout = parse_duration(spec.timeout) if spec.timeout else None
         manifest = query_pod(query, runner_input(query, dataset, metadata), dataset, self.settings, queue, timeout)
         try:
@@ -291,12 +308,32 @@ class Reconciler:
         except Conflict as exc:
             if not exc.already_exists:
                 raise
-            pod = await self.client.get(core_path("pods", namespace, name))
+            pod = await self.client.get(core_path("pods", namespace, manifest["metadata"]["name"]))
+        await self._record_pod(query, pod["metadata"]["name"])
+        return pod
+
+    async def _record_pod(self, query: dict[str, Any], name: str) -> None:
+        """Write down which pod runs the query before that pod may start on it."""
         status = query.get("status") or {}
         conditions = S.set_condition(status.get("conditions") or [], S.POD_CREATED, True, Reason.POD_CREATED,
-                                     f"pod {name} created", S.now())
-        await self._write_status(query, {**status, "conditions": conditions, "podName": name})
-        return pod
+                                     f"pod {name} runs the query", S.now())
+        query["status"] = {**status, "conditions": conditions, "podName": name}
+        await self._write_status(query, query["status"])
+
+    async def runner_input_for(self, namespace: str, uid: str) -> dict[str, Any] | None:
+        """The input a warm pod gets for the query it claimed."""
+        entry = self.registry.entries.get(uid)
+        if entry is None:
+            return None
+        try:
+            query = await self.client.get(DPQUERY.api_path(namespace, entry.name))
+        except NotFound:
+            return None
+        spec = DPQuerySpec.model_validate(query["spec"])
+        dataset, metadata = await self._dataset(spec.dataset)
+        if dataset is None or metadata is None:
+            return None
+        return runner_input(query, dataset, metadata).model_dump(mode="json", by_alias=False)
 
     async def _ensure_runner_access(self, namespace: str) -> None:
         if namespace in self._runner_ready:
@@ -433,8 +470,9 @@ class Reconciler:
 
     async def _delete_pod(self, query: dict[str, Any]) -> bool:
         meta = query["metadata"]
+        name = (query.get("status") or {}).get("podName") or pod_name(meta["uid"])
         try:
-            await self.client.delete(core_path("pods", meta["namespace"], pod_name(meta["uid"])), grace_seconds=0)
+            await self.client.delete(core_path("pods", meta["namespace"], name), grace_seconds=0)
         except NotFound:
             return False
         return True

@@ -20,8 +20,10 @@ from dpkube.models.kinds import EXPERIMENT, QUEUE
 from dpkube.operator.experiments import ExperimentCascade
 from dpkube.operator.reconciler import Reconciler
 from dpkube.operator.registry import Entry, Registry
+from dpkube.operator.warm import WarmPools
 
 log = logging.getLogger(__name__)
+WARM_UPKEEP_SECONDS = 1.0
 
 PHASE_KEYS = {
     Phase.PENDING: "pending", Phase.ADMITTED: "admitted", Phase.RUNNING: "running",
@@ -34,7 +36,8 @@ class Scheduler:
     """Runs `tick` every interval until cancelled."""
 
     def __init__(self, client: KubeClient, registry: Registry, reconciler: Reconciler, system_namespace: str,
-                 cascade: ExperimentCascade, audit_interval: float = 30.0):
+                 cascade: ExperimentCascade, audit_interval: float = 30.0, warm: WarmPools | None = None,
+                 warm_namespaces: set[str] | None = None):
         self.client = client
         self.cascade = cascade
         self.registry = registry
@@ -44,6 +47,9 @@ class Scheduler:
         self._written: dict[Any, Any] = {}
         self._last_audit = time.monotonic()
         self.audit_interval = audit_interval
+        self.warm = warm
+        self.warm_namespaces = warm_namespaces or set()
+        self._last_warm = 0.0
 
     async def run(self, interval: float) -> None:
         while True:
@@ -83,6 +89,13 @@ class Scheduler:
         for namespace, name in list(self.cascade.deleting):
             await self.cascade.cascade(namespace, name)
         await self.write_counts()
+        if self.warm is not None and time.monotonic() - self._last_warm > WARM_UPKEEP_SECONDS:
+            self._last_warm = time.monotonic()
+            pooled = {name: spec for name, spec in self.queues.items() if spec.get("warmPods")}
+            if pooled:
+                namespaces = self.warm_namespaces | {e.namespace for e in self.registry.entries.values()
+                                                     if e.queue in pooled}
+                await self.warm.maintain(pooled, namespaces)
         if time.monotonic() - self._last_audit > self.audit_interval:
             self._last_audit = time.monotonic()
             await self.audit_ledgers()

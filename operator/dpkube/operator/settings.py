@@ -33,5 +33,11 @@ class OperatorSettings(BaseSettings):
     """How often reservations and charges of queries that no longer exist are settled."""
     watch_timeout_seconds: int = 60
     """Server-side watch timeout: a watch that silently stalls is restarted at least this often."""
+    claim_listen: str = "127.0.0.1:8081"
+    """Where the operator serves warm runners' claims (host:port)."""
+    claim_url: str = "http://127.0.0.1:8081"
+    """How warm runner pods reach that endpoint (in a cluster: the operator's Service)."""
+    warm_namespaces: list[str] = Field(default_factory=lambda: ["dpkube"])
+    """Namespaces that get warm pools even before a query of theirs used the queue."""
     liveness_endpoint: str | None = None
     """e.g. http://127.0.0.1:8080/healthz; fails when the watch stalls."""

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from dpkube.controlplane.local import ADMIN, LocalControlPlane
+from dpkube.controlplane.local import ADMIN, LocalControlPlane, free_port
 from dpkube.controlplane.processes import ChildProcess
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, KubeConfig
@@ -67,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         print("dpkube dev: starting etcd and kube-apiserver on 127.0.0.1 ...", flush=True)
         plane.start()
         asyncio.run(_prepare(KubeConfig.from_kubeconfig(plane.kubeconfig)))
+        claim_port = free_port()
         env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig), "DPKUBE_SYSTEM_NAMESPACE": SYSTEM_NAMESPACE,
+               "DPKUBE_CLAIM_LISTEN": f"127.0.0.1:{claim_port}", "DPKUBE_CLAIM_URL": f"http://127.0.0.1:{claim_port}",
                "PYTHONUNBUFFERED": "1"}
         python = sys.executable
         children = [

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dpkube.controlplane.local import LocalControlPlane
+from dpkube.controlplane.local import LocalControlPlane, free_port
 from dpkube.controlplane.processes import ChildProcess
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient
@@ -26,23 +26,34 @@ async def system_namespace(admin: KubeClient, crds: None) -> str:
     return SYSTEM_NAMESPACE
 
 
-def _env(control_plane: LocalControlPlane) -> dict[str, str]:
-    return {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig), "DPKUBE_SYSTEM_NAMESPACE": SYSTEM_NAMESPACE,
-            "DPKUBE_LEDGER_AUDIT_SECONDS": "1", "PYTHONUNBUFFERED": "1"}
+@pytest.fixture(scope="session")
+def platform_env(control_plane: LocalControlPlane) -> dict[str, str]:
+    """The environment of the platform's processes (one claim port per session, on loopback)."""
+    claim_port = free_port()
+    return {
+        **os.environ,
+        "KUBECONFIG": str(control_plane.kubeconfig),
+        "DPKUBE_SYSTEM_NAMESPACE": SYSTEM_NAMESPACE,
+        "DPKUBE_CLAIM_LISTEN": f"127.0.0.1:{claim_port}",
+        "DPKUBE_CLAIM_URL": f"http://127.0.0.1:{claim_port}",
+        "DPKUBE_LEDGER_AUDIT_SECONDS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 @pytest.fixture(scope="session")
-def operator_process(control_plane: LocalControlPlane, system_namespace: str) -> Iterator[ChildProcess]:
+def operator_process(control_plane: LocalControlPlane, system_namespace: str,
+                     platform_env: dict[str, str]) -> Iterator[ChildProcess]:
     process = ChildProcess("operator", [sys.executable, "-m", "dpkube.operator"],
-                           control_plane.workdir / "operator.log", _env(control_plane)).start()
+                           control_plane.workdir / "operator.log", platform_env).start()
     yield process
     process.stop()
 
 
 @pytest.fixture(scope="session")
-def node_agent(control_plane: LocalControlPlane) -> Iterator[ChildProcess]:
+def node_agent(control_plane: LocalControlPlane, platform_env: dict[str, str]) -> Iterator[ChildProcess]:
     argv = [sys.executable, "-m", "dpkube.nodeagent", "--workdir", str(control_plane.workdir / "agent")]
-    process = ChildProcess("nodeagent", argv, control_plane.workdir / "nodeagent.log", _env(control_plane)).start()
+    process = ChildProcess("nodeagent", argv, control_plane.workdir / "nodeagent.log", platform_env).start()
     yield process
     process.stop()
 

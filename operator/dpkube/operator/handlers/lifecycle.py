@@ -17,6 +17,7 @@ from dpkube.operator.reconciler import Reconciler
 from dpkube.operator.registry import Registry
 from dpkube.operator.scheduler import Scheduler
 from dpkube.operator.settings import OperatorSettings
+from dpkube.operator.warm import WarmPools
 
 
 @kopf.on.login()
@@ -46,10 +47,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: loggin
     registry = Registry()
     for item in await client.list_all(f"/apis/{GROUP}/{VERSION}/{DPQUERY.plural}"):
         registry.observe(item)
-    reconciler = Reconciler(client, config, registry, EventRecorder(client))
+    warm = WarmPools(client, config)
+    reconciler = Reconciler(client, config, registry, EventRecorder(client), warm)
+    warm.input_for = reconciler.runner_input_for
+    memo.claim_server = await warm.serve()
     cascade = ExperimentCascade(client, registry)
     scheduler = Scheduler(client, registry, reconciler, config.system_namespace, cascade,
-                          audit_interval=config.ledger_audit_seconds)
+                          audit_interval=config.ledger_audit_seconds, warm=warm,
+                          warm_namespaces=set(config.warm_namespaces))
     for item in await client.list_all(QUEUE.api_path(config.system_namespace)):
         scheduler.queues[item["metadata"]["name"]] = item.get("spec") or {}
     memo.client, memo.registry, memo.reconciler, memo.scheduler = client, registry, reconciler, scheduler
@@ -63,6 +68,8 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     task = getattr(memo, "scheduler_task", None)
     if task is not None:
         task.cancel()
+    if getattr(memo, "claim_server", None) is not None:
+        await memo.claim_server.cleanup()
     if getattr(memo, "reconciler", None) is not None:
         await memo.reconciler.events.drain()
     if getattr(memo, "client", None) is not None:
