@@ -47,6 +47,7 @@ from dpkube.operator.warm import WarmPools
 log = logging.getLogger(__name__)
 
 FINALIZER = "dpkube.io/release-budget"
+MAX_QUEUE_RETRIES = 20
 FAILURE_REASONS = {
     ErrorKind.INVALID_QUERY: Reason.INVALID_QUERY,
     ErrorKind.PAYLOAD_REJECTED: Reason.INVALID_QUERY,
@@ -116,40 +117,47 @@ class Reconciler:
             await self._end(query, Phase.REJECTED, Reason.INVALID_QUERY, f"invalid spec: {exc.errors()[0]['msg']}")
             return
         uid, namespace = query["metadata"]["uid"], query["metadata"]["namespace"]
-        try:
-            dataset, metadata = await self._dataset(spec.dataset)
-            facts = admission.Facts(
-                dataset=spec.dataset,
-                dataset_exists=dataset is not None,
-                experiment=spec.experiment,
-                **await self._experiment_facts(namespace, spec.experiment),
-                dependencies=await self._dependency_phases(namespace, spec.depends_on),
-                queue_name=spec.queue,
-                queue=await self._queue_facts(uid, spec.queue) if spec.queue else None,
-            )
-            decision = admission.decide(facts)
-            if decision.verdict is admission.Verdict.REJECT:
-                raise Outcome(Phase.REJECTED, decision.reason, decision.message)
-            if decision.verdict is admission.Verdict.FAIL:
-                raise Outcome(Phase.FAILED, decision.reason, decision.message)
-            assert dataset is not None and metadata is not None
-            cost = self._cost(spec, metadata)
-            if decision.verdict is admission.Verdict.WAIT:
-                await self._wait(query, decision.reason, decision.message)
+        for _ in range(MAX_QUEUE_RETRIES):
+            try:
+                dataset, metadata = await self._dataset(spec.dataset)
+                queue_body = await self._queue_body(spec.queue) if spec.queue else None
+                facts = admission.Facts(
+                    dataset=spec.dataset,
+                    dataset_exists=dataset is not None,
+                    experiment=spec.experiment,
+                    **await self._experiment_facts(namespace, spec.experiment),
+                    dependencies=await self._dependency_phases(namespace, spec.depends_on),
+                    queue_name=spec.queue,
+                    queue=self._queue_facts(uid, queue_body) if spec.queue else None,
+                )
+                decision = admission.decide(facts)
+                if decision.verdict is admission.Verdict.REJECT:
+                    raise Outcome(Phase.REJECTED, decision.reason, decision.message)
+                if decision.verdict is admission.Verdict.FAIL:
+                    raise Outcome(Phase.FAILED, decision.reason, decision.message)
+                assert dataset is not None and metadata is not None
+                cost = self._cost(spec, metadata)
+                if decision.verdict is admission.Verdict.WAIT:
+                    await self._wait(query, decision.reason, decision.message)
+                    return
+                if spec.mode == Mode.COST:
+                    await self._end(query, Phase.SUCCEEDED, Reason.SUCCEEDED, "cost estimated",
+                                    cost=cost, spentEpsilon=0.0, spentDelta=0.0)
+                    return
+                if queue_body is not None and not await self._take_queue_slot(queue_body, uid):
+                    continue  # the queue changed (locked, resized, another admission): decide again
+                query = await self._ensure_finalizer(query)
+                if spec.mode == Mode.QUERY:
+                    await self._reserve(spec, uid, cost)
+            except Outcome as outcome:
+                if outcome.phase == Phase.PENDING:
+                    await self._wait(query, outcome.reason, outcome.message)
+                else:
+                    await self._end(query, outcome.phase, outcome.reason, outcome.message)
                 return
-            if spec.mode == Mode.COST:
-                await self._end(query, Phase.SUCCEEDED, Reason.SUCCEEDED, "cost estimated",
-                                cost=cost, spentEpsilon=0.0, spentDelta=0.0)
-                return
-            query = await self._ensure_finalizer(query)
-            if spec.mode == Mode.QUERY:
-                await self._reserve(spec, uid, cost)
-        except Outcome as outcome:
-            if outcome.phase == Phase.PENDING:
-                await self._wait(query, outcome.reason, outcome.message)
-            else:
-                await self._end(query, outcome.phase, outcome.reason, outcome.message)
-            return
+            break
+        else:
+            return  # the queue kept changing; the scheduler brings the query back
         message = (f"reserved epsilon {cost['epsilon']}, delta {cost['delta']}"
                    if spec.mode == Mode.QUERY else "admitted (dummy data, free)")
         query = await self._write_status(query, S.transition(
@@ -211,21 +219,48 @@ class Reconciler:
             phases[name] = Phase(phase) if phase else Phase.PENDING
         return phases
 
-    async def _queue_spec(self, name: str) -> QueueSpec | None:
+    async def _queue_body(self, name: str) -> dict[str, Any] | None:
         try:
-            body = await self.client.get(QUEUE.api_path(self.settings.system_namespace, name))
+            return await self.client.get(QUEUE.api_path(self.settings.system_namespace, name))
         except NotFound:
             return None
-        return QueueSpec.model_validate(body.get("spec") or {})
 
-    async def _queue_facts(self, uid: str, name: str) -> admission.QueueFacts:
-        spec = await self._queue_spec(name)
-        if spec is None:
+    async def _queue_spec(self, name: str) -> QueueSpec | None:
+        body = await self._queue_body(name)
+        return None if body is None else QueueSpec.model_validate(body.get("spec") or {})
+
+    def _queue_facts(self, uid: str, body: dict[str, Any] | None) -> admission.QueueFacts:
+        if body is None:
             return admission.QueueFacts(exists=False)
+        spec = QueueSpec.model_validate(body.get("spec") or {})
+        name = body["metadata"]["name"]
         return admission.QueueFacts(
             exists=True, locked=spec.locked, max_concurrent=spec.max_concurrent,
             running=self.registry.running(name), ahead=self.registry.ahead_of(uid),
         )
+
+    async def _take_queue_slot(self, body: dict[str, Any], uid: str) -> bool:
+        """Order this admission against every change of the queue (kueue#1651).
+
+        The queue's admission serial is bumped on the resourceVersion the decision was made on: a lock
+        (or another admission) that came in between makes the write fail, and the decision is retaken.
+        """
+        meta, status = body["metadata"], body.get("status") or {}
+        entry = self.registry.entries.get(uid)
+        before = (entry.phase, entry.reason) if entry else None
+        self.registry.set_phase(uid, Phase.ADMITTED)  # holds the slot for concurrent decisions
+        try:
+            await self.client.patch(QUEUE.api_path(meta["namespace"], meta["name"]) + "/status", {
+                "metadata": {"resourceVersion": meta["resourceVersion"]},
+                "status": {"admissionSerial": int(status.get("admissionSerial") or 0) + 1},
+            })
+        except (Conflict, NotFound) as exc:
+            if before is not None:
+                self.registry.set_phase(uid, *before)
+            if isinstance(exc, NotFound):
+                raise Outcome(Phase.PENDING, Reason.QUEUE_NOT_FOUND, f"queue {meta['name']} does not exist") from None
+            return False
+        return True
 
     async def _wait(self, query: dict[str, Any], reason: str, message: str) -> None:
         status = query.get("status") or {}

@@ -77,7 +77,8 @@ class Registry:
         self._mark(entry, previous)
         return entry
 
-    def set_phase(self, uid: str, phase: Phase, reason: str | None = None) -> None:
+    def set_phase(self, uid: str, phase: Phase | None, reason: str | None = None) -> None:
+        """Record a phase we are about to write (or roll back one we did not)."""
         entry = self.entries.get(uid)
         if entry is not None:
             previous = Entry(**vars(entry))

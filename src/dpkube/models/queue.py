@@ -44,3 +44,6 @@ class QueueStatus(KubeModel):
     """Queries of this queue waiting to be admitted."""
     warm: int = 0
     """Warm runner pods ready to claim a query."""
+    admission_serial: int = 0
+    """Bumped, conditioned on the queue's resourceVersion, by every admission: a lock or a limit change
+    is ordered before or after each admission, never in between."""

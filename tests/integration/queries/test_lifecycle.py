@@ -1,0 +1,124 @@
+"""A DPQuery's life on the real platform: operator, node agent and runner pods, budgets that add up."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dpkube.k8s.budgets import Budgets
+from dpkube.k8s.client import KubeClient, NotFound, core_path
+from dpkube.models.kinds import DPQUERY, QUEUE
+from dpkube.models.payloads import Library
+from dpkube_testing.builders import SQL_COUNT, dpquery, queue, seed_payload
+from dpkube_testing.waiting import wait_for_phase, wait_for_reason
+
+pytestmark = pytest.mark.usefixtures("operator_process", "node_agent")
+
+
+async def test_a_sql_count_succeeds_and_charges_exactly_its_cost(
+    admin: KubeClient, namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("sql-user", "PENGUIN", epsilon=10, delta=0.005)
+    await create(dpquery("count", user="sql-user"))
+    body = await wait_for_phase(admin, namespace, "count", "Succeeded", "Failed", "Rejected")
+    status = body["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["result"]["columns"] == ["NB_ROW"] and status["result"]["data"][0][0] > 0
+    assert (status["spentEpsilon"], status["spentDelta"]) == (status["cost"]["epsilon"], status["cost"]["delta"])
+    ledger = (await budgets.find("sql-user", "PENGUIN")).ledger
+    assert ledger.spent.epsilon == pytest.approx(status["spentEpsilon"])
+    assert ledger.reservations == {} and ledger.charged == {}
+
+
+@pytest.mark.parametrize("library", [Library.OPENDP, Library.DIFFPRIVLIB])
+async def test_the_seed_example_of_each_library_succeeds(
+    admin: KubeClient, namespace: str, budgets: Budgets, create, library: Library
+) -> None:
+    await budgets.grant("lib-user", "PENGUIN", epsilon=10, delta=0.005)
+    await create(dpquery(f"seed-{library.value}", user="lib-user", library=library.value))
+    body = await wait_for_phase(admin, namespace, f"seed-{library.value}", "Succeeded", "Failed", "Rejected",
+                                timeout=120)
+    assert body["status"]["phase"] == "Succeeded", body["status"]
+    assert body["status"]["spentEpsilon"] > 0
+
+
+async def test_a_dummy_query_runs_on_dummy_data_and_charges_nothing(
+    admin: KubeClient, namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("dummy-user", "PENGUIN", epsilon=1, delta=0.005)
+    await create(dpquery("dummy", user="dummy-user", mode="dummy", dummy={"rows": 100, "seed": 42}))
+    body = await wait_for_phase(admin, namespace, "dummy", "Succeeded", "Failed", timeout=60)
+    assert body["status"]["phase"] == "Succeeded" and body["status"]["spentEpsilon"] == 0
+    assert (await budgets.find("dummy-user", "PENGUIN")).ledger.spent.epsilon == 0
+
+
+async def test_a_query_that_fails_in_its_pod_is_refunded(
+    admin: KubeClient, namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("unlucky", "FSO_INCOME_SYNTHETIC", epsilon=10, delta=0.005)
+    await create(dpquery("no-data", user="unlucky", dataset="FSO_INCOME_SYNTHETIC",
+                         smartnoiseSql={**SQL_COUNT}))
+    body = await wait_for_phase(admin, namespace, "no-data", "Failed", "Succeeded", "Rejected", timeout=60)
+    assert body["status"]["phase"] == "Failed", body["status"]
+    ledger = (await budgets.find("unlucky", "FSO_INCOME_SYNTHETIC")).ledger
+    assert ledger.spent.epsilon == 0 and ledger.reservations == {}
+
+
+async def test_a_query_waits_for_its_dependency_then_runs(
+    admin: KubeClient, namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("chain", "PENGUIN", epsilon=10, delta=0.005)
+    await create(queue(f"gate-{namespace}", locked=True))
+    await create(dpquery("first", user="chain", queue=f"gate-{namespace}"))
+    await create(dpquery("second", user="chain", dependsOn=["first"]))
+    await wait_for_reason(admin, namespace, "second", "WaitingForDependency")
+    await admin.patch(QUEUE.api_path("dpkube-system", f"gate-{namespace}"), {"spec": {"locked": False}})
+    await wait_for_phase(admin, namespace, "first", "Succeeded")
+    body = await wait_for_phase(admin, namespace, "second", "Succeeded", "Failed")
+    assert body["status"]["phase"] == "Succeeded"
+
+
+async def test_a_failed_dependency_fails_its_dependents(admin: KubeClient, namespace: str, create) -> None:
+    await create(dpquery("doomed", user="nobody"))
+    await create(dpquery("after", dependsOn=["doomed"]))
+    body = await wait_for_phase(admin, namespace, "after", "Failed")
+    assert body["status"]["conditions"][-1]["reason"] == "DependencyFailed"
+
+
+async def test_deleting_a_running_query_cancels_it_and_returns_its_reservation(
+    admin: KubeClient, namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("quitter", "PENGUIN", epsilon=10, delta=0.005)
+    slow = seed_payload(Library.SMARTNOISE_SYNTH)
+    slow["synthParams"] = {**slow["synthParams"], "epochs": 200}
+    slow["returnModel"] = False
+    await create(dpquery("slow", user="quitter", library="smartnoise-synth", smartnoiseSynth=slow))
+    body = await wait_for_phase(admin, namespace, "slow", "Running", "Succeeded", "Failed", "Rejected", timeout=60)
+    assert body["status"]["phase"] == "Running", body["status"]
+    pod = body["status"]["podName"]
+    await admin.delete(DPQUERY.api_path(namespace, "slow"))
+    for _ in range(300):
+        try:
+            await admin.get(DPQUERY.api_path(namespace, "slow"))
+        except NotFound:
+            break
+        await asyncio.sleep(0.1)
+    ledger = (await budgets.find("quitter", "PENGUIN")).ledger
+    assert ledger.reservations == {} and ledger.spent.epsilon == 0
+    with pytest.raises(NotFound):
+        await admin.get(core_path("pods", namespace, pod))
+
+
+async def test_a_query_past_its_timeout_ends_timed_out_and_is_refunded(
+    admin: KubeClient, namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("patient", "PENGUIN", epsilon=10, delta=0.005)
+    slow = seed_payload(Library.SMARTNOISE_SYNTH)
+    slow["synthParams"] = {**slow["synthParams"], "epochs": 200}
+    slow["returnModel"] = False
+    await create(dpquery("late", user="patient", library="smartnoise-synth", smartnoiseSynth=slow, timeout="3s"))
+    body = await wait_for_phase(admin, namespace, "late", "TimedOut", "Succeeded", "Failed", timeout=60)
+    assert body["status"]["phase"] == "TimedOut", body["status"]
+    ledger = (await budgets.find("patient", "PENGUIN")).ledger
+    assert ledger.reservations == {} and ledger.spent.epsilon == 0

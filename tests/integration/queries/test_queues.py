@@ -1,0 +1,80 @@
+"""Queues on the real platform: concurrency caps, FIFO order, locks that admit nothing new, warm pods."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dpkube.k8s.budgets import Budgets
+from dpkube.k8s.client import KubeClient, core_path
+from dpkube.models.kinds import DPQUERY, QUEUE
+from dpkube.operator.pods import WARM_POOL_LABEL
+from dpkube_testing.builders import dpquery, queue
+from dpkube_testing.waiting import wait_for_phase
+
+pytestmark = pytest.mark.usefixtures("operator_process", "node_agent")
+SYSTEM = "dpkube-system"
+
+
+async def test_max_concurrent_caps_running_queries_and_keeps_fifo_order(
+    admin: KubeClient, namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("fifo", "PENGUIN", epsilon=10, delta=0.005)
+    name = f"one-{namespace}"
+    await create(queue(name, maxConcurrent=1))
+    for n in range(4):
+        await create(dpquery(f"q{n}", user="fifo", queue=name))
+        await asyncio.sleep(1.05)  # creationTimestamp has a one-second resolution
+    most_active = 0
+    for _ in range(1200):
+        items = (await admin.list(DPQUERY.api_path(namespace)))["items"]
+        phases = [(q.get("status") or {}).get("phase") for q in items]
+        most_active = max(most_active, sum(p in ("Admitted", "Running") for p in phases))
+        if all(p == "Succeeded" for p in phases):
+            break
+        await asyncio.sleep(0.05)
+    assert most_active == 1
+    admitted = sorted(items, key=lambda q: q["status"]["admittedAt"] + q["metadata"]["name"])
+    assert [q["metadata"]["name"] for q in admitted] == ["q0", "q1", "q2", "q3"]
+
+
+async def test_no_query_is_admitted_after_its_queue_is_locked(
+    admin: KubeClient, namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("racer", "PENGUIN", epsilon=10, delta=0.005)
+    name = f"race-{namespace}"
+    await create(queue(name))
+    creating = asyncio.gather(*(create(dpquery(f"r{n}", user="racer", queue=name)) for n in range(20)))
+    await asyncio.sleep(0.3)
+    locked = await admin.patch(QUEUE.api_path(SYSTEM, name), {"spec": {"locked": True}})
+    await creating
+    serial_at_lock = (locked.get("status") or {}).get("admissionSerial", 0)
+    await asyncio.sleep(3)
+    items = (await admin.list(DPQUERY.api_path(namespace)))["items"]
+    admitted = [q for q in items if (q.get("status") or {}).get("admittedAt")]
+    waiting = [q for q in items if (q.get("status") or {}).get("phase") in (None, "Pending")]
+    assert len(admitted) <= serial_at_lock
+    assert len(admitted) + len(waiting) == 20
+    await admin.patch(QUEUE.api_path(SYSTEM, name), {"spec": {"locked": False}})
+    for q in items:
+        await wait_for_phase(admin, namespace, q["metadata"]["name"], "Succeeded", timeout=120)
+
+
+async def test_a_warm_pod_claims_a_query_of_its_queue(
+    admin: KubeClient, namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("warm", "PENGUIN", epsilon=10, delta=0.005)
+    name = f"warm-{namespace}"
+    await create(queue(name, warmPods=1))
+    await create(dpquery("starter", user="warm", queue=name, mode="cost"))
+    for _ in range(300):
+        pods = (await admin.list(core_path("pods", namespace), label_selector=f"{WARM_POOL_LABEL}={name}"))["items"]
+        if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(3)  # the warm runner imports the libraries, then polls
+    await create(dpquery("hot", user="warm", queue=name))
+    body = await wait_for_phase(admin, namespace, "hot", "Succeeded", "Failed", timeout=60)
+    assert body["status"]["phase"] == "Succeeded", body["status"]
+    assert body["status"]["podName"].startswith("dpq-warm-")
