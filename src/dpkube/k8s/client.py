@@ -20,6 +20,14 @@ import httpx
 import yaml
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# A pod run as a local process by the node agent cannot see /var/run/secrets: the agent names its folder here.
+SERVICE_ACCOUNT_DIR_ENV = "DPKUBE_SERVICEACCOUNT_DIR"
+
+
+def service_account_dir() -> Path:
+    """Where this pod's service-account token, CA and namespace are: the agent's folder, else the standard one."""
+    override = os.environ.get(SERVICE_ACCOUNT_DIR_ENV)
+    return Path(override) if override else SERVICE_ACCOUNT_DIR
 
 
 class ApiError(Exception):
@@ -116,11 +124,12 @@ class KubeConfig:
     def in_cluster(cls) -> KubeConfig:
         """The pod's own service account (token re-read on each client start: it rotates)."""
         host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
+        folder = service_account_dir()
         return cls(
             server=f"https://{host}:{port}",
-            ca_file=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
-            token_file=str(SERVICE_ACCOUNT_DIR / "token"),
-            namespace=(SERVICE_ACCOUNT_DIR / "namespace").read_text().strip(),
+            ca_file=str(folder / "ca.crt"),
+            token_file=str(folder / "token"),
+            namespace=(folder / "namespace").read_text().strip(),
         )
 
     @classmethod
@@ -128,7 +137,7 @@ class KubeConfig:
         """From an explicit file, $KUBECONFIG, the in-cluster account, or ~/.kube/config, in that order."""
         if kubeconfig or os.environ.get("KUBECONFIG"):
             return cls.from_kubeconfig(kubeconfig or os.environ["KUBECONFIG"].split(os.pathsep)[0])
-        if os.environ.get("KUBERNETES_SERVICE_HOST") and SERVICE_ACCOUNT_DIR.exists():
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and service_account_dir().exists():
             return cls.in_cluster()
         return cls.from_kubeconfig(Path.home() / ".kube" / "config")
 

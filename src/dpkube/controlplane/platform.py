@@ -1,0 +1,100 @@
+"""The whole platform on this machine: control plane, CRDs, demo data, operator, node agent (and the
+facade when asked), each a child process on loopback. `make dev` and the benchmarks run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dpkube.controlplane.local import ADMIN, LocalControlPlane, free_port
+from dpkube.controlplane.processes import ChildProcess
+from dpkube.k8s.budgets import Budgets
+from dpkube.k8s.client import KubeClient, KubeConfig
+from dpkube.k8s.install import install
+
+SYSTEM_NAMESPACE = "dpkube-system"
+QUERY_NAMESPACE = "dpkube"
+
+
+class PlatformError(RuntimeError):
+    """A platform process did not start; the message carries its log."""
+
+
+@dataclass
+class LocalPlatform:
+    """Starts and stops every process of the platform, in order."""
+
+    workdir: Path
+    users: tuple[str, ...] = ("alice", "bob", "carol")
+    grants: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    plane: LocalControlPlane | None = None
+    children: dict[str, ChildProcess] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> LocalPlatform:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.plane = LocalControlPlane(self.workdir / "controlplane", users=self.users).start()
+        asyncio.run(self._prepare())
+        claim_port = free_port()
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(self.plane.kubeconfig),
+            "DPKUBE_SYSTEM_NAMESPACE": SYSTEM_NAMESPACE,
+            "DPKUBE_CLAIM_LISTEN": f"127.0.0.1:{claim_port}",
+            "DPKUBE_CLAIM_URL": f"http://127.0.0.1:{claim_port}",
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+        python = sys.executable
+        self._spawn("operator", [python, "-m", "dpkube.operator"])
+        self._spawn("nodeagent", [python, "-m", "dpkube.nodeagent", "--workdir", str(self.workdir / "agent")])
+        time.sleep(0.5)
+        self.check()
+        return self
+
+    async def _prepare(self) -> None:
+        assert self.plane is not None
+        async with KubeClient(KubeConfig.from_kubeconfig(self.plane.kubeconfig)) as client:
+            await install(client, SYSTEM_NAMESPACE, [QUERY_NAMESPACE], demo=True)
+            budgets = Budgets(client, SYSTEM_NAMESPACE)
+            for (user, dataset), (epsilon, delta) in self.grants.items():
+                await budgets.grant(user, dataset, epsilon=epsilon, delta=delta)
+
+    def _spawn(self, name: str, argv: list[str]) -> ChildProcess:
+        child = ChildProcess(name, argv, self.workdir / f"{name}.log", self.env).start()
+        self.children[name] = child
+        return child
+
+    def check(self) -> None:
+        """Raise if a platform process has exited."""
+        for child in self.children.values():
+            if not child.running():
+                raise PlatformError(f"{child.name} exited:\n{child.log_tail()}")
+
+    @property
+    def admin_token(self) -> str:
+        assert self.plane is not None
+        return self.plane.token(ADMIN)
+
+    def kube_config(self) -> KubeConfig:
+        assert self.plane is not None
+        return KubeConfig.from_kubeconfig(self.plane.kubeconfig)
+
+    def stop(self) -> None:
+        for child in reversed(list(self.children.values())):
+            child.stop()
+        self.children.clear()
+        if self.plane is not None:
+            self.plane.stop()
+
+    def __enter__(self) -> LocalPlatform:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
