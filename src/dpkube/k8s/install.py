@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dpkube.k8s.client import Conflict, KubeClient, core_path
+from typing import Any
+
+from dpkube.k8s import policy
+from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
 from dpkube.k8s.crds import apply_crds
 from dpkube.k8s.demo import demo_dataset_manifests
 from dpkube.models.kinds import DATASET
@@ -24,9 +27,40 @@ async def install_demo_datasets(client: KubeClient, system_namespace: str) -> No
             pass
 
 
-async def install(client: KubeClient, system_namespace: str, query_namespaces: list[str], *, demo: bool) -> None:
-    """CRDs, the operator's and the queries' namespaces, and (for demos) the demo datasets."""
+CLUSTER_PATHS = {
+    "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    "ValidatingAdmissionPolicy": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies",
+    "ValidatingAdmissionPolicyBinding": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
+}
+
+
+async def apply(client: KubeClient, manifest: dict[str, Any]) -> None:
+    """Create a cluster-scoped object, or replace it with this version."""
+    collection = CLUSTER_PATHS[manifest["kind"]]
+    path = f"{collection}/{manifest['metadata']['name']}"
+    try:
+        current = await client.get(path)
+    except NotFound:
+        await client.create(collection, manifest)
+        return
+    await client.replace(path, {**manifest, "metadata": {**manifest["metadata"],
+                                                         "resourceVersion": current["metadata"]["resourceVersion"]}})
+
+
+async def install_access(client: KubeClient, trusted_service_accounts: list[str]) -> None:
+    """The user and admin roles and the admission policy on spec.user."""
+    for manifest in [policy.user_role(), policy.admin_role(), *policy.query_owner_policy(trusted_service_accounts)]:
+        await apply(client, manifest)
+
+
+async def install(client: KubeClient, system_namespace: str, query_namespaces: list[str], *, demo: bool,
+                  trusted_service_accounts: list[str] | None = None) -> None:
+    """CRDs, roles and admission policy, the operator's and the queries' namespaces, and demo datasets."""
     await apply_crds(client)
+    await install_access(client, trusted_service_accounts or [
+        f"system:serviceaccount:{system_namespace}:dpkube-api",
+        f"system:serviceaccount:{system_namespace}:dpkube-operator",
+    ])
     for namespace in [system_namespace, *query_namespaces]:
         await ensure_namespace(client, namespace)
     if demo:
