@@ -46,15 +46,21 @@ class Scheduler:
         self.queues: dict[str, dict[str, Any]] = {}
         self._written: dict[Any, Any] = {}
         self._last_audit = time.monotonic()
+        self.last_tick = time.monotonic()
         self.audit_interval = audit_interval
         self.warm = warm
         self.warm_namespaces = warm_namespaces or set()
         self._last_warm = 0.0
 
+    def healthy(self, stale_after: float = 30.0) -> bool:
+        """The periodic pass ran recently: the event loop is not stuck (a zombie operator, kopf#1276)."""
+        return time.monotonic() - self.last_tick < stale_after
+
     async def run(self, interval: float) -> None:
         while True:
             try:
                 await self.tick()
+                self.last_tick = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a failed pass is retried on the next one

@@ -150,9 +150,16 @@ class WarmPools:
         self._pool_of.pop(key, None)
         return web.json_response({"uid": uid, "input": runner_input})
 
-    async def serve(self) -> web.AppRunner:
+    async def serve(self, healthy: Callable[[], bool] | None = None) -> web.AppRunner:
+        """Serve the claim endpoint, and `/healthz` (503 when the operator's loop has stalled)."""
+
+        async def healthz(_: web.Request) -> web.Response:
+            ok = healthy is None or healthy()
+            return web.json_response({"ok": ok}, status=200 if ok else 503)
+
         app = web.Application()
         app.router.add_post("/claim", self.handle_claim)
+        app.router.add_get("/healthz", healthz)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, _, port = self.settings.claim_listen.rpartition(":")

@@ -107,3 +107,19 @@ async def test_demo_datasets_are_marked_ready(admin: KubeClient, system_namespac
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"PENGUIN never ready: {status}")
+
+
+async def test_the_operator_reports_itself_healthy(platform_env: dict[str, str]) -> None:
+    import asyncio
+
+    import httpx
+
+    url = platform_env["DPKUBE_CLAIM_URL"] + "/healthz"
+    async with httpx.AsyncClient() as client:
+        for _ in range(100):
+            try:
+                response = await client.get(url)
+                break
+            except httpx.ConnectError:
+                await asyncio.sleep(0.1)
+    assert response.status_code == 200 and response.json() == {"ok": True}

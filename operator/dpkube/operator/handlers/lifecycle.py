@@ -50,7 +50,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: loggin
     warm = WarmPools(client, config)
     reconciler = Reconciler(client, config, registry, EventRecorder(client), warm)
     warm.input_for = reconciler.runner_input_for
-    memo.claim_server = await warm.serve()
     cascade = ExperimentCascade(client, registry)
     scheduler = Scheduler(client, registry, reconciler, config.system_namespace, cascade,
                           audit_interval=config.ledger_audit_seconds, warm=warm,
@@ -60,6 +59,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: loggin
     memo.client, memo.registry, memo.reconciler, memo.scheduler = client, registry, reconciler, scheduler
     memo.cascade = cascade
     memo.scheduler_task = asyncio.create_task(scheduler.run(config.sweep_interval_seconds))
+    memo.claim_server = await warm.serve(healthy=scheduler.healthy)
     logger.info("dpkube operator started with %d known queries", len(registry.entries))
 
 
