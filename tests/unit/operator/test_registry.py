@@ -42,3 +42,14 @@ def test_a_late_event_does_not_move_a_query_backwards() -> None:
     registry.observe(body("a", "t1", "Admitted"))
     registry.observe(body("a", "t1", None))
     assert registry.entries["a"].phase is Phase.ADMITTED
+
+
+def test_a_dependency_wait_may_end_only_when_every_dependency_ended() -> None:
+    registry = Registry()
+    registry.observe(body("dep", "t1", "Running"))
+    waiting = body("w", "t2", "Pending", reason="WaitingForDependency")
+    waiting["spec"]["dependsOn"] = ["dep"]
+    entry = registry.observe(waiting)
+    assert not registry.dependencies_settled(entry)
+    registry.observe(body("dep", "t1", "Succeeded"))
+    assert registry.dependencies_settled(entry)
