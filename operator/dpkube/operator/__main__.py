@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call drowns everything else
     asyncio.run(kopf.operator(
         clusterwide=not config.namespaces,
         namespaces=config.namespaces,

@@ -328,7 +328,7 @@ class Reconciler:
         if dataset is None or metadata is None:
             await self._end(query, Phase.FAILED, Reason.DATASET_NOT_FOUND, f"dataset {spec.dataset} disappeared")
             return None
-        await self._ensure_runner_access(namespace)
+        await self.ensure_runner_access(namespace)
         if spec.queue and self.warm is not None and dataset.pvc is None and not dataset.credentials_secret:
             warm = await self.warm.claim(query, spec.queue)
             if warm is not None:
@@ -370,7 +370,8 @@ class Reconciler:
             return None
         return runner_input(query, dataset, metadata).model_dump(mode="json", by_alias=False)
 
-    async def _ensure_runner_access(self, namespace: str) -> None:
+    async def ensure_runner_access(self, namespace: str) -> None:
+        """The runner service account and its create-Secrets-only role, once per namespace."""
         if namespace in self._runner_ready:
             return
         for path, body in runner_access(namespace, self.settings.runner_service_account):

@@ -139,8 +139,11 @@ class Scheduler:
                       "total": sum(counts.values())}
             await self._write_status(("experiment", namespace, name), EXPERIMENT.api_path(namespace, name), status)
         queues, self.registry.dirty_queues = self.registry.dirty_queues, set()
+        if self.warm is not None:
+            queues |= {name for name, spec in self.queues.items() if spec.get("warmPods")}
         for name in queues:
-            status = {"running": self.registry.running(name), "waiting": len(self.registry.waiting(name))}
+            status = {"running": self.registry.running(name), "waiting": len(self.registry.waiting(name)),
+                      "warm": self.warm.ready_count(name) if self.warm is not None else 0}
             await self._write_status(("queue", name), QUEUE.api_path(self.system_namespace, name), status)
 
     async def _write_status(self, key: Any, path: str, status: dict[str, Any]) -> None:

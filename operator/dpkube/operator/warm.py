@@ -37,6 +37,7 @@ class WarmPools:
         self.client = client
         self.settings = settings
         self.input_for: InputFor | None = None
+        self.ensure_access: Callable[[str], Awaitable[None]] | None = None
         self._tokens: dict[tuple[str, str], str] = {}
         self._polling: dict[tuple[str, str], asyncio.Event] = {}
         self._claimed: set[tuple[str, str]] = set()
@@ -49,14 +50,22 @@ class WarmPools:
         for queue_name, raw in queues.items():
             spec = QueueSpec.model_validate(raw)
             for namespace in namespaces:
-                pods = await self.client.list(core_path("pods", namespace),
-                                              label_selector=f"{WARM_POOL_LABEL}={queue_name},!{QUERY_UID_LABEL}")
-                idle = [p for p in pods.get("items", []) if not p["metadata"].get("deletionTimestamp")
-                        and (p.get("status") or {}).get("phase") in (None, "Pending", "Running")]
-                for _ in range(spec.warm_pods - len(idle)):
-                    await self._create(queue_name, namespace, spec)
-                for extra in idle[spec.warm_pods:]:
-                    await self._delete(namespace, extra["metadata"]["name"])
+                try:
+                    await self._keep_pool(queue_name, namespace, spec)
+                except NotFound:
+                    continue  # the namespace does not exist (yet)
+
+    async def _keep_pool(self, queue_name: str, namespace: str, spec: QueueSpec) -> None:
+        pods = await self.client.list(core_path("pods", namespace),
+                                      label_selector=f"{WARM_POOL_LABEL}={queue_name},!{QUERY_UID_LABEL}")
+        idle = [p for p in pods.get("items", []) if not p["metadata"].get("deletionTimestamp")
+                and (p.get("status") or {}).get("phase") in (None, "Pending", "Running")]
+        if len(idle) < spec.warm_pods and self.ensure_access is not None:
+            await self.ensure_access(namespace)
+        for _ in range(spec.warm_pods - len(idle)):
+            await self._create(queue_name, namespace, spec)
+        for extra in idle[spec.warm_pods:]:
+            await self._delete(namespace, extra["metadata"]["name"])
 
     async def _create(self, queue_name: str, namespace: str, spec: QueueSpec) -> None:
         name = f"dpq-warm-{queue_name[:30]}-{secrets.token_hex(4)}"
@@ -78,6 +87,11 @@ class WarmPools:
         return [pod for (ns, pod), event in self._polling.items()
                 if ns == namespace and self._pool_of.get((ns, pod)) == queue_name
                 and (ns, pod) not in self._claimed and not event.is_set()]
+
+    def ready_count(self, queue_name: str) -> int:
+        """Polling, unclaimed pods of a queue's pools, in every namespace."""
+        return sum(1 for key, event in self._polling.items()
+                   if self._pool_of.get(key) == queue_name and key not in self._claimed and not event.is_set())
 
     async def claim(self, query: dict[str, Any], queue_name: str) -> str | None:
         """Take a polling pod of the queue's pool for this query; None when none is ready."""

@@ -91,7 +91,7 @@ async def test_deleting_a_running_query_cancels_it_and_returns_its_reservation(
 ) -> None:
     await budgets.grant("quitter", "PENGUIN", epsilon=10, delta=0.005)
     slow = seed_payload(Library.SMARTNOISE_SYNTH)
-    slow["synthParams"] = {**slow["synthParams"], "epochs": 200}
+    slow["synthParams"] = {**slow["synthParams"], "epochs": 100}
     slow["returnModel"] = False
     await create(dpquery("slow", user="quitter", library="smartnoise-synth", smartnoiseSynth=slow))
     body = await wait_for_phase(admin, namespace, "slow", "Running", "Succeeded", "Failed", "Rejected", timeout=60)
@@ -115,7 +115,7 @@ async def test_a_query_past_its_timeout_ends_timed_out_and_is_refunded(
 ) -> None:
     await budgets.grant("patient", "PENGUIN", epsilon=10, delta=0.005)
     slow = seed_payload(Library.SMARTNOISE_SYNTH)
-    slow["synthParams"] = {**slow["synthParams"], "epochs": 200}
+    slow["synthParams"] = {**slow["synthParams"], "epochs": 100}
     slow["returnModel"] = False
     await create(dpquery("late", user="patient", library="smartnoise-synth", smartnoiseSynth=slow, timeout="3s"))
     body = await wait_for_phase(admin, namespace, "late", "TimedOut", "Succeeded", "Failed", timeout=60)

@@ -7,9 +7,8 @@ import asyncio
 import pytest
 
 from dpkube.k8s.budgets import Budgets
-from dpkube.k8s.client import KubeClient, core_path
+from dpkube.k8s.client import KubeClient
 from dpkube.models.kinds import DPQUERY, QUEUE
-from dpkube.operator.pods import WARM_POOL_LABEL
 from dpkube_testing.builders import dpquery, queue
 from dpkube_testing.waiting import wait_for_phase
 
@@ -68,12 +67,12 @@ async def test_a_warm_pod_claims_a_query_of_its_queue(
     name = f"warm-{namespace}"
     await create(queue(name, warmPods=1))
     await create(dpquery("starter", user="warm", queue=name, mode="cost"))
-    for _ in range(300):
-        pods = (await admin.list(core_path("pods", namespace), label_selector=f"{WARM_POOL_LABEL}={name}"))["items"]
-        if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
+    for _ in range(600):
+        if ((await admin.get(QUEUE.api_path(SYSTEM, name))).get("status") or {}).get("warm"):
             break
         await asyncio.sleep(0.1)
-    await asyncio.sleep(3)  # the warm runner imports the libraries, then polls
+    else:
+        raise AssertionError("no warm pod became ready")
     await create(dpquery("hot", user="warm", queue=name))
     body = await wait_for_phase(admin, namespace, "hot", "Succeeded", "Failed", timeout=60)
     assert body["status"]["phase"] == "Succeeded", body["status"]

@@ -50,6 +50,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: loggin
     warm = WarmPools(client, config)
     reconciler = Reconciler(client, config, registry, EventRecorder(client), warm)
     warm.input_for = reconciler.runner_input_for
+    warm.ensure_access = reconciler.ensure_runner_access
     cascade = ExperimentCascade(client, registry)
     scheduler = Scheduler(client, registry, reconciler, config.system_namespace, cascade,
                           audit_interval=config.ledger_audit_seconds, warm=warm,
