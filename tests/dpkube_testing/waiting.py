@@ -11,13 +11,13 @@ from dpkube.models.kinds import DPQUERY
 
 
 async def wait_for_phase(client: KubeClient, namespace: str, name: str, *phases: str,
-                         timeout: float = 60) -> dict[str, Any]:
-    """Poll until the query reaches one of `phases`; fail with its last status otherwise."""
+                         timeout: float = 60, settled: bool = False) -> dict[str, Any]:
+    """Poll until the query reaches one of `phases` (and, if `settled`, the operator finished cleaning up)."""
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:
         body = await client.get(DPQUERY.api_path(namespace, name))
-        if (body.get("status") or {}).get("phase") in phases:
+        if (body.get("status") or {}).get("phase") in phases and not (settled and body["metadata"].get("finalizers")):
             return body
         await asyncio.sleep(0.05)
     raise AssertionError(f"{name} never reached {phases}: {body.get('status')}")

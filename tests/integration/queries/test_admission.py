@@ -32,7 +32,7 @@ async def test_a_query_costing_more_than_remains_is_rejected_and_charges_nothing
 ) -> None:
     await budgets.grant("poor", "PENGUIN", epsilon=0.05, delta=0.005)
     await create(dpquery("too-dear", user="poor"))
-    body = await wait_for_phase(admin, namespace, "too-dear", "Rejected")
+    body = await wait_for_phase(admin, namespace, "too-dear", "Rejected", settled=True)
     assert body["status"]["message"] == (
         "Not enough budget for this query epsilon remaining 0.05, delta remaining 0.005."
     )

@@ -21,7 +21,7 @@ async def test_a_sql_count_succeeds_and_charges_exactly_its_cost(
 ) -> None:
     await budgets.grant("sql-user", "PENGUIN", epsilon=10, delta=0.005)
     await create(dpquery("count", user="sql-user"))
-    body = await wait_for_phase(admin, namespace, "count", "Succeeded", "Failed", "Rejected")
+    body = await wait_for_phase(admin, namespace, "count", "Succeeded", "Failed", "Rejected", settled=True)
     status = body["status"]
     assert status["phase"] == "Succeeded", status
     assert status["result"]["columns"] == ["NB_ROW"] and status["result"]["data"][0][0] > 0
@@ -59,7 +59,8 @@ async def test_a_query_that_fails_in_its_pod_is_refunded(
     await budgets.grant("unlucky", "FSO_INCOME_SYNTHETIC", epsilon=10, delta=0.005)
     await create(dpquery("no-data", user="unlucky", dataset="FSO_INCOME_SYNTHETIC",
                          smartnoiseSql={**SQL_COUNT}))
-    body = await wait_for_phase(admin, namespace, "no-data", "Failed", "Succeeded", "Rejected", timeout=60)
+    body = await wait_for_phase(admin, namespace, "no-data", "Failed", "Succeeded", "Rejected", timeout=60,
+                                settled=True)
     assert body["status"]["phase"] == "Failed", body["status"]
     ledger = (await budgets.find("unlucky", "FSO_INCOME_SYNTHETIC")).ledger
     assert ledger.spent.epsilon == 0 and ledger.reservations == {}
@@ -118,7 +119,7 @@ async def test_a_query_past_its_timeout_ends_timed_out_and_is_refunded(
     slow["synthParams"] = {**slow["synthParams"], "epochs": 100}
     slow["returnModel"] = False
     await create(dpquery("late", user="patient", library="smartnoise-synth", smartnoiseSynth=slow, timeout="3s"))
-    body = await wait_for_phase(admin, namespace, "late", "TimedOut", "Succeeded", "Failed", timeout=60)
+    body = await wait_for_phase(admin, namespace, "late", "TimedOut", "Succeeded", "Failed", timeout=60, settled=True)
     assert body["status"]["phase"] == "TimedOut", body["status"]
     ledger = (await budgets.find("patient", "PENGUIN")).ledger
     assert ledger.reservations == {} and ledger.spent.epsilon == 0
