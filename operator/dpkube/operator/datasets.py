@@ -14,7 +14,7 @@ def dataset_status(spec: dict[str, Any]) -> dict[str, Any]:
     """`{ready, message}` for a Dataset spec; the message names the first field at fault."""
     try:
         parsed = DatasetSpec.model_validate(spec)
-        Metadata.model_validate(parsed.metadata)
+        Metadata.model_validate(parsed.lomas_metadata())
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])

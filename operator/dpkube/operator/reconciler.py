@@ -193,7 +193,7 @@ class Reconciler:
         if (spec.display_name or body["metadata"]["name"]) != display_name:
             return None, None
         try:
-            return spec, Metadata.model_validate(spec.metadata)
+            return spec, Metadata.model_validate(spec.lomas_metadata())
         except ValidationError as exc:
             raise Outcome(Phase.REJECTED, Reason.DATASET_NOT_FOUND,
                           f"dataset {display_name} has invalid metadata: {exc.errors()[0]['msg']}") from None

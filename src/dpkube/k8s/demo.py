@@ -27,6 +27,7 @@ def demo_dataset_manifests(namespace: str) -> list[dict[str, Any]]:
             display_name=name,
             url=uri or f"{DEMO_SCHEME}://{name}",
             metadata=metadata.model_dump(mode="json", exclude_none=True),
+            column_order=list(metadata.columns),
         )
         manifests.append(dataset_manifest(namespace, name, spec))
     return manifests

@@ -48,12 +48,24 @@ class DatasetSpec(KubeModel):
     """Secret (operator namespace) with credentials for the url, as environment variables."""
     metadata: dict[str, Any] = Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
     """Lomas-format metadata: max_ids, rows, row_privacy, columns with types and bounds."""
+    column_order: list[str] = Field(default_factory=list, max_length=4096)
+    """The columns in file order (the API server keeps map keys sorted, not in the order written)."""
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> DatasetSpec:
         if (self.url is None) == (self.pvc is None):
             raise ValueError("exactly one of url and pvc must be set")
+        columns = (self.metadata.get("columns") or {}) if isinstance(self.metadata, dict) else {}
+        if self.column_order and sorted(self.column_order) != sorted(columns):
+            raise ValueError("columnOrder must list exactly the metadata's columns")
         return self
+
+    def lomas_metadata(self) -> dict[str, Any]:
+        """The metadata with its columns in file order (dummy data and header-less CSV depend on it)."""
+        columns = self.metadata.get("columns") or {}
+        if not self.column_order:
+            return self.metadata
+        return {**self.metadata, "columns": {name: columns[name] for name in self.column_order}}
 
 
 class DatasetStatus(KubeModel):

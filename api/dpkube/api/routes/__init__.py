@@ -1,0 +1,1 @@
+"""HTTP routes: decode, call one service function, encode."""

@@ -1,0 +1,75 @@
+"""The Lomas 0.3 operations, one method per route, in Lomas' check order: dataset (400), then access (403)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from dpkube.api.services.budgets import BudgetView
+from dpkube.api.services.datasets import Datasets
+from dpkube.api.services.history import History
+from dpkube.api.services.queries import Queries
+from dpkube.api.wire import DummyFields, WireModel, payload_of
+from dpkube.engine.cost import estimate_cost
+from dpkube.engine.dummy import dummy_dataset_response
+from dpkube.models.dpquery import Mode
+from dpkube.models.payloads import Library
+
+
+class Lomas:
+    """What each Lomas route does for an authenticated user."""
+
+    def __init__(self, datasets: Datasets, budgets: BudgetView, queries: Queries, history: History) -> None:
+        self.datasets = datasets
+        self.budgets = budgets
+        self.queries = queries
+        self.history = history
+
+    async def dataset_metadata(self, user: str, dataset: str) -> dict[str, Any]:
+        found = await self.datasets.get(dataset)
+        await self.budgets.ledger(user, dataset)
+        return found.metadata.lomas_dict()
+
+    async def dummy_dataset(self, user: str, dataset: str, dummy: DummyFields) -> dict[str, Any]:
+        found = await self.datasets.get(dataset)
+        await self.budgets.ledger(user, dataset)
+        return await asyncio.to_thread(dummy_dataset_response, found.metadata, dummy.dummy_nb_rows, dummy.dummy_seed)
+
+    async def initial_budget(self, user: str, dataset: str) -> dict[str, float]:
+        await self.datasets.get(dataset)
+        ledger = await self.budgets.ledger(user, dataset)
+        return {"initial_epsilon": ledger.initial.epsilon, "initial_delta": ledger.initial.delta}
+
+    async def total_spent_budget(self, user: str, dataset: str) -> dict[str, float]:
+        await self.datasets.get(dataset)
+        ledger = await self.budgets.ledger(user, dataset)
+        return {"total_spent_epsilon": ledger.spent_epsilon, "total_spent_delta": ledger.spent_delta}
+
+    async def remaining_budget(self, user: str, dataset: str) -> dict[str, float]:
+        await self.datasets.get(dataset)
+        remaining = (await self.budgets.ledger(user, dataset)).remaining_after_spent
+        return {"remaining_epsilon": remaining.epsilon, "remaining_delta": remaining.delta}
+
+    async def previous_queries(self, user: str, dataset: str) -> dict[str, Any]:
+        await self.datasets.get(dataset)
+        await self.budgets.ledger(user, dataset)
+        return {"previous_queries": await self.history.previous_queries(user, dataset)}
+
+    async def estimate_cost(self, user: str, library: Library, body: WireModel) -> dict[str, float]:
+        """The library's own cost, in-process and without data: no pod, no charge."""
+        dataset = body.dataset_name  # type: ignore[attr-defined]
+        found = await self.datasets.get(dataset)
+        await self.budgets.ledger(user, dataset)
+        cost = await asyncio.to_thread(estimate_cost, library, payload_of(library, body), found.metadata)
+        return {"epsilon_cost": cost.epsilon, "delta_cost": cost.delta}
+
+    async def private_query(self, user: str, library: Library, body: WireModel) -> dict[str, Any]:
+        """Run on the real data, charged to the caller's budget."""
+        outcome = await self.queries.run(user, library, Mode.QUERY, body)
+        return {"requested_by": user, "query_response": outcome.response,
+                "spent_epsilon": outcome.spent_epsilon, "spent_delta": outcome.spent_delta}
+
+    async def dummy_query(self, user: str, library: Library, body: WireModel) -> dict[str, Any]:
+        """Run in a pod on dummy data generated from the metadata: free."""
+        outcome = await self.queries.run(user, library, Mode.DUMMY, body)
+        return {"query_response": outcome.response, "epsilon": outcome.cost_epsilon, "delta": outcome.cost_delta}

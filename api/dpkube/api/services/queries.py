@@ -1,0 +1,228 @@
+"""Lomas queries as DPQuery objects: create one for the caller, wait for its end, answer as Lomas does.
+
+The facade decides nothing about budgets: the operator admits, runs, charges and writes the outcome
+into the status; the facade maps that outcome (phase and condition reason) to Lomas' answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from dpkube.api.errors import (
+    ApiException,
+    ExternalLibraryException,
+    InternalServerException,
+    InvalidQueryException,
+    QueryStillRunning,
+    UnauthorizedAccessException,
+)
+from dpkube.api.services.budgets import BudgetView
+from dpkube.api.services.datasets import Datasets, unknown_dataset
+from dpkube.api.services.retry import retrying
+from dpkube.api.wire import WireModel, payload_of
+from dpkube.k8s.client import ApiError, Gone, KubeClient, core_path
+from dpkube.models.conditions import Reason
+from dpkube.models.crd import API_VERSION
+from dpkube.models.dataset import dataset_object_name
+from dpkube.models.dpquery import PAYLOAD_FIELD, DPQuerySpec, DummySpec, Mode, Phase
+from dpkube.models.kinds import DPQUERY
+from dpkube.models.payloads import Library
+
+log = logging.getLogger(__name__)
+
+USER_LABEL = "dpkube.io/user-hash"
+"""sha256 of the user name (label values cannot hold every user name); spec.user is the truth."""
+DATASET_LABEL = "dpkube.io/dataset"
+"""The dataset's object name (PENGUIN -> penguin); spec.dataset is the truth."""
+ORIGIN_LABEL = "dpkube.io/origin"
+"""`lomas` on DPQueries this facade created."""
+CLIENT_INPUT_ANNOTATION = "dpkube.io/client-input"
+"""The validated Lomas body, JSON, as /get_previous_queries returns it."""
+SUBMITTED_AT_ANNOTATION = "dpkube.io/submitted-at"
+"""Unix time of submission, the archive record's timestamp and order."""
+
+COMPLETE = "Complete"
+STATUS_CONDITION_ERRORS: dict[str, Callable[[str, Library], ApiException]] = {
+    Reason.INSUFFICIENT_BUDGET: lambda m, _: InvalidQueryException(m),
+    Reason.NO_BUDGET_GRANT: lambda m, _: UnauthorizedAccessException(m),
+    Reason.USER_NOT_ALLOWED: lambda m, _: UnauthorizedAccessException(m),
+    Reason.INVALID_QUERY: lambda m, _: InvalidQueryException(m),
+    Reason.LIBRARY_ERROR: lambda m, lib: ExternalLibraryException(m, lib.lomas_name),
+    Reason.TIMED_OUT: lambda m, _: InvalidQueryException(f"The query was stopped: {m}."),
+}
+"""How a refusal written by the operator reads on the wire, by the Complete condition's reason."""
+
+
+def user_hash(user: str) -> str:
+    return hashlib.sha256(user.encode()).hexdigest()[:40]
+
+
+def owner_selector(user: str, dataset: str) -> str:
+    """The label selector of the caller's DPQueries on one dataset."""
+    return f"{USER_LABEL}={user_hash(user)},{DATASET_LABEL}={dataset_object_name(dataset)[:63].strip('-')}"
+
+
+def complete_reason(status: dict[str, Any]) -> str:
+    return next((c.get("reason", "") for c in status.get("conditions") or [] if c.get("type") == COMPLETE), "")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A query that ended well: its released result and what it cost."""
+
+    name: str
+    response: Any
+    spent_epsilon: float
+    spent_delta: float
+    cost_epsilon: float
+    cost_delta: float
+
+
+class Queries:
+    """Creates DPQueries for callers and follows them to their end."""
+
+    def __init__(self, client: KubeClient, namespace: str, datasets: Datasets, budgets: BudgetView,
+                 wait_seconds: float, on_end: Callable[[Library, Mode, str, str], None] | None = None) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.datasets = datasets
+        self.budgets = budgets
+        self.wait_seconds = wait_seconds
+        self.on_end = on_end
+
+    async def run(self, user: str, library: Library, mode: Mode, body: WireModel) -> Outcome:
+        """Check the dataset (400) and access (403), submit the query, and wait for its outcome."""
+        dataset = body.dataset_name  # type: ignore[attr-defined]
+        await self.datasets.get(dataset)
+        ledger = await self.budgets.ledger(user, dataset)
+        if mode == Mode.QUERY and not ledger.may_query:
+            raise UnauthorizedAccessException(f"{user} is not allowed to query {dataset}.")
+        manifest = self.manifest(user, library, mode, body)
+        created = await retrying(lambda: self.client.create(DPQUERY.api_path(self.namespace), manifest))
+        if mode == Mode.QUERY:
+            self.budgets.mark_stale(user, dataset)
+        try:
+            final = await self._wait(created)
+        finally:
+            if mode == Mode.QUERY:
+                self.budgets.mark_stale(user, dataset)
+        return await self._outcome(final, library, mode)
+
+    def manifest(self, user: str, library: Library, mode: Mode, body: WireModel) -> dict[str, Any]:
+        """The DPQuery of a Lomas request, in the caller's name; 400 when the platform's limits refuse it."""
+        values = body.model_dump()
+        dataset = values["dataset_name"]
+        dummy = mode == Mode.DUMMY
+        try:
+            spec = DPQuerySpec(
+                user=user, dataset=dataset, library=library, mode=mode,
+                dummy=DummySpec(rows=values["dummy_nb_rows"], seed=values["dummy_seed"]) if dummy else None,
+                **{PAYLOAD_FIELD[library]: payload_of(library, body)},
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidQueryException(f"invalid query: {where}: {first['msg']}") from None
+        return {
+            "apiVersion": API_VERSION,
+            "kind": DPQUERY.kind,
+            "metadata": {
+                "name": f"lomas-{mode.value}-{uuid.uuid4().hex[:16]}",
+                "namespace": self.namespace,
+                "labels": {
+                    USER_LABEL: user_hash(user),
+                    DATASET_LABEL: dataset_object_name(dataset)[:63].strip("-"),
+                    ORIGIN_LABEL: "lomas",
+                },
+                "annotations": {
+                    CLIENT_INPUT_ANNOTATION: json.dumps(values, separators=(",", ":")),
+                    SUBMITTED_AT_ANNOTATION: repr(time.time()),
+                },
+            },
+            "spec": spec.to_kube(),
+        }
+
+    async def _wait(self, query: dict[str, Any]) -> dict[str, Any]:
+        """The query once terminal, followed by a watch from the version we hold; 504 past the wait."""
+        name = query["metadata"]["name"]
+        path = DPQUERY.api_path(self.namespace)
+        started = time.monotonic()
+        deadline = started + self.wait_seconds
+        while not _terminal(query):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                phase = (query.get("status") or {}).get("phase") or Phase.PENDING.value
+                raise QueryStillRunning(self.namespace, name, phase, self.wait_seconds)
+            try:
+                async with asyncio.timeout(remaining):
+                    async for event in self.client.watch(
+                        path, resource_version=query["metadata"]["resourceVersion"],
+                        field_selector=f"metadata.name={name}", timeout_seconds=max(1, int(remaining) + 1),
+                    ):
+                        if event["type"] == "DELETED":
+                            raise InternalServerException(f"query {name} was deleted before it finished")
+                        if event["type"] in ("ADDED", "MODIFIED"):
+                            query = event["object"]
+                            if _terminal(query):
+                                break
+            except TimeoutError:
+                continue
+            except Gone:
+                query = await self.client.get(DPQUERY.api_path(self.namespace, name))
+            except ApiError as exc:
+                if exc.status != 429:
+                    raise
+                await asyncio.sleep(0.1)
+        return query
+
+    async def _outcome(self, query: dict[str, Any], library: Library, mode: Mode) -> Outcome:
+        status = query.get("status") or {}
+        phase = Phase(status["phase"])
+        reason = complete_reason(status)
+        if self.on_end is not None:
+            self.on_end(library, mode, phase.value, reason)
+        if phase != Phase.SUCCEEDED:
+            message = status.get("message") or phase.value
+            if reason == Reason.DATASET_NOT_FOUND:
+                raise unknown_dataset(query["spec"]["dataset"])
+            if reason in STATUS_CONDITION_ERRORS:
+                raise STATUS_CONDITION_ERRORS[reason](message, library)
+            raise InternalServerException(f"query {query['metadata']['name']} ended {phase.value}: {message}")
+        cost = status.get("cost") or {}
+        return Outcome(
+            name=query["metadata"]["name"],
+            response=await result_of(self.client, query),
+            spent_epsilon=float(status.get("spentEpsilon") or 0.0),
+            spent_delta=float(status.get("spentDelta") or 0.0),
+            cost_epsilon=float(cost.get("epsilon") or 0.0),
+            cost_delta=float(cost.get("delta") or 0.0),
+        )
+
+
+def _terminal(query: dict[str, Any]) -> bool:
+    phase = (query.get("status") or {}).get("phase")
+    return phase is not None and Phase(phase).terminal
+
+
+async def result_of(client: KubeClient, query: dict[str, Any]) -> Any:
+    """The released result: inline in the status, or the text of the ConfigMaps it points at, in order."""
+    status = query.get("status") or {}
+    ref = status.get("resultRef")
+    if not ref:
+        return status.get("result")
+    namespace, base, key = query["metadata"]["namespace"], ref["configMap"], ref.get("key", "result.json")
+    parts = []
+    for index in range(int(ref.get("chunks", 1))):
+        name = base if index == 0 else f"{base}-{index}"
+        parts.append((await client.get(core_path("configmaps", namespace, name))).get("data", {}).get(key, ""))
+    return json.loads("".join(parts))

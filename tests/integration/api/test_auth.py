@@ -1,0 +1,89 @@
+"""Who is calling: API tokens (Bearer or Basic), cluster tokens (TokenReview), or the trusted header."""
+
+from __future__ import annotations
+
+import base64
+
+from dpkube.api.settings import ApiSettings
+from dpkube.k8s.budgets import Budgets
+from dpkube.k8s.client import KubeClient, core_path
+from dpkube.models import examples
+
+from .conftest import http_client, running_app
+
+BUDGET = "/get_initial_budget"
+
+
+async def test_no_credentials_is_401_with_a_challenge_and_a_lomas_body(http) -> None:
+    response = await http.post(BUDGET, json=examples.GET_DB_DATA)
+    assert response.status_code == 401
+    assert "Bearer" in response.headers["www-authenticate"]
+    assert list(response.json()) == ["UnauthorizedAccessException"]
+
+
+async def test_the_user_name_header_alone_is_not_an_identity_by_default(http, caller) -> None:
+    response = await http.post(BUDGET, json=examples.GET_DB_DATA, headers={"user-name": caller.name})
+    assert response.status_code == 401
+
+
+async def test_an_unknown_token_is_401(http) -> None:
+    response = await http.post(BUDGET, json=examples.GET_DB_DATA, headers={"Authorization": "Bearer dpk_nope"})
+    assert response.status_code == 401
+
+
+async def test_a_bearer_api_token_identifies_its_user(http, caller) -> None:
+    response = await http.post(BUDGET, json=examples.GET_DB_DATA, headers=caller.headers)
+    assert response.status_code == 200
+
+
+async def test_basic_auth_with_user_name_and_token_identifies_the_user(http, caller) -> None:
+    response = await http.post(BUDGET, json=examples.GET_DB_DATA, headers=caller.basic)
+    assert response.status_code == 200
+
+
+async def test_basic_auth_with_another_users_name_is_401(http, caller, new_caller) -> None:
+    other = await new_caller()
+    credentials = base64.b64encode(f"{other.name}:{caller.token}".encode()).decode()
+    response = await http.post(BUDGET, json=examples.GET_DB_DATA, headers={"Authorization": f"Basic {credentials}"})
+    assert response.status_code == 401
+
+
+async def test_asking_for_another_users_budget_by_header_is_403(http, caller, new_caller) -> None:
+    other = await new_caller()
+    response = await http.post(BUDGET, json=examples.GET_DB_DATA, headers={**caller.headers, "user-name": other.name})
+    assert response.status_code == 403
+    assert list(response.json()) == ["UnauthorizedAccessException"]
+
+
+async def test_the_matching_user_name_header_is_accepted_with_a_token(http, caller) -> None:
+    response = await http.post(BUDGET, json=examples.GET_DB_DATA, headers={**caller.headers, "user-name": caller.name})
+    assert response.status_code == 200
+
+
+async def test_a_service_account_token_is_a_cluster_identity(http, admin: KubeClient, namespace: str,
+                                                             budgets: Budgets) -> None:
+    await admin.create(core_path("serviceaccounts", namespace), {
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "notebook"}})
+    issued = await admin.create(core_path("serviceaccounts", namespace, "notebook") + "/token", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 600}})
+    identity = f"system:serviceaccount:{namespace}:notebook"
+    await budgets.grant(identity, "PENGUIN", 3.0, 0.001)
+    response = await http.post(BUDGET, json=examples.GET_DB_DATA,
+                               headers={"Authorization": f"Bearer {issued['status']['token']}"})
+    assert (response.status_code, response.json()) == (200, {"initial_epsilon": 3.0, "initial_delta": 0.001})
+
+
+async def test_in_trusted_header_mode_the_user_name_header_is_the_identity(settings: ApiSettings, admin, caller
+                                                                          ) -> None:
+    async for app in running_app(settings.model_copy(update={"trusted_header": True}), admin):
+        async with http_client(app) as http:
+            response = await http.post(BUDGET, json=examples.GET_DB_DATA, headers={"user-name": caller.name})
+    assert (response.status_code, response.json()) == (200, {"initial_epsilon": 10.0, "initial_delta": 0.005})
+
+
+async def test_in_trusted_header_mode_a_request_without_the_header_still_needs_credentials(settings, admin
+                                                                                           ) -> None:
+    async for app in running_app(settings.model_copy(update={"trusted_header": True}), admin):
+        async with http_client(app) as http:
+            response = await http.post(BUDGET, json=examples.GET_DB_DATA)
+    assert response.status_code == 401
