@@ -8,6 +8,7 @@ benchmarks find the running platform, and refuses to start a second copy while o
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import threading
 from pathlib import Path
 
 from dpkube.controlplane.platform import LocalPlatform, PlatformError
+from dpkube.models import examples
 
 DEMO_USER = "alice"
 
@@ -47,19 +49,29 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    platform = LocalPlatform(workdir, users=(DEMO_USER, "bob"), grants={(DEMO_USER, "PENGUIN"): (10.0, 0.005)})
+    platform = LocalPlatform(workdir, users=(DEMO_USER, "bob"), grants={(DEMO_USER, "PENGUIN"): (10.0, 0.005)},
+                             trusted_header=True)
     try:
         print("dpkube dev: starting etcd, kube-apiserver, the operator and the node agent on 127.0.0.1 ...",
               flush=True)
         platform.start()
         assert platform.plane is not None
         env_file = workdir / "env"
+        token = platform.tokens[DEMO_USER]
         env_file.write_text(
-            f"export KUBECONFIG={platform.plane.kubeconfig}\n"
+            f"export DPKUBE_URL={platform.url}\n"
             f"export DPKUBE_USER={DEMO_USER}\n"
-            f"export DPKUBE_ADMIN_TOKEN={platform.admin_token}\n"
+            f"export DPKUBE_TOKEN={token}\n"
+            f"export DPKUBE_ADMIN_TOKEN={platform.tokens['admin']}\n"
+            f"export KUBECONFIG={platform.plane.kubeconfig}\n"
         )
-        print(f"dpkube dev: API server {platform.plane.url}; logs in {workdir}.")
+        body = json.dumps(examples.SMARTNOISE_SQL_QUERY)
+        print(f"dpkube dev: facade {platform.url} (Lomas API, Dioptra API under /api/v0, docs at /docs)")
+        print(f"dpkube dev: demo user {DEMO_USER} has epsilon 10, delta 0.005 on PENGUIN; token {token}")
+        print("dpkube dev: try the seed's SQL example:")
+        print(f"  curl -s -X POST {platform.url}/smartnoise_sql_query -H 'Authorization: Bearer {token}' "
+              f"-H 'Content-Type: application/json' -d '{body}'")
+        print(f"dpkube dev: Kubernetes API {platform.plane.url}; logs in {workdir}.")
         print(f"dpkube dev: `source {env_file}`, then `kubectl apply -f examples/` and `kubectl get dpq`.")
         print("dpkube dev: Ctrl-C stops everything.", flush=True)
         while not stop.wait(1.0):

@@ -8,6 +8,8 @@ import asyncio
 import os
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,10 @@ class LocalPlatform:
     users: tuple[str, ...] = ("alice", "bob", "carol")
     grants: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    facade: bool = True
+    trusted_header: bool = False
+    url: str = ""
+    tokens: dict[str, str] = field(default_factory=dict)
     plane: LocalControlPlane | None = None
     children: dict[str, ChildProcess] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -54,9 +60,42 @@ class LocalPlatform:
         python = sys.executable
         self._spawn("operator", [python, "-m", "dpkube.operator"])
         self._spawn("nodeagent", [python, "-m", "dpkube.nodeagent", "--workdir", str(self.workdir / "agent")])
+        if self.facade:
+            self._start_facade()
         time.sleep(0.5)
         self.check()
         return self
+
+    def _start_facade(self) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**self.env, "DPKUBE_QUERY_NAMESPACE": QUERY_NAMESPACE,
+               "DPKUBE_TRUSTED_HEADER": "true" if self.trusted_header else "false"}
+        child = ChildProcess("facade", [sys.executable, "-m", "uvicorn", "--factory", "dpkube.api.main:app_from_env",
+                                        "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+                             self.workdir / "facade.log", env).start()
+        self.children["facade"] = child
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.check()
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+        else:
+            raise PlatformError(f"the facade never became ready:\n{child.log_tail()}")
+        asyncio.run(self._issue_tokens())
+
+    async def _issue_tokens(self) -> None:
+        from dpkube.api.auth import create_token  # the facade's token store
+
+        assert self.plane is not None
+        async with KubeClient(KubeConfig.from_kubeconfig(self.plane.kubeconfig)) as client:
+            for user in self.users:
+                self.tokens[user] = await create_token(client, SYSTEM_NAMESPACE, user)
+            self.tokens["admin"] = await create_token(client, SYSTEM_NAMESPACE, "admin", admin=True)
 
     async def _prepare(self) -> None:
         assert self.plane is not None
