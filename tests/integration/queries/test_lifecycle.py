@@ -16,6 +16,12 @@ from dpkube_testing.waiting import wait_for_phase, wait_for_reason
 pytestmark = pytest.mark.usefixtures("operator_process", "node_agent")
 
 
+def slow_synth() -> dict:
+    """A DP-CTGAN request that trains for several seconds on PENGUIN."""
+    payload = seed_payload(Library.SMARTNOISE_SYNTH)
+    return {**payload, "synthParams": {**payload["synthParams"], "epochs": 100}, "returnModel": False}
+
+
 async def test_a_sql_count_succeeds_and_charges_exactly_its_cost(
     admin: KubeClient, namespace: str, budgets: Budgets, create
 ) -> None:
@@ -91,10 +97,7 @@ async def test_deleting_a_running_query_cancels_it_and_returns_its_reservation(
     admin: KubeClient, namespace: str, budgets: Budgets, create
 ) -> None:
     await budgets.grant("quitter", "PENGUIN", epsilon=10, delta=0.005)
-    slow = seed_payload(Library.SMARTNOISE_SYNTH)
-    slow["synthParams"] = {**slow["synthParams"], "epochs": 100}
-    slow["returnModel"] = False
-    await create(dpquery("slow", user="quitter", library="smartnoise-synth", smartnoiseSynth=slow))
+    await create(dpquery("slow", user="quitter", library="smartnoise-synth", smartnoiseSynth=slow_synth()))
     body = await wait_for_phase(admin, namespace, "slow", "Running", "Succeeded", "Failed", "Rejected", timeout=60)
     assert body["status"]["phase"] == "Running", body["status"]
     pod = body["status"]["podName"]
@@ -115,10 +118,7 @@ async def test_a_query_past_its_timeout_ends_timed_out_and_is_refunded(
     admin: KubeClient, namespace: str, budgets: Budgets, create
 ) -> None:
     await budgets.grant("patient", "PENGUIN", epsilon=10, delta=0.005)
-    slow = seed_payload(Library.SMARTNOISE_SYNTH)
-    slow["synthParams"] = {**slow["synthParams"], "epochs": 100}
-    slow["returnModel"] = False
-    await create(dpquery("late", user="patient", library="smartnoise-synth", smartnoiseSynth=slow, timeout="3s"))
+    await create(dpquery("late", user="patient", library="smartnoise-synth", smartnoiseSynth=slow_synth(), timeout="3s"))
     body = await wait_for_phase(admin, namespace, "late", "TimedOut", "Succeeded", "Failed", timeout=60, settled=True)
     assert body["status"]["phase"] == "TimedOut", body["status"]
     ledger = (await budgets.find("patient", "PENGUIN")).ledger
