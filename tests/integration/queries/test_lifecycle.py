@@ -118,7 +118,8 @@ async def test_a_query_past_its_timeout_ends_timed_out_and_is_refunded(
     admin: KubeClient, namespace: str, budgets: Budgets, create
 ) -> None:
     await budgets.grant("patient", "PENGUIN", epsilon=10, delta=0.005)
-    await create(dpquery("late", user="patient", library="smartnoise-synth", smartnoiseSynth=slow_synth(), timeout="3s"))
+    await create(dpquery("late", user="patient", library="smartnoise-synth", smartnoiseSynth=slow_synth(),
+                         timeout="3s"))
     body = await wait_for_phase(admin, namespace, "late", "TimedOut", "Succeeded", "Failed", timeout=60, settled=True)
     assert body["status"]["phase"] == "TimedOut", body["status"]
     ledger = (await budgets.find("patient", "PENGUIN")).ledger
