@@ -1,0 +1,115 @@
+"""smartnoise-sql: SQL aggregates over the one table `df`, priced by the library's own odometer.
+
+NaN aggregates are refused without a release (Lomas re-ran the query up to five more times for one
+charge, i.e. up to six releases): the user gets an error and may retry with more budget. Only
+numeric cells count: a null GROUP BY key (a missing category) is a legitimate result.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+import snsql
+from snsql import Mechanism, Stat
+from snsql._ast.ast import AliasedRelation, AliasedSubquery, Join, Table
+from snsql.sql.parse import QueryParser
+
+from dpkube.engine.cost import Cost
+from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
+from dpkube.models.metadata import SMARTNOISE_SQL_TABLE, Metadata
+from dpkube.models.payloads import Library, SmartnoiseSQLPayload
+
+LIBRARY = Library.SMARTNOISE_SQL
+MECHANISM_KEYS = ("count", "sum_int", "sum_large_int", "sum_float", "threshold")
+
+
+def check_query(query_str: str) -> None:
+    """One SELECT reading only `df`: no other table, join, subquery or second statement."""
+    try:
+        queries = QueryParser().queries(query_str)
+    except Exception as e:
+        raise PayloadRejected(f"query_str is not valid smartnoise-sql SQL: {e}") from None
+    if len(queries) != 1:
+        raise PayloadRejected(f"query_str must hold exactly one SELECT statement, got {len(queries)}")
+    query = queries[0]
+    if query.find_nodes(Join) or query.find_nodes(AliasedSubquery):
+        raise PayloadRejected("query_str may not use joins or subqueries: read FROM df directly")
+    if query.find_nodes(AliasedRelation):
+        raise PayloadRejected("query_str may not alias relations: read FROM df directly")
+    tables = {str(t.name) for t in query.find_nodes(Table)}
+    others = sorted(t for t in tables if t.lower() != SMARTNOISE_SQL_TABLE)
+    if others or not tables:
+        raise PayloadRejected(
+            f"query_str may read only the table {SMARTNOISE_SQL_TABLE!r}"
+            + (f", not {', '.join(others)}" if others else "")
+        )
+
+
+def privacy(payload: SmartnoiseSQLPayload) -> snsql.Privacy:
+    """The request's Privacy, with mechanism overrides checked against smartnoise-sql's names."""
+    result = snsql.Privacy(epsilon=float(payload.epsilon), delta=float(payload.delta))
+    for key, name in payload.mechanisms.items():
+        if key not in MECHANISM_KEYS:
+            raise PayloadRejected(
+                f"mechanisms key {key!r} is not supported; accepted keys: {', '.join(MECHANISM_KEYS)}"
+            )
+        if name not in Mechanism.__members__:
+            raise PayloadRejected(
+                f"mechanism {name!r} for {key} is unknown; accepted: {', '.join(Mechanism.__members__)}"
+            )
+        result.mechanisms.map[Stat[key]] = Mechanism[name]
+    return result
+
+
+@lru_cache(maxsize=64)
+def _empty_frame(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame(columns=list(columns))
+
+
+def _reader(metadata: Metadata, frame: pd.DataFrame, payload: SmartnoiseSQLPayload) -> Any:
+    return snsql.from_df(frame, privacy=privacy(payload), metadata=metadata.smartnoise_sql())
+
+
+def cost(payload: SmartnoiseSQLPayload, metadata: Metadata) -> Cost:
+    """smartnoise-sql's `get_privacy_cost`, on a reader over an empty frame (no data is read)."""
+    check_query(payload.query_str)
+    reader = _reader(metadata, _empty_frame(tuple(metadata.columns)), payload)
+    try:
+        epsilon, delta = reader.get_privacy_cost(payload.query_str)
+    except Exception as e:
+        raise ExternalLibraryError(LIBRARY, f"Error obtaining cost: {e}") from None
+    return Cost(epsilon, delta)
+
+
+def run(payload: SmartnoiseSQLPayload, metadata: Metadata, frame: pd.DataFrame, charge: Cost) -> Any:
+    """The query's result as `DataFrame.to_dict(orient="tight")`, as Lomas returns it."""
+    reader = _reader(metadata, frame, payload)
+    try:
+        rows = reader.execute(payload.query_str, postprocess=payload.postprocess)
+    except Exception as e:
+        raise ExternalLibraryError(LIBRARY, f"Error executing query:{e}") from None
+    spent = Cost(*reader.odometer.spent)
+    if spent.epsilon > charge.epsilon * (1 + 1e-9) or spent.delta > charge.delta * (1 + 1e-9):
+        raise ExternalLibraryError(LIBRARY, "the query spent more than its estimated cost; nothing was released")
+    if payload.postprocess:
+        rows = list(rows)
+        columns, data = rows[0], rows[1:]
+    else:
+        first = next(iter(rows), None)
+        data = [] if first is None else [list(first)]
+        columns = [f"res_{i}" for i in range(len(data[0]) if data else 0)]
+    result = pd.DataFrame(data, columns=columns)
+    eps, delta = payload.epsilon, payload.delta
+    if result.empty:
+        raise ExternalLibraryError(
+            LIBRARY,
+            f"SQL Reader generated empty results. Epsilon: {eps} and Delta: {delta} are too small to generate output.",
+        )
+    if result.select_dtypes("number").isnull().to_numpy().any():
+        raise InvalidQuery(
+            f"SQL Reader generated NAN results. Epsilon: {eps} and Delta: {delta} are too small "
+            "to generate output. Nothing was released and the query is not retried."
+        )
+    return result.to_dict(orient="tight")

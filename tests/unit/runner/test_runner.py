@@ -1,0 +1,131 @@
+"""The per-query runner: one input in, one output out, an exit code per failure class."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dpkube.engine.datasets import demo_metadata
+from dpkube.models.examples import query_payload
+from dpkube.models.payloads import Library
+from dpkube.models.runner import RunnerInput, RunnerOutput
+from dpkube.runner.__main__ import ExitCode, main
+from dpkube.runner.sinks import FileSink
+
+
+def runner_input(library: Library = Library.SMARTNOISE_SQL, **changes: Any) -> dict[str, Any]:
+    return {
+        "library": library.value,
+        "mode": "query",
+        "payload": query_payload(library),
+        "dataset": {"uri": "demo://PENGUIN", "metadata": demo_metadata("PENGUIN").lomas_dict()},
+        **changes,
+    }
+
+
+def run(tmp_path: Path, data: dict[str, Any]) -> tuple[int, RunnerOutput]:
+    source, target = tmp_path / "in.json", tmp_path / "out.json"
+    source.write_text(json.dumps(data))
+    code = main(["--input", str(source), "--output", str(target), "--no-stdout"])
+    return code, RunnerOutput.model_validate_json(target.read_text())
+
+
+def test_query_releases_and_reports_its_charge(tmp_path: Path) -> None:
+    code, output = run(tmp_path, runner_input())
+    assert code == ExitCode.OK
+    assert output.ok and output.response["columns"] == ["NB_ROW"]
+    assert output.cost is not None and output.cost.epsilon == 0.1
+
+
+def test_dummy_mode_runs_on_generated_rows(tmp_path: Path) -> None:
+    data = runner_input(Library.OPENDP, mode="dummy", dummy_nb_rows=50, dummy_seed=1)
+    code, output = run(tmp_path, {**data, "dataset": {**data["dataset"], "uri": None}})
+    assert code == ExitCode.OK
+    assert isinstance(output.response, float)
+
+
+def test_cost_mode_reads_no_data(tmp_path: Path) -> None:
+    data = runner_input(mode="cost")
+    code, output = run(tmp_path, {**data, "dataset": {**data["dataset"], "uri": "/nonexistent.csv"}})
+    assert code == ExitCode.OK
+    assert output.response is None and output.cost is not None
+
+
+def test_refused_payload_exits_2_with_its_message(tmp_path: Path) -> None:
+    payload = query_payload(Library.SMARTNOISE_SQL, query_str="SELECT COUNT(*) FROM other")
+    code, output = run(tmp_path, runner_input(payload=payload))
+    assert code == ExitCode.REFUSED == 2
+    assert output.error is not None and output.error.kind == "payload_rejected"
+    assert "only the table 'df'" in output.error.message
+
+
+def test_library_failure_exits_3_naming_the_library(tmp_path: Path) -> None:
+    payload = query_payload(Library.SMARTNOISE_SQL, query_str="SELECT AVG(bill) FROM df")
+    code, output = run(tmp_path, runner_input(payload=payload))
+    assert code == ExitCode.LIBRARY == 3
+    assert output.error is not None and output.error.library == Library.SMARTNOISE_SQL
+
+
+def test_unreadable_dataset_exits_4(tmp_path: Path) -> None:
+    data = runner_input()
+    code, output = run(tmp_path, {**data, "dataset": {**data["dataset"], "uri": "/nonexistent.csv"}})
+    assert code == ExitCode.DATASET == 4
+    assert output.error is not None and output.error.kind == "dataset_unavailable"
+
+
+def test_malformed_input_exits_2_naming_fields_not_values(tmp_path: Path) -> None:
+    code, output = run(tmp_path, {"library": "opendp", "payload": {"opendp_json": "secret-value"}})
+    assert code == ExitCode.REFUSED
+    assert output.error is not None and "dataset: Field required" in output.error.message
+    assert "secret-value" not in output.error.message
+
+
+def test_input_is_read_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DPKUBE_RUNNER_INPUT", json.dumps(runner_input()))
+    assert main([]) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+
+
+def test_runner_input_refuses_a_payload_of_another_library() -> None:
+    with pytest.raises(ValueError, match="query_str"):
+        RunnerInput.model_validate(runner_input(Library.OPENDP, payload=query_payload(Library.SMARTNOISE_SQL)))
+
+
+def test_file_sink_leaves_no_temporary_file(tmp_path: Path) -> None:
+    FileSink(tmp_path / "out.json").write(RunnerOutput(ok=True))
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_cold_sql_runner_never_imports_torch(tmp_path: Path) -> None:
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(runner_input()))
+    probe = (
+        "import sys; from dpkube.runner.__main__ import main; "
+        f"code = main(['--input', {str(source)!r}, '--no-stdout']); "
+        "print('torch' in sys.modules, 'diffprivlib' in sys.modules, code)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False", "0"]
+
+
+def test_warm_runner_waits_for_its_one_input(tmp_path: Path) -> None:
+    source, target = tmp_path / "in.json", tmp_path / "out.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dpkube.runner", "--warm", "--libraries", "opendp",
+         "--input", str(source), "--output", str(target), "--no-stdout"],
+    )  # fmt: skip
+    time.sleep(1.0)
+    assert process.poll() is None
+    staging = tmp_path / "staging.json"
+    staging.write_text(json.dumps(runner_input(Library.OPENDP)))
+    staging.rename(source)
+    assert process.wait(timeout=60) == 0
+    assert RunnerOutput.model_validate_json(target.read_text()).ok
