@@ -23,6 +23,11 @@ DATASET_MOUNT = "/mnt/dataset"
 RUNNER_UID = 65532
 
 
+def credentials_copy_name(secret: str) -> str:
+    """The copy, in a query's namespace, of a dataset's credentials Secret (pods cannot read across namespaces)."""
+    return f"dpkube-credentials-{secret}"[:253]
+
+
 def pod_name(uid: str) -> str:
     return f"dpq-{uid}"
 
@@ -104,7 +109,7 @@ def _runner_pod(
         volumes.append({"name": "dataset", "persistentVolumeClaim": claim})
         container["volumeMounts"].append({"name": "dataset", "mountPath": DATASET_MOUNT, "readOnly": True})
     if dataset is not None and dataset.credentials_secret:
-        container["envFrom"] = [{"secretRef": {"name": dataset.credentials_secret}}]
+        container["envFrom"] = [{"secretRef": {"name": credentials_copy_name(dataset.credentials_secret)}}]
     return {
         "apiVersion": "v1",
         "kind": "Pod",

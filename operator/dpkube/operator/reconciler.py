@@ -39,7 +39,14 @@ from dpkube.operator.domain import admission
 from dpkube.operator.domain import status as S
 from dpkube.operator.domain.durations import parse_duration
 from dpkube.operator.events import EventRecorder
-from dpkube.operator.pods import QUERY_UID_LABEL, pod_name, query_pod, runner_access, runner_input
+from dpkube.operator.pods import (
+    QUERY_UID_LABEL,
+    credentials_copy_name,
+    pod_name,
+    query_pod,
+    runner_access,
+    runner_input,
+)
 from dpkube.operator.registry import Registry
 from dpkube.operator.settings import OperatorSettings
 from dpkube.operator.warm import WarmPools
@@ -282,7 +289,11 @@ class Reconciler:
         deadline = self._deadline(spec, status)
         if deadline is not None:
             self.deadlines[uid] = (deadline, namespace, meta["name"])
-        pod = await self._get_or_create_pod(query, spec, name)
+        try:
+            pod = await self._get_or_create_pod(query, spec, name)
+        except Outcome as outcome:
+            await self._end(query, outcome.phase, outcome.reason, outcome.message)
+            return
         if pod is None:
             return
         pod_phase = (pod.get("status") or {}).get("phase")
@@ -336,6 +347,8 @@ class Reconciler:
                 self.warm.deliver(namespace, warm)
                 return await self.client.get(core_path("pods", namespace, warm))
         queue = await self._queue_spec(spec.queue) if spec.queue else None
+        if dataset.credentials_secret and spec.mode == Mode.QUERY:
+            await self._copy_credentials(dataset.credentials_secret, namespace)
         timeout = parse_duration(spec.timeout) if spec.timeout else None
         manifest = query_pod(query, runner_input(query, dataset, metadata), dataset, self.settings, queue, timeout)
         try:
@@ -346,6 +359,33 @@ class Reconciler:
             pod = await self.client.get(core_path("pods", namespace, manifest["metadata"]["name"]))
         await self._record_pod(query, pod["metadata"]["name"])
         return pod
+
+    async def _copy_credentials(self, secret: str, namespace: str) -> None:
+        """Mirror a dataset's credentials from the operator's namespace next to the pod that needs them.
+
+        Users cannot read Secrets in query namespaces either, and the copy follows every change of the original.
+        """
+        try:
+            original = await self.client.get(core_path("secrets", self.settings.system_namespace, secret))
+        except NotFound:
+            message = f"the dataset's credentials Secret {secret} is missing"
+            raise Outcome(Phase.FAILED, Reason.FAILED, message) from None
+        name = credentials_copy_name(secret)
+        body = {"apiVersion": "v1", "kind": "Secret", "type": original.get("type", "Opaque"),
+                "metadata": {"name": name, "namespace": namespace,
+                             "labels": {"app.kubernetes.io/managed-by": "dpkube"}},
+                "data": original.get("data") or {}}
+        try:
+            current = await self.client.get(core_path("secrets", namespace, name))
+        except NotFound:
+            try:
+                await self.client.create(core_path("secrets", namespace), body)
+            except Conflict:
+                pass
+            return
+        if current.get("data") != body["data"]:
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            await self.client.replace(core_path("secrets", namespace, name), body)
 
     async def _record_pod(self, query: dict[str, Any], name: str) -> None:
         """Write down which pod runs the query before that pod may start on it."""

@@ -124,3 +124,38 @@ async def test_a_query_past_its_timeout_ends_timed_out_and_is_refunded(
     assert body["status"]["phase"] == "TimedOut", body["status"]
     ledger = (await budgets.find("patient", "PENGUIN")).ledger
     assert ledger.reservations == {} and ledger.spent.epsilon == 0
+
+
+async def test_a_large_result_is_published_in_configmaps_owned_by_the_query(
+    admin: KubeClient, namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("modeller", "PENGUIN", epsilon=10, delta=0.005)
+    await create(dpquery("model", user="modeller", library="smartnoise-synth"))
+    body = await wait_for_phase(admin, namespace, "model", "Succeeded", "Failed", "Rejected", timeout=120)
+    status = body["status"]
+    assert status["phase"] == "Succeeded", status
+    ref = status["resultRef"]
+    assert "result" not in status and ref["chunks"] >= 1
+    first = await admin.get(core_path("configmaps", namespace, ref["configMap"]))
+    assert first["metadata"]["ownerReferences"][0]["uid"] == body["metadata"]["uid"]
+    assert len(first["data"][ref["key"]]) > 32 * 1024
+
+
+async def test_a_dataset_whose_credentials_secret_is_missing_fails_the_query_and_refunds(
+    admin: KubeClient, namespace: str, budgets: Budgets, create, system_namespace: str
+) -> None:
+    from dpkube.engine.datasets import demo_metadata
+    from dpkube.k8s.demo import dataset_manifest
+    from dpkube.models.dataset import DatasetSpec
+    from dpkube.models.kinds import DATASET
+
+    metadata = demo_metadata("PENGUIN")
+    spec = DatasetSpec(display_name=f"S3-{namespace}", url="s3://bucket/penguin.csv", credentials_secret="nope",
+                       metadata=metadata.model_dump(mode="json", exclude_none=True),
+                       column_order=list(metadata.columns))
+    await admin.create(DATASET.api_path(system_namespace), dataset_manifest(system_namespace, spec.display_name, spec))
+    await budgets.grant("s3-user", spec.display_name, epsilon=1, delta=0.005)
+    await create(dpquery("s3", user="s3-user", dataset=spec.display_name))
+    body = await wait_for_phase(admin, namespace, "s3", "Failed", "Succeeded", "Rejected", settled=True)
+    assert body["status"]["phase"] == "Failed" and "credentials Secret nope is missing" in body["status"]["message"]
+    assert (await budgets.find("s3-user", spec.display_name)).ledger.reservations == {}
