@@ -39,6 +39,9 @@ def control_plane(
     with capture.global_and_fixture_disabled():
         print(f"\nreal control plane at {plane.url} ready in {time.monotonic() - started:.1f}s: {version}")
     yield plane
+    peaks = ", ".join(f"{name} {size / 2**20:.0f} MiB" for name, size in plane.peak_memory_bytes().items())
+    with capture.global_and_fixture_disabled():
+        print(f"\ncontrol plane peak memory: {peaks}")
     plane.stop()
 
 
