@@ -138,7 +138,7 @@ async def measure(platform: LocalPlatform, queries: int, objects: int, seconds: 
     async with KubeClient(platform.kube_config(), max_connections=64) as client:
         await client.create(QUEUE.api_path(SYSTEM_NAMESPACE), {
             "apiVersion": "dpkube.io/v1alpha1", "kind": "Queue", "metadata": {"name": "warm"},
-            "spec": {"warmPods": 4}})
+            "spec": {"warmPods": 4, "warmLibraries": ["smartnoise-sql"]}})
         cold = [await run_one(client, f"cold-{n}", USERS[0]) for n in range(queries)]
         await warm_ready(client, "warm", 4)
         warm = []

@@ -173,8 +173,10 @@ def warm_pod(name: str, namespace: str, queue_name: str, token: str, claim_url: 
              queue: QueueSpec | None) -> dict[str, Any]:
     """A pre-started runner that imports the libraries, then claims exactly one query from the operator."""
     env = [{"name": "DPKUBE_CLAIM_URL", "value": claim_url}, {"name": "DPKUBE_CLAIM_TOKEN", "value": token}]
-    return _runner_pod(name, namespace, {WARM_POOL_LABEL: queue_name}, env,
-                       ["--warm", "--claim", "--result-secret"], settings, queue)
+    args = ["--warm", "--claim", "--result-secret"]
+    if queue is not None and queue.warm_libraries:
+        args += ["--libraries", ",".join(library.value for library in queue.warm_libraries)]
+    return _runner_pod(name, namespace, {WARM_POOL_LABEL: queue_name}, env, args, settings, queue)
 
 
 def runner_access(namespace: str, service_account: str) -> list[tuple[str, dict[str, Any]]]:

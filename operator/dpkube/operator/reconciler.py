@@ -340,13 +340,15 @@ class Reconciler:
             await self._end(query, Phase.FAILED, Reason.DATASET_NOT_FOUND, f"dataset {spec.dataset} disappeared")
             return None
         await self.ensure_runner_access(namespace)
-        if spec.queue and self.warm is not None and dataset.pvc is None and not dataset.credentials_secret:
+        queue = await self._queue_spec(spec.queue) if spec.queue else None
+        warm_fits = queue is not None and queue.warm_pods and (
+            not queue.warm_libraries or spec.library in queue.warm_libraries)
+        if warm_fits and self.warm is not None and dataset.pvc is None and not dataset.credentials_secret:
             warm = await self.warm.claim(query, spec.queue)
             if warm is not None:
                 await self._record_pod(query, warm)
                 self.warm.deliver(namespace, warm)
                 return await self.client.get(core_path("pods", namespace, warm))
-        queue = await self._queue_spec(spec.queue) if spec.queue else None
         if dataset.credentials_secret and spec.mode == Mode.QUERY:
             await self._copy_credentials(dataset.credentials_secret, namespace)
         timeout = parse_duration(spec.timeout) if spec.timeout else None

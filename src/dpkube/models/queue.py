@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from dpkube.models.base import KubeModel
+from dpkube.models.payloads import Library
 
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
 
@@ -29,6 +30,8 @@ class QueueSpec(KubeModel):
     """Most queries of this queue running at once; none means no cap."""
     warm_pods: int = Field(default=0, ge=0, le=64)
     """Runner pods kept started with the libraries imported, each claiming exactly one query."""
+    warm_libraries: list[Library] = Field(default_factory=list, max_length=4)
+    """Libraries the warm pods import (and the only ones whose queries they take); empty means all."""
     image: str | None = Field(default=None, max_length=512)
     """Runner image for this queue's pods; none means the operator's default."""
     resources: Resources | None = None

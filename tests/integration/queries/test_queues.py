@@ -65,7 +65,7 @@ async def test_a_warm_pod_claims_a_query_of_its_queue(
 ) -> None:
     await budgets.grant("warm", "PENGUIN", epsilon=10, delta=0.005)
     name = f"warm-{namespace}"
-    await create(queue(name, warmPods=1))
+    await create(queue(name, warmPods=1, warmLibraries=["smartnoise-sql"]))
     await create(dpquery("starter", user="warm", queue=name, mode="cost"))
     for _ in range(600):
         if ((await admin.get(QUEUE.api_path(SYSTEM, name))).get("status") or {}).get("warm"):
