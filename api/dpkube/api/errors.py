@@ -10,7 +10,10 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dpkube.engine.errors import EngineError, ExternalLibraryError, InvalidQuery
 
@@ -104,6 +107,63 @@ class QueryStillRunning(ApiException):
         return {self.key: self.message, "namespace": self.namespace, "name": self.name}
 
 
+DIOPTRA_PREFIX = "/api/"
+"""Routes under this prefix speak Dioptra: every error body is `{"message": ...}`."""
+DIOPTRA_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+                  405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
+                  503: "Service Unavailable"}
+
+
+class DioptraError(ApiException):
+    """A Dioptra v0 error: its clients read `message` and test its words (`"Not Found" in r["message"]`)."""
+
+    status_code = 400
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+    def body(self) -> dict[str, Any]:
+        return {"message": self.message} | ({"detail": self.detail} if self.detail else {})
+
+
+class DioptraBadRequest(DioptraError):
+    """A refused form, body or archive (the detail says what, the message is Dioptra's text)."""
+
+
+class DioptraForbidden(DioptraError):
+    """Locked queue, or an admin-only route called by someone else."""
+
+    status_code = 403
+
+
+class DioptraNotFound(DioptraError):
+    """No such experiment, queue, job or task plugin package."""
+
+    status_code = 404
+
+
+class DioptraTooLarge(DioptraError):
+    """An uploaded archive over its limit (it is kept in a ConfigMap, capped near 1 MiB)."""
+
+    status_code = 413
+
+
+class DioptraUnavailable(DioptraError):
+    """The cluster could not keep what was uploaded."""
+
+    status_code = 503
+
+
+def dioptra_body(status_code: int, message: str) -> dict[str, Any]:
+    """Any error on a Dioptra route in Dioptra's words: `<HTTP title> - <what>`."""
+    return {"message": f"{DIOPTRA_TITLES.get(status_code, 'Error')} - {message}"}
+
+
+def _is_dioptra(request: Request) -> bool:
+    return request.url.path.startswith(DIOPTRA_PREFIX)
+
+
 def from_engine(error: EngineError) -> ApiException:
     """The API error of an engine refusal (raised in-process: costs, dummy data, metadata)."""
     if isinstance(error, ExternalLibraryError):
@@ -118,13 +178,35 @@ def error_response(error: ApiException) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map every error type to its response; pydantic's 422 keeps FastAPI's own shape."""
+    """Map every error type to its response; outside Dioptra routes pydantic's 422 keeps FastAPI's own shape."""
 
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiException)
         if isinstance(exc, InternalServerException):
             log.error("internal error", extra={"path": request.url.path, "error": exc.message})
+            if _is_dioptra(request):
+                return JSONResponse(dioptra_body(500, INTERNAL_MESSAGE), status_code=500)
+        if _is_dioptra(request) and not isinstance(exc, DioptraError):
+            return JSONResponse(dioptra_body(exc.status_code, exc.message), status_code=exc.status_code,
+                                headers=exc.headers())
         return error_response(exc)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if _is_dioptra(request):
+            return JSONResponse(dioptra_body(exc.status_code, str(exc.detail)), status_code=exc.status_code,
+                                headers=exc.headers)
+        return await http_exception_handler(request, exc)
+
+    async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        if _is_dioptra(request):
+            fields: dict[str, list[str]] = {}
+            for error in exc.errors():
+                fields.setdefault(".".join(str(p) for p in error["loc"][1:]) or "body", []).append(error["msg"])
+            return JSONResponse({**dioptra_body(400, "The request body is invalid."), "schema_errors": fields},
+                                status_code=400)
+        return await request_validation_exception_handler(request, exc)
 
     async def engine_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, EngineError)
@@ -132,8 +214,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path, "error": type(exc).__name__})
+        if _is_dioptra(request):
+            return JSONResponse(dioptra_body(500, INTERNAL_MESSAGE), status_code=500)
         return error_response(InternalServerException(type(exc).__name__))
 
     app.add_exception_handler(ApiException, api_error)
     app.add_exception_handler(EngineError, engine_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, unexpected)

@@ -15,9 +15,10 @@ from dpkube.api.auth import Authenticator
 from dpkube.api.errors import install_error_handlers
 from dpkube.api.limits import BodyLimitMiddleware
 from dpkube.api.metrics import ApiMetrics, MetricsMiddleware
-from dpkube.api.routes import health, lomas
+from dpkube.api.routes import dioptra, health, lomas
 from dpkube.api.services.budgets import BudgetView
 from dpkube.api.services.datasets import Datasets
+from dpkube.api.services.dioptra import Dioptra
 from dpkube.api.services.history import History
 from dpkube.api.services.informer import Informer
 from dpkube.api.services.lomas import Lomas
@@ -73,9 +74,11 @@ def create_app(settings: ApiSettings, client: KubeClient | None = None) -> FastA
     app.state.informers = informers
     app.state.authenticator = Authenticator(kube, settings)
     app.state.lomas = Lomas(dataset_view, budget_view, queries, History(kube, settings.query_namespace))
+    app.state.dioptra = Dioptra.over(kube, settings.query_namespace, settings.system_namespace)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(lomas.router)
+    app.include_router(dioptra.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -1,0 +1,91 @@
+"""Uploaded archives are untrusted: bounded, regular files only, no escaping paths, read in memory."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zipfile
+
+import pytest
+
+from dpkube.api.services.dioptra.archives import ArchiveError, Limits, read_archive
+from dpkube.api.services.dioptra.plugins import package_modules
+
+
+def tar_gz(files: dict[str, bytes], *, links: dict[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            archive.addfile(info)
+    return buffer.getvalue()
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_a_tar_gz_gives_its_regular_files_by_relative_path() -> None:
+    assert read_archive(tar_gz({"wf/MLproject": b"x", "./wf/a.py": b"y"})) == {"wf/MLproject": b"x", "wf/a.py": b"y"}
+
+
+def test_a_zip_gives_its_regular_files() -> None:
+    assert read_archive(zipped({"wf/MLproject": b"x"})) == {"wf/MLproject": b"x"}
+
+
+@pytest.mark.parametrize("name", ["../evil", "wf/../../evil", "/etc/passwd"])
+def test_escaping_paths_are_refused(name) -> None:
+    with pytest.raises(ArchiveError):
+        read_archive(tar_gz({name: b"x"}))
+
+
+def test_escaping_paths_in_a_zip_are_refused() -> None:
+    with pytest.raises(ArchiveError, match="traversal"):
+        read_archive(zipped({"../evil": b"x"}))
+
+
+def test_symlinks_are_refused() -> None:
+    with pytest.raises(ArchiveError, match="regular files"):
+        read_archive(tar_gz({"wf/MLproject": b"x"}, links={"wf/data": "/etc"}))
+
+
+def test_an_upload_over_the_limit_is_refused_before_reading() -> None:
+    with pytest.raises(ArchiveError, match="larger than"):
+        read_archive(os.urandom(2048), Limits(max_upload=1024))
+
+
+def test_an_archive_unpacking_past_the_limit_is_refused() -> None:
+    with pytest.raises(ArchiveError, match="unpacks to more"):
+        read_archive(tar_gz({"a": b"0" * 5000, "b": b"0" * 5000}), Limits(max_total=8000))
+
+
+def test_too_many_members_are_refused() -> None:
+    with pytest.raises(ArchiveError, match="members"):
+        read_archive(tar_gz({f"f{i}": b"" for i in range(5)}), Limits(max_members=4))
+
+
+def test_garbage_is_not_an_archive() -> None:
+    with pytest.raises(ArchiveError, match="not a tar or zip"):
+        read_archive(b"hello, world")
+
+
+def test_a_plugin_package_is_its_py_modules_flattened() -> None:
+    modules = package_modules(tar_gz({"p1/__init__.py": b"", "p1/sub/tasks.py": b"x = 1", "p1/README": b"."}),
+                              Limits())
+    assert set(modules) == {"__init__.py", "tasks.py"}
+
+
+def test_a_plugin_package_without_modules_is_refused() -> None:
+    with pytest.raises(ArchiveError, match=r"no \.py"):
+        package_modules(tar_gz({"p1/README": b"."}), Limits())
