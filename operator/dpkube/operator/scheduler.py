@@ -24,6 +24,8 @@ from dpkube.operator.warm import WarmPools
 
 log = logging.getLogger(__name__)
 WARM_UPKEEP_SECONDS = 1.0
+RESYNC_SECONDS = 5.0
+"""Level-based safety net: unfinished queries are looked at again this often, whatever the events."""
 
 PHASE_KEYS = {
     Phase.PENDING: "pending", Phase.ADMITTED: "admitted", Phase.RUNNING: "running",
@@ -47,6 +49,7 @@ class Scheduler:
         self._written: dict[Any, Any] = {}
         self._last_audit = time.monotonic()
         self.last_tick = time.monotonic()
+        self._last_resync = time.monotonic()
         self.audit_interval = audit_interval
         self.warm = warm
         self.warm_namespaces = warm_namespaces or set()
@@ -84,11 +87,20 @@ class Scheduler:
             return free and self.registry.ahead_of(entry.uid) == 0
         return False
 
+    def unfinished(self) -> list[Entry]:
+        """Queries past admission that have not settled: a failed step of theirs is retried from here."""
+        return [e for e in self.registry.entries.values()
+                if e.phase in (Phase.ADMITTED, Phase.RUNNING) or (e.phase is not None and e.phase.terminal
+                                                                  and e.has_finalizer)]
+
     async def tick(self) -> None:
         movable = [e for e in self.registry.waiting_entries() if self.may_move(e)]
         now = time.time()
         expired = [(ns, name) for deadline, ns, name in list(self.reconciler.deadlines.values()) if now > deadline]
         targets = {(e.namespace, e.name) for e in movable} | set(expired)
+        if time.monotonic() - self._last_resync > RESYNC_SECONDS:
+            self._last_resync = time.monotonic()
+            targets |= {(e.namespace, e.name) for e in self.unfinished()}
         if targets:
             await asyncio.gather(*(self.reconciler.reconcile(ns, name) for ns, name in targets),
                                  return_exceptions=True)
