@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from dpkube.k8s.plugins import MOUNT_ROOT, package_copy
 from dpkube.models.crd import API_VERSION
 from dpkube.models.dataset import DatasetSpec
 from dpkube.models.queue import QueueSpec
@@ -164,6 +165,11 @@ def query_pod(
     pod = _runner_pod(pod_name(meta["uid"]), meta["namespace"], query_labels(query), env,
                       ["--result-secret"], settings, queue, dataset if inputs.mode == RunnerMode.QUERY else None)
     pod["metadata"]["ownerReferences"] = [owner_reference(query)]
+    for index, plugin in enumerate(query["spec"].get("plugins") or []):
+        volume = f"plugin-{index}"
+        pod["spec"]["volumes"].append({"name": volume, "configMap": {"name": package_copy(plugin)}})
+        pod["spec"]["containers"][0]["volumeMounts"].append(
+            {"name": volume, "mountPath": f"{MOUNT_ROOT}/{plugin}", "readOnly": True})
     if timeout_seconds is not None:
         pod["spec"]["activeDeadlineSeconds"] = max(1, math.ceil(timeout_seconds))
     return pod

@@ -27,6 +27,7 @@ from dpkube.engine.cost import estimate_cost
 from dpkube.engine.errors import EngineError, ExternalLibraryError
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
+from dpkube.k8s.plugins import package_config_map, package_copy
 from dpkube.k8s.results import delete_result, read_result
 from dpkube.models.conditions import Reason
 from dpkube.models.dataset import DatasetSpec, dataset_object_name
@@ -343,14 +344,20 @@ class Reconciler:
         queue = await self._queue_spec(spec.queue) if spec.queue else None
         warm_fits = queue is not None and queue.warm_pods and (
             not queue.warm_libraries or spec.library in queue.warm_libraries)
-        if warm_fits and self.warm is not None and dataset.pvc is None and not dataset.credentials_secret:
+        if warm_fits and self.warm is not None and dataset.pvc is None and not dataset.credentials_secret \
+                and not spec.plugins:
             warm = await self.warm.claim(query, spec.queue)
             if warm is not None:
                 await self._record_pod(query, warm)
                 self.warm.deliver(namespace, warm)
                 return await self.client.get(core_path("pods", namespace, warm))
         if dataset.credentials_secret and spec.mode == Mode.QUERY:
-            await self._copy_credentials(dataset.credentials_secret, namespace)
+            secret = dataset.credentials_secret
+            await self._mirror("secrets", secret, credentials_copy_name(secret), namespace,
+                               f"the dataset's credentials Secret {secret} is missing")
+        for plugin in spec.plugins:
+            await self._mirror("configmaps", package_config_map(plugin), package_copy(plugin), namespace,
+                               f"the task plugin package {plugin} is missing")
         timeout = parse_duration(spec.timeout) if spec.timeout else None
         manifest = query_pod(query, runner_input(query, dataset, metadata), dataset, self.settings, queue, timeout)
         try:
@@ -362,32 +369,31 @@ class Reconciler:
         await self._record_pod(query, pod["metadata"]["name"])
         return pod
 
-    async def _copy_credentials(self, secret: str, namespace: str) -> None:
-        """Mirror a dataset's credentials from the operator's namespace next to the pod that needs them.
+    async def _mirror(self, resource: str, name: str, copy: str, namespace: str, missing: str) -> None:
+        """Copy a Secret or ConfigMap of the operator's namespace next to the pod that needs it.
 
-        Users cannot read Secrets in query namespaces either, and the copy follows every change of the original.
+        Pods cannot read across namespaces; users cannot read Secrets in query namespaces either, and the
+        copy follows every change of the original.
         """
         try:
-            original = await self.client.get(core_path("secrets", self.settings.system_namespace, secret))
+            original = await self.client.get(core_path(resource, self.settings.system_namespace, name))
         except NotFound:
-            message = f"the dataset's credentials Secret {secret} is missing"
-            raise Outcome(Phase.FAILED, Reason.FAILED, message) from None
-        name = credentials_copy_name(secret)
-        body = {"apiVersion": "v1", "kind": "Secret", "type": original.get("type", "Opaque"),
-                "metadata": {"name": name, "namespace": namespace,
+            raise Outcome(Phase.FAILED, Reason.FAILED, missing) from None
+        body = {"apiVersion": "v1", "kind": original["kind"],
+                "metadata": {"name": copy, "namespace": namespace,
                              "labels": {"app.kubernetes.io/managed-by": "dpkube"}},
-                "data": original.get("data") or {}}
+                **{key: original[key] for key in ("type", "data", "binaryData") if key in original}}
         try:
-            current = await self.client.get(core_path("secrets", namespace, name))
+            current = await self.client.get(core_path(resource, namespace, copy))
         except NotFound:
             try:
-                await self.client.create(core_path("secrets", namespace), body)
+                await self.client.create(core_path(resource, namespace), body)
             except Conflict:
                 pass
             return
-        if current.get("data") != body["data"]:
+        if any(current.get(key) != body.get(key) for key in ("data", "binaryData")):
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            await self.client.replace(core_path("secrets", namespace, name), body)
+            await self.client.replace(core_path(resource, namespace, copy), body)
 
     async def _record_pod(self, query: dict[str, Any], name: str) -> None:
         """Write down which pod runs the query before that pod may start on it."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
@@ -123,6 +123,8 @@ class DPQuerySpec(KubeModel):
     """DPQueries (same namespace) that must have Succeeded before this one starts."""
     timeout: str | None = Field(default=None, max_length=32, pattern=DURATION_PATTERN)
     """Longest run time, e.g. 30s, 5m, 24h; past it the query ends TimedOut."""
+    plugins: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(default_factory=list, max_length=8)
+    """Custom task plugin packages mounted read-only into the query's pod (never imported by the runner)."""
 
     @model_validator(mode="after")
     def _exactly_one_payload_of_its_library(self) -> DPQuerySpec:

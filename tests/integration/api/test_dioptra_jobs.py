@@ -254,3 +254,32 @@ async def test_a_job_whose_dependency_failed_fails(operator_process, submit, htt
     refused = (await submit(entryPointKwargs="-P epsilon=50")).json()
     dependent = (await submit(dependsOn=refused["jobId"])).json()
     assert (await wait_for_status(http, caller, dependent["jobId"], "finished", "failed"))["status"] == "failed"
+
+
+def with_plugin(plugin: str) -> bytes:
+    """The example workflow whose first entry point names a custom task plugin package."""
+    project = EXAMPLE.read_text().replace("  penguin_count:\n", f"  penguin_count:\n    plugins: [{plugin}]\n", 1)
+    return workflow(project.encode())
+
+
+async def test_a_job_naming_an_unknown_plugin_is_a_form_error(submit) -> None:
+    response = await submit(with_plugin("nowhere"))
+    assert response.status_code == 400 and "unknown task plugin package 'nowhere'" in response.json()["detail"]
+
+
+async def test_a_job_naming_a_plugin_gets_it_mounted_read_only_in_its_pod(
+    operator_process, node_agent, submit, http, caller, admin, namespace, system_namespace, admin_caller
+) -> None:
+    from dpkube.k8s.plugins import package_config_map, package_copy
+
+    name = f"helpers_{uuid.uuid4().hex[:6]}"
+    await admin.create(core_path("configmaps", system_namespace), {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": package_config_map(name)},
+        "data": {"helpers.py": "VALUE = 1\n"}})
+    job = (await submit(with_plugin(name))).json()
+    finished = await wait_for_status(http, caller, job["jobId"], "finished", "failed")
+    assert finished["status"] == "finished"
+    (query,) = [q for q in await dpqueries(admin, namespace) if q["metadata"]["uid"] == job["jobId"]]
+    assert query["spec"]["plugins"] == [name]
+    copy = await admin.get(core_path("configmaps", namespace, package_copy(name)))
+    assert copy["data"] == {"helpers.py": "VALUE = 1\n"}

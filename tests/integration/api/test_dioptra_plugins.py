@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
-from dpkube.api.services.dioptra.plugins import COLLECTION_LABEL, config_map_name
 from dpkube.k8s.client import core_path
+from dpkube.k8s.plugins import COLLECTION_LABEL, package_config_map
 
 API = "/api/v0"
 PLUGINS = f"{API}/taskPlugin"
@@ -80,7 +80,7 @@ async def test_a_package_is_a_labelled_configmap_in_the_system_namespace(http, a
                                                                           system_namespace) -> None:
     name = plugin_name()
     await upload(http, admin_caller, name)
-    stored = await admin.get(core_path("configmaps", system_namespace, config_map_name(name)))
+    stored = await admin.get(core_path("configmaps", system_namespace, package_config_map(name)))
     assert stored["metadata"]["labels"][COLLECTION_LABEL] == "dioptra_custom"
     assert set(stored["binaryData"]) == {"__init__.py", "tasks.py"}
 

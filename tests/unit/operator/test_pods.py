@@ -58,3 +58,13 @@ def test_a_queue_sets_the_image_and_resources_of_its_pods() -> None:
     (container,) = build(queue)["spec"]["containers"]
     assert container["image"] == "registry.example/dpkube:gpu"
     assert container["resources"]["limits"]["memory"] == "8Gi"
+
+
+def test_named_plugins_are_mounted_read_only() -> None:
+    query = {**QUERY, "spec": {**QUERY["spec"], "plugins": ["helpers"]}}
+    inputs = runner_input(query, DATASET, demo_metadata("PENGUIN"))
+    pod = query_pod(query, inputs, DATASET, OperatorSettings())
+    (mount,) = [m for m in pod["spec"]["containers"][0]["volumeMounts"] if m["mountPath"].endswith("/helpers")]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"].startswith("dpkube-plugin-")

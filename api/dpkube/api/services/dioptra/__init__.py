@@ -32,5 +32,5 @@ class Dioptra:
                               id_key="experimentId", slug_lookups=True)
         queues = Queues(client, QUEUE, system_namespace, ids, what="queue", prefix="q-", id_key="queueId",
                         slug_lookups=False)
-        return cls(experiments, queues, Jobs(client, query_namespace, experiments, queues),
-                   Plugins(client, system_namespace))
+        jobs = Jobs(client, query_namespace, experiments, queues, system_namespace=system_namespace)
+        return cls(experiments, queues, jobs, Plugins(client, system_namespace))

@@ -36,7 +36,8 @@ from dpkube.api.services.dioptra.records import (
 )
 from dpkube.api.services.dioptra.workflows import WorkflowError, find_project, resolve
 from dpkube.api.services.retry import retrying
-from dpkube.k8s.client import ApiError, KubeClient, core_path
+from dpkube.k8s.client import ApiError, KubeClient, NotFound, core_path
+from dpkube.k8s.plugins import package_config_map
 from dpkube.models.conditions import Reason
 from dpkube.models.crd import API_VERSION
 from dpkube.models.dpquery import PAYLOAD_FIELD, DPQuerySpec, Phase
@@ -127,9 +128,10 @@ class Jobs:
     """Submission (checked in Dioptra's order, then ours), listing and lookup of Dioptra jobs."""
 
     def __init__(self, client: KubeClient, namespace: str, experiments: Catalog, queues: Queues,
-                 limits: Limits = DEFAULT_LIMITS) -> None:
+                 limits: Limits = DEFAULT_LIMITS, system_namespace: str = "dpkube-system") -> None:
         self.client = client
         self.namespace = namespace
+        self.system_namespace = system_namespace
         self.experiments = experiments
         self.queues = queues
         self.limits = limits
@@ -205,13 +207,15 @@ class Jobs:
             resolved = resolve(project, form.fields["entryPoint"], parse_kwargs(raw_kwargs))
         except (KwargsError, ArchiveError, WorkflowError) as exc:
             raise messages.invalid_job_form(str(exc)) from None
+        for plugin in resolved.plugins:
+            await self._plugin_exists(plugin)
         depends_on = form.fields.get("dependsOn") or None
         dependency = await self._dependency(depends_on) if depends_on else None
         try:
             spec = DPQuerySpec(
                 user=caller.user, dataset=resolved.dataset, library=resolved.library,
                 experiment=experiment["metadata"]["name"], queue=queue["metadata"]["name"],
-                depends_on=[dependency] if dependency else [], timeout=duration,
+                depends_on=[dependency] if dependency else [], timeout=duration, plugins=resolved.plugins,
                 **{PAYLOAD_FIELD[resolved.library]: resolved.payload},
             )
         except ValidationError as exc:
@@ -225,6 +229,13 @@ class Jobs:
         if depends_on:
             annotations[DEPENDS_ON] = depends_on
         return Submission(experiment, queue, spec.to_kube(), annotations, stored_file_name(filename), archive)
+
+    async def _plugin_exists(self, name: str) -> None:
+        """A workflow may only name custom packages an admin uploaded."""
+        try:
+            await self.client.get(core_path("configmaps", self.system_namespace, package_config_map(name)))
+        except NotFound:
+            raise messages.invalid_job_form(f"unknown task plugin package {name!r}") from None
 
     async def _dependency(self, job_id: str) -> str:
         """The DPQuery name of the job a submission depends on; an unknown one is a form error."""

@@ -1,13 +1,13 @@
 """Task plugins: the builtin collection is the four DP library adapters; custom packages live in ConfigMaps.
 
 A custom package is code the DP guarantee would have to trust, so only admins upload or delete one, and
-it is only stored (one ConfigMap per package, one key per `.py`); mounting it into query pods is not done.
+it is stored (one ConfigMap per package, one key per `.py`) and mounted read-only into the pods of the
+queries that name it (`plugins:` of a workflow entry point), never imported by the runner.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import posixpath
 import re
@@ -20,11 +20,9 @@ from dpkube.api.services.dioptra.forms import Form
 from dpkube.api.services.dioptra.records import ORIGIN_LABEL
 from dpkube.api.services.retry import retrying
 from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
+from dpkube.k8s.plugins import COLLECTION_LABEL, CUSTOM, NAME_ANNOTATION, package_config_map
 
 BUILTINS = "dioptra_builtins"
-CUSTOM = "dioptra_custom"
-COLLECTION_LABEL = "dpkube.io/dioptra-collection"
-NAME_ANNOTATION = "dpkube.io/dioptra-plugin-name"
 MODULES_ANNOTATION = "dpkube.io/dioptra-modules"
 MAX_STORED_BYTES = 768 * 1024
 """The `.py` files of one package, before base64: a ConfigMap holds about 1 MiB."""
@@ -42,10 +40,6 @@ BUILTIN_PLUGINS: dict[str, list[str]] = {
 
 def _wire(name: str, collection: str, modules: list[str]) -> dict[str, Any]:
     return {"taskPluginName": name, "collection": collection, "modules": modules}
-
-
-def config_map_name(name: str) -> str:
-    return f"plugin-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
 def package_modules(archive: bytes, limits: Limits) -> dict[str, bytes]:
@@ -116,7 +110,7 @@ class Plugins:
             raise DioptraTooLarge(f"Payload Too Large - The package's modules exceed {MAX_STORED_BYTES} bytes.")
         body = {
             "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": config_map_name(name), "namespace": self.namespace,
+            "metadata": {"name": package_config_map(name), "namespace": self.namespace,
                          "labels": {COLLECTION_LABEL: CUSTOM, ORIGIN_LABEL: "dioptra"},
                          "annotations": {NAME_ANNOTATION: name, MODULES_ANNOTATION: json.dumps(list(modules))}},
             "binaryData": {module: base64.b64encode(content).decode() for module, content in modules.items()},
@@ -145,7 +139,7 @@ class Plugins:
             return None
         try:
             found = await retrying(lambda: self.client.get(core_path("configmaps", self.namespace,
-                                                                     config_map_name(name))))
+                                                                     package_config_map(name))))
         except NotFound:
             return None
         notes = found["metadata"].get("annotations") or {}

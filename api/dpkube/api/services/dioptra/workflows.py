@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -51,6 +51,7 @@ class ResolvedQuery:
     dataset: str
     payload: dict[str, Any]
     parameters: dict[str, Any]
+    plugins: list[str] = field(default_factory=list)
 
 
 def find_project(files: dict[str, bytes]) -> tuple[str, dict[str, Any]]:
@@ -95,8 +96,11 @@ def resolve(project: dict[str, Any], entry_point: str, kwargs: dict[str, str]) -
         raise WorkflowError(f"entry point {entry_point!r}: `dataset` must be a name")
     if not isinstance(payload, dict):
         raise WorkflowError(f"entry point {entry_point!r}: `payload` must be a mapping")
+    plugins = entry.get("plugins") or []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins) or len(plugins) > 8:
+        raise WorkflowError(f"entry point {entry_point!r}: `plugins` must be a list of at most 8 package names")
     parameters = _bind(_declared(entry.get("parameters") or {}), kwargs)
-    return ResolvedQuery(library, _fill(dataset, parameters), _fill(payload, parameters), parameters)
+    return ResolvedQuery(library, _fill(dataset, parameters), _fill(payload, parameters), parameters, plugins)
 
 
 def _declared(parameters: Any) -> dict[str, tuple[str, Any]]:
