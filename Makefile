@@ -25,7 +25,8 @@ crds: $(STAMP)
 	$(PY) -m dpkube.models.manifests .
 
 bench: $(STAMP)
-	$(PY) bench/engine.py
+	$(PY) -m bench.engine
+	$(PY) -m bench.operator
 
 lint: $(STAMP)
 	$(PY) -m ruff check src operator api tests bench

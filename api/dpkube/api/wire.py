@@ -46,8 +46,8 @@ class DummyFields(WireModel):
 
     dummy_nb_rows: int = Field(gt=0, le=MAX_DUMMY_ROWS)
     """Number of dummy rows (Lomas' client sends 100)."""
-    dummy_seed: int
-    """Seed of the generator (Lomas' client sends 42)."""
+    dummy_seed: int = Field(ge=0)
+    """Seed of the generator (Lomas' client sends 42); numpy refuses negative seeds."""
 
 
 class GetDummyDataset(GetDbData, DummyFields):

@@ -564,10 +564,12 @@ class Reconciler:
     # -- writes --------------------------------------------------------------------------------
 
     async def _write_status(self, query: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """Replace the whole status (a JSON patch: a merge patch would delete every null inside the result)."""
         meta = query["metadata"]
+        status = {key: value for key, value in status.items() if value is not None}
         try:
             updated = await self.client.patch(DPQUERY.api_path(meta["namespace"], meta["name"]) + "/status",
-                                              {"status": status})
+                                              [{"op": "add", "path": "/status", "value": status}], kind="json")
         except NotFound:
             return {**query, "status": status}
         self.registry.observe(updated)

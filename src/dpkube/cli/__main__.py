@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dpkube.cli import controlplane, dev
+from dpkube.cli import budget, controlplane, dev, query, queue, token
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,6 +13,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     dev.register(commands)
     controlplane.register(commands)
+    query.register(commands)
+    budget.register(commands)
+    token.register(commands)
+    queue.register(commands)
     return parser
 
 

@@ -8,7 +8,7 @@ marked `x-kubernetes-preserve-unknown-fields`, and field docstrings kept as desc
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dpkube.models.base import KubeModel
@@ -43,7 +43,8 @@ class Kind:
     description: str
     printer_columns: tuple[PrinterColumn, ...] = ()
     categories: tuple[str, ...] = ("dpkube",)
-    extra: dict[str, Any] = field(default_factory=dict)
+    selectable_fields: tuple[str, ...] = ()
+    """JSON paths usable in field selectors (`kubectl get dpq --field-selector status.phase=Succeeded`)."""
 
     @property
     def singular(self) -> str:
@@ -104,6 +105,8 @@ class Kind:
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                     "schema": {"openAPIV3Schema": schema},
+                    **({"selectableFields": [{"jsonPath": path} for path in self.selectable_fields]}
+                       if self.selectable_fields else {}),
                 }],
             },
         }

@@ -74,7 +74,7 @@ class DummySpec(KubeModel):
 
     rows: int = Field(default=100, gt=0, le=MAX_DUMMY_ROWS)
     """Number of dummy rows."""
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=2**32 - 1)
     """Seed of the generator; the same seed gives the same rows."""
 
 

@@ -25,6 +25,8 @@ DPQUERY = Kind(
         PrinterColumn("Delta-Spent", "number", ".status.spentDelta", "Delta charged", priority=1),
         PrinterColumn("Queue", "string", ".spec.queue", priority=1),
     ),
+    selectable_fields=(".spec.user", ".spec.dataset", ".spec.library", ".spec.mode", ".spec.queue",
+                       ".spec.experiment", ".status.phase"),
 )
 
 EXPERIMENT = Kind(

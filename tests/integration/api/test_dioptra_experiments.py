@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 
 from dpkube.api.services.dioptra.ids import COUNTERS
-from dpkube.k8s.client import core_path
+from dpkube.k8s.client import NotFound, core_path
 from dpkube.models.kinds import EXPERIMENT
 
 from .conftest import http_client, running_app
@@ -95,10 +95,21 @@ async def test_ids_survive_a_restart_of_the_facade(settings, admin, caller) -> N
     assert after == before and newer["experimentId"] > before["experimentId"]
 
 
+async def gone_from(admin, path: str) -> None:
+    for _ in range(200):
+        try:
+            await admin.get(path)
+        except NotFound:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} was never deleted")
+
+
 async def test_a_deleted_experiments_id_is_never_reused(http, caller, admin, namespace) -> None:
     gone = (await http.post(f"{API}/experiment/", json={"name": "gone"}, headers=caller.basic)).json()
     [obj] = (await admin.list(EXPERIMENT.api_path(namespace)))["items"]
     await admin.delete(EXPERIMENT.api_path(namespace, obj["metadata"]["name"]))
+    await gone_from(admin, EXPERIMENT.api_path(namespace, obj["metadata"]["name"]))  # the operator's cascade
     again = (await http.post(f"{API}/experiment/", json={"name": "gone"}, headers=caller.basic)).json()
     assert again["experimentId"] > gone["experimentId"]
 

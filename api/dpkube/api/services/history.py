@@ -49,8 +49,9 @@ class History:
         self.namespace = namespace
 
     async def previous_queries(self, user: str, dataset: str) -> list[dict[str, Any]]:
-        items = await retrying(lambda: self.client.list_all(DPQUERY.api_path(self.namespace),
-                                                            label_selector=owner_selector(user, dataset)))
+        items = await retrying(lambda: self.client.list_all(
+            DPQUERY.api_path(self.namespace), label_selector=owner_selector(user, dataset),
+            field_selector=f"status.phase={Phase.SUCCEEDED.value},spec.mode={Mode.QUERY.value}"))
         done = [
             q for q in items
             if q["spec"].get("user") == user and q["spec"].get("dataset") == dataset

@@ -1,0 +1,55 @@
+"""`dpkube budget show` (a user, through the facade) and `dpkube budget grant` (an admin, on the cluster)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from dpkube.cli import options
+from dpkube.k8s.budgets import Budgets
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser("budget", help="privacy budgets: show yours, or grant one (admin)")
+    actions = parser.add_subparsers(dest="action", required=True)
+
+    show = actions.add_parser("show", help="your initial, spent and remaining budget on a dataset")
+    show.add_argument("dataset", nargs="?", default="PENGUIN", help="dataset name (default: PENGUIN)")
+    options.add_facade_options(show)
+    show.set_defaults(run=show_budget)
+
+    grant = actions.add_parser("grant", help="grant USER a budget on DATASET (replaces the initial budget)")
+    grant.add_argument("user")
+    grant.add_argument("dataset")
+    grant.add_argument("--epsilon", type=float, required=True)
+    grant.add_argument("--delta", type=float, required=True)
+    grant.add_argument("--disable", action="store_true", help="grant, but do not allow queries yet")
+    options.add_kube_options(grant)
+    grant.set_defaults(run=grant_budget)
+
+
+def show_budget(args: argparse.Namespace) -> int:
+    connection = options.facade(args, timeout=30)
+    try:
+        body = {"dataset_name": args.dataset}
+        initial = connection.post("/get_initial_budget", body)
+        spent = connection.post("/get_total_spent_budget", body)
+        remaining = connection.post("/get_remaining_budget", body)
+    finally:
+        connection.close()
+    print(f"{'':10} {'epsilon':>12} {'delta':>12}")
+    print(f"{'initial':10} {initial['initial_epsilon']:>12g} {initial['initial_delta']:>12g}")
+    print(f"{'spent':10} {spent['total_spent_epsilon']:>12g} {spent['total_spent_delta']:>12g}")
+    print(f"{'remaining':10} {remaining['remaining_epsilon']:>12g} {remaining['remaining_delta']:>12g}")
+    return 0
+
+
+def grant_budget(args: argparse.Namespace) -> int:
+    async def grant() -> None:
+        async with options.kube(args) as client:
+            await Budgets(client, options.system_namespace(args)).grant(
+                args.user, args.dataset, args.epsilon, args.delta, may_query=not args.disable)
+
+    asyncio.run(grant())
+    print(f"granted {args.user} epsilon {args.epsilon:g}, delta {args.delta:g} on {args.dataset}")
+    return 0
