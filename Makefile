@@ -27,6 +27,7 @@ crds: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.engine
 	$(PY) -m bench.operator
+	$(PY) -m bench.api
 
 lint: $(STAMP)
 	$(PY) -m ruff check src operator api tests bench
