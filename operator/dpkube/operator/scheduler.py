@@ -8,6 +8,7 @@ costs no API call unless something can actually move.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from typing import Any
@@ -24,7 +25,10 @@ from dpkube.operator.warm import WarmPools
 
 log = logging.getLogger(__name__)
 WARM_UPKEEP_SECONDS = 1.0
+MAX_RECONCILES_PER_PASS = 32
 RESYNC_SECONDS = 5.0
+UNSEEN_AFTER_SECONDS = 10.0
+"""A query still without a phase this long after creation missed its event; the resync picks it up."""
 """Level-based safety net: unfinished queries are looked at again this often, whatever the events."""
 
 PHASE_KEYS = {
@@ -71,9 +75,13 @@ class Scheduler:
             await asyncio.sleep(interval)
 
     def may_move(self, entry: Entry) -> bool:
-        """Whether a waiting query's reason for waiting may have gone away."""
-        if entry.reason is None or entry.phase is None:
-            return True
+        """Whether a waiting query's reason for waiting may have gone away.
+
+        A query that has not been looked at yet (no phase) is the event handler's: reconciling it here too
+        would multiply the API calls of a burst of new queries by the number of passes it takes.
+        """
+        if entry.phase is None or entry.reason is None:
+            return False
         if entry.reason == Reason.WAITING_FOR_DEPENDENCY:
             return self.registry.dependencies_settled(entry)
         if entry.queue is None:
@@ -89,9 +97,11 @@ class Scheduler:
 
     def unfinished(self) -> list[Entry]:
         """Queries past admission that have not settled: a failed step of theirs is retried from here."""
+        cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=UNSEEN_AFTER_SECONDS)).strftime("%Y-%m-%dT%H:%M:%SZ")
         return [e for e in self.registry.entries.values()
-                if e.phase in (Phase.ADMITTED, Phase.RUNNING) or (e.phase is not None and e.phase.terminal
-                                                                  and e.has_finalizer)]
+                if e.phase in (Phase.ADMITTED, Phase.RUNNING)
+                or (e.phase is None and not e.deleting and e.created < cutoff)
+                or (e.phase is not None and e.phase.terminal and e.has_finalizer)]
 
     async def tick(self) -> None:
         movable = [e for e in self.registry.waiting_entries() if self.may_move(e)]
@@ -101,8 +111,8 @@ class Scheduler:
         if time.monotonic() - self._last_resync > RESYNC_SECONDS:
             self._last_resync = time.monotonic()
             targets |= {(e.namespace, e.name) for e in self.unfinished()}
-        if targets:
-            await asyncio.gather(*(self.reconciler.reconcile(ns, name) for ns, name in targets),
+        for batch in _batches(sorted(targets), MAX_RECONCILES_PER_PASS):
+            await asyncio.gather(*(self.reconciler.reconcile(ns, name) for ns, name in batch),
                                  return_exceptions=True)
         for namespace, name in list(self.cascade.deleting):
             await self.cascade.cascade(namespace, name)
@@ -166,3 +176,8 @@ class Scheduler:
         except NotFound:
             return
         self._written[key] = status
+
+
+def _batches(items: list[tuple[str, str]], size: int) -> list[list[tuple[str, str]]]:
+    """At most `size` reconciles in flight, so a pass never floods the API server."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
