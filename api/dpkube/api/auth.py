@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -20,11 +18,11 @@ from fastapi import Depends, Request
 
 from dpkube.api.errors import InternalServerException, NotAuthenticated, UnauthorizedAccessException
 from dpkube.api.settings import ApiSettings
-from dpkube.k8s.client import ApiError, Conflict, KubeClient, NotFound, core_path
+from dpkube.k8s.client import ApiError, KubeClient, NotFound, core_path
+from dpkube.k8s.tokens import hash_token
 
 USER_HEADER = "user-name"
 """The Lomas identity header (FastAPI's form of its `user_name` parameter)."""
-TOKEN_PREFIX = "dpk_"
 TOKEN_REVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 CACHE_LIMIT = 10_000
 
@@ -37,31 +35,6 @@ class Identity:
     admin: bool = False
     source: str = "token"
     """token (API token), cluster (TokenReview) or header (trusted `user-name`)."""
-
-
-def hash_token(token: str) -> str:
-    """The key a token is stored under: sha256, hex (a valid Secret data key)."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-async def create_token(client: KubeClient, namespace: str, user: str, *, admin: bool = False,
-                       secret: str = "dpkube-api-tokens") -> str:
-    """Issue an API token for `user` and return it; only its hash is stored, so this is the one chance to see it."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    entry = base64.b64encode(json.dumps({"user": user, "admin": admin}).encode()).decode()
-    path = core_path("secrets", namespace, secret)
-    patch = {"data": {hash_token(token): entry}}
-    try:
-        await client.patch(path, patch)
-    except NotFound:
-        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                "metadata": {"name": secret, "namespace": namespace,
-                             "labels": {"app.kubernetes.io/part-of": "dpkube"}}, **patch}
-        try:
-            await client.create(core_path("secrets", namespace), body)
-        except Conflict:
-            await client.patch(path, patch)
-    return token
 
 
 class Authenticator:

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -61,6 +62,15 @@ FAILURE_REASONS = {
     ErrorKind.PAYLOAD_REJECTED: Reason.INVALID_QUERY,
     ErrorKind.EXTERNAL_LIBRARY: Reason.LIBRARY_ERROR,
 }
+
+
+@dataclass(frozen=True)
+class Known:
+    """What admission just read, handed to the pod's creation so it is not read twice on the hot path."""
+
+    dataset: DatasetSpec | None
+    metadata: Metadata | None
+    queue: QueueSpec | None
 
 
 class Outcome(Exception):
@@ -173,7 +183,8 @@ class Reconciler:
             cost=cost, queuePosition=None,
         ))
         self.events.record(query, Reason.ADMITTED, message)
-        await self._supervise(query)
+        queue = QueueSpec.model_validate(queue_body.get("spec") or {}) if queue_body is not None else None
+        await self._supervise(query, Known(dataset, metadata, queue))
 
     def _cost(self, spec: DPQuerySpec, metadata: Metadata) -> dict[str, float]:
         try:
@@ -187,7 +198,7 @@ class Reconciler:
     async def _reserve(self, spec: DPQuerySpec, uid: str, cost: dict[str, float]) -> None:
         try:
             grant = await self.budgets.find(spec.user, spec.dataset)
-            await self.budgets.move(grant.name, lambda ledger: L.reserve(ledger, uid, L.Cost(**cost)))
+            await self.budgets.move(grant, lambda ledger: L.reserve(ledger, uid, L.Cost(**cost)))
         except L.BudgetError as exc:
             raise Outcome(Phase.REJECTED, exc.reason, str(exc)) from None
 
@@ -282,7 +293,7 @@ class Reconciler:
 
     # -- running -------------------------------------------------------------------------------
 
-    async def _supervise(self, query: dict[str, Any]) -> None:
+    async def _supervise(self, query: dict[str, Any], known: Known | None = None) -> None:
         meta, status = query["metadata"], query.get("status") or {}
         uid, namespace = meta["uid"], meta["namespace"]
         spec = DPQuerySpec.model_validate(query["spec"])
@@ -291,7 +302,7 @@ class Reconciler:
         if deadline is not None:
             self.deadlines[uid] = (deadline, namespace, meta["name"])
         try:
-            pod = await self._get_or_create_pod(query, spec, name)
+            pod = await self._get_or_create_pod(query, spec, name, known)
         except Outcome as outcome:
             await self._end(query, outcome.phase, outcome.reason, outcome.message)
             return
@@ -313,8 +324,8 @@ class Reconciler:
         admitted = dt.datetime.fromisoformat(status["admittedAt"].replace("Z", "+00:00")).timestamp()
         return admitted + parse_duration(spec.timeout)
 
-    async def _get_or_create_pod(self, query: dict[str, Any], spec: DPQuerySpec, name: str | None
-                                 ) -> dict[str, Any] | None:
+    async def _get_or_create_pod(self, query: dict[str, Any], spec: DPQuerySpec, name: str | None,
+                                 known: Known | None = None) -> dict[str, Any] | None:
         """The query's one pod: the recorded one, else one found by label, else a warm or a new cold pod."""
         namespace, uid = query["metadata"]["namespace"], query["metadata"]["uid"]
         if name is not None:
@@ -336,12 +347,15 @@ class Reconciler:
             if self.warm is not None:
                 self.warm.deliver(namespace, pod["metadata"]["name"])
             return pod
-        dataset, metadata = await self._dataset(spec.dataset)
+        if known is None:
+            dataset, metadata = await self._dataset(spec.dataset)
+            queue = await self._queue_spec(spec.queue) if spec.queue else None
+        else:
+            dataset, metadata, queue = known.dataset, known.metadata, known.queue
         if dataset is None or metadata is None:
             await self._end(query, Phase.FAILED, Reason.DATASET_NOT_FOUND, f"dataset {spec.dataset} disappeared")
             return None
         await self.ensure_runner_access(namespace)
-        queue = await self._queue_spec(spec.queue) if spec.queue else None
         warm_fits = queue is not None and queue.warm_pods and (
             not queue.warm_libraries or spec.library in queue.warm_libraries)
         if warm_fits and self.warm is not None and dataset.pvc is None and not dataset.credentials_secret \
@@ -464,7 +478,7 @@ class Reconciler:
         spent = {"spentEpsilon": 0.0, "spentDelta": 0.0}
         if spec.mode == Mode.QUERY:
             grant = await self.budgets.find(spec.user, spec.dataset)
-            await self.budgets.move(grant.name, lambda ledger: L.charge(ledger, uid))
+            await self.budgets.move(grant, lambda ledger: L.charge(ledger, uid))
             spent = {"spentEpsilon": cost["epsilon"], "spentDelta": cost["delta"]}
             self.events.record(query, Reason.CHARGED, f"charged epsilon {cost['epsilon']}, delta {cost['delta']}")
         published = await self._publish(query, output.response)
@@ -523,7 +537,7 @@ class Reconciler:
         except L.BudgetError:
             return
         before = grant.ledger
-        after = await self.budgets.move(grant.name, lambda ledger: L.refund(ledger, uid))
+        after = await self.budgets.move(grant, lambda ledger: L.refund(ledger, uid))
         if uid in before.reservations and uid not in after.reservations:
             self.events.record(query, Reason.REFUNDED, "reservation returned: nothing was released")
 
@@ -539,7 +553,7 @@ class Reconciler:
             try:
                 grant = await self.budgets.find(spec["user"], spec["dataset"])
                 uid = meta["uid"]
-                await self.budgets.move(grant.name, lambda ledger: L.forget(L.refund(ledger, uid), uid))
+                await self.budgets.move(grant, lambda ledger: L.forget(L.refund(ledger, uid), uid))
             except L.BudgetError:
                 pass
         await self._remove_finalizer(query)

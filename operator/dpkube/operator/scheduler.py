@@ -144,7 +144,7 @@ class Scheduler:
                     ledger = L.forget(L.refund(ledger, uid), uid)
                 return ledger
 
-            await self.reconciler.budgets.move(grant.name, settle)
+            await self.reconciler.budgets.move(grant, settle)
             log.warning("audit settled %d stale ledger entries of grant %s", len(stale), grant.name)
 
     def _settled(self, uid: str) -> bool:

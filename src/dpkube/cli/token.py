@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import sys
 
-from dpkube.api.auth import create_token
 from dpkube.cli import options
+from dpkube.k8s.tokens import create_token
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -18,6 +18,7 @@ from dpkube.controlplane.processes import ChildProcess
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, KubeConfig
 from dpkube.k8s.install import install
+from dpkube.k8s.tokens import create_token
 
 SYSTEM_NAMESPACE = "dpkube-system"
 QUERY_NAMESPACE = "dpkube"
@@ -89,8 +90,6 @@ class LocalPlatform:
         asyncio.run(self._issue_tokens())
 
     async def _issue_tokens(self) -> None:
-        from dpkube.api.auth import create_token  # the facade's token store
-
         assert self.plane is not None
         async with KubeClient(KubeConfig.from_kubeconfig(self.plane.kubeconfig)) as client:
             for user in self.users:

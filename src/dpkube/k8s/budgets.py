@@ -65,6 +65,8 @@ class Grant:
     name: str
     resource_version: str
     ledger: L.Ledger
+    body: dict[str, Any]
+    """The ConfigMap as read: the first compare-and-swap of a movement starts from it."""
 
 
 class Budgets:
@@ -108,21 +110,29 @@ class Budgets:
 
     @staticmethod
     def _grant(item: dict[str, Any]) -> Grant:
-        return Grant(item["metadata"]["name"], item["metadata"]["resourceVersion"], L.from_data(item.get("data") or {}))
+        return Grant(item["metadata"]["name"], item["metadata"]["resourceVersion"], L.from_data(item.get("data") or {}),
+                     item)
 
-    async def move(self, name: str, movement: Callable[[L.Ledger], L.Ledger]) -> L.Ledger:
-        """Apply `movement` to the grant `name` atomically; retried on conflict, skipped when a no-op."""
+    async def move(self, grant: Grant | str, movement: Callable[[L.Ledger], L.Ledger]) -> L.Ledger:
+        """Apply `movement` to a grant atomically; retried on conflict, skipped when a no-op.
+
+        Given a Grant just read, its body is the first attempt's starting point (no second read).
+        """
+        name = grant if isinstance(grant, str) else grant.name
         path = core_path("configmaps", self.namespace, name)
+        current: dict[str, Any] | None = None if isinstance(grant, str) else grant.body
         for attempt in range(MAX_ATTEMPTS):
-            current = await self.client.get(path)
+            if current is None:
+                current = await self.client.get(path)
             before = L.from_data(current.get("data") or {})
             after = movement(before)
             if after == before:
                 return after
-            current["data"] = {**(current.get("data") or {}), **L.to_data(after)}
+            updated = {**current, "data": {**(current.get("data") or {}), **L.to_data(after)}}
             try:
-                await self.client.replace(path, current)
+                await self.client.replace(path, updated)
             except Conflict:
+                current = None
                 await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
                 continue
             return after

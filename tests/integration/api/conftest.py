@@ -11,11 +11,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from dpkube.api.auth import create_token
 from dpkube.api.main import create_app
 from dpkube.api.settings import ApiSettings
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient
+from dpkube.k8s.tokens import create_token
 
 PENGUIN_BUDGET = (10.0, 0.005)
 
