@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dpkube.k8s.tokens import TOKEN_SECRET
+
 
 class ApiSettings(BaseSettings):
     """Everything an admin may tune; defaults suit `make dev` and the tests."""
@@ -19,7 +21,7 @@ class ApiSettings(BaseSettings):
     """Kubeconfig to reach the API server; unset means $KUBECONFIG, the in-cluster account, ~/.kube/config."""
     trusted_header: bool = False
     """Take the Lomas `user-name` header as the identity (`make dev`, or behind an authenticating proxy)."""
-    token_secret: str = "dpkube-api-tokens"
+    token_secret: str = TOKEN_SECRET
     """Secret (system namespace) mapping sha256 hashes of API tokens to their user."""
     admin_group: str = "dpkube:admins"
     """Kubernetes group whose members are admins when they authenticate with a cluster token."""

@@ -48,8 +48,10 @@ async def apply(client: KubeClient, manifest: dict[str, Any]) -> None:
 
 
 async def install_access(client: KubeClient, trusted_service_accounts: list[str]) -> None:
-    """The user and admin roles and the admission policy on spec.user."""
-    for manifest in [policy.user_role(), policy.admin_role(), *policy.query_owner_policy(trusted_service_accounts)]:
+    """The user and admin roles, the admission policy on spec.user, and the guard on budget grants
+    (against the facade, the first trusted account)."""
+    for manifest in [policy.user_role(), policy.admin_role(), *policy.query_owner_policy(trusted_service_accounts),
+                     *policy.grant_guard_policy(trusted_service_accounts[:1])]:
         await apply(client, manifest)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dpkube.k8s.budgets import GRANT_LABEL
 from dpkube.models.crd import GROUP, VERSION
 
 USER_ROLE = "dpkube-user"
@@ -50,47 +51,139 @@ def admin_role() -> dict[str, Any]:
     }
 
 
-def query_owner_policy(trusted_service_accounts: list[str]) -> list[dict[str, Any]]:
-    """The ValidatingAdmissionPolicy (CEL, no webhook) and its binding: spec.user must be the caller.
+def operator_rules() -> list[dict[str, Any]]:
+    """What the operator does wherever queries live: read and settle queries, run their pods, publish results,
+    give query pods their service account, and copy dataset credentials and plugin packages next to them."""
+    return [
+        {"apiGroups": [GROUP], "resources": ["dpqueries", "experiments"],
+         "verbs": ["get", "list", "watch", "patch", "delete"]},
+        {"apiGroups": [GROUP], "resources": ["dpqueries/status", "experiments/status"], "verbs": ["get", "patch"]},
+        {"apiGroups": [GROUP], "resources": ["queues", "datasets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "update"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "create", "update", "delete"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
+         "verbs": ["get", "create"]},
+    ]
 
-    Exempt: cluster admins (system:masters), dpkube admins (group dpkube:admins), and the given
-    service accounts (the facade, which authenticates users itself, and the operator).
-    """
-    trusted = json.dumps(trusted_service_accounts)
+
+def operator_system_rules() -> list[dict[str, Any]]:
+    """What the operator does in its own namespace: move budgets, count queues and datasets, hold its lease."""
+    return [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "update", "patch"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        {"apiGroups": [GROUP], "resources": ["queues/status", "datasets/status"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+    ]
+
+
+def api_rules() -> list[dict[str, Any]]:
+    """What the facade does in its query namespace: create its users' queries and experiments and read them back,
+    keep Dioptra workflows as ConfigMaps, read large results."""
+    return [
+        {"apiGroups": [GROUP], "resources": ["dpqueries", "experiments"], "verbs": ["create", "get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "patch", "delete"]},
+    ]
+
+
+def api_system_rules(token_secret: str, id_counters: str) -> list[dict[str, Any]]:
+    """What the facade does in the system namespace: read grants, datasets and its token store, create and lock
+    Dioptra queues, store plugin packages and Dioptra's id counters. Budget grants stay out of its reach:
+    the `grant_guard_policy` refuses its writes to them."""
+    return [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create", "delete"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [id_counters], "verbs": ["update"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [token_secret], "verbs": ["get"]},
+        {"apiGroups": [GROUP], "resources": ["datasets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [GROUP], "resources": ["queues"], "verbs": ["get", "list", "create", "patch"]},
+    ]
+
+
+def api_cluster_rules() -> list[dict[str, Any]]:
+    """The facade checks cluster tokens of kubectl users (TokenReview), and nothing else cluster-wide."""
+    return [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}]
+
+
+def cel_list(values: list[str]) -> str:
+    """A CEL list literal of strings (JSON's syntax is CEL's)."""
+    return json.dumps(values, separators=(",", ":"))
+
+
+def _policy(name: str, rule: dict[str, Any], variables: dict[str, str],
+            validation: dict[str, Any]) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy (CEL, no webhook) with its Deny binding; who is exempt lives in `variables`,
+    so that an installer (the Helm chart) fills in its own identities without touching the expressions."""
     policy = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": POLICY},
+        "metadata": {"name": name},
         "spec": {
             "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{
-                "apiGroups": [GROUP], "apiVersions": [VERSION], "operations": ["CREATE", "UPDATE"],
-                "resources": ["dpqueries"],
-            }]},
-            "matchConditions": [{
-                "name": "caller-is-not-trusted",
-                "expression": (
-                    "!request.userInfo.groups.exists(g, g == 'system:masters' || g == '" + ADMINS_GROUP + "')"
-                    f" && !(request.userInfo.username in {trusted})"
-                ),
-            }],
-            "validations": [{
-                "expression": "object.spec.user == request.userInfo.username",
-                "messageExpression": (
-                    "'spec.user must be your own identity ' + request.userInfo.username"
-                    " + ', not ' + object.spec.user"
-                ),
-                "reason": "Forbidden",
-            }],
+            "matchConstraints": {"resourceRules": [rule]},
+            "variables": [{"name": key, "expression": value} for key, value in variables.items()],
+            "validations": [validation],
         },
     }
     binding = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": POLICY},
-        "spec": {"policyName": POLICY, "validationActions": ["Deny"]},
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"]},
     }
     return [policy, binding]
+
+
+def query_owner_policy(trusted_service_accounts: list[str], admins_group: str = ADMINS_GROUP,
+                       name: str = POLICY) -> list[dict[str, Any]]:
+    """The admission policy that makes spec.user the caller's own identity.
+
+    Exempt: cluster admins (system:masters), dpkube admins (`admins_group`), and the given service
+    accounts (the facade, which authenticates users itself, and the operator).
+    """
+    return _policy(
+        name,
+        {"apiGroups": [GROUP], "apiVersions": [VERSION], "operations": ["CREATE", "UPDATE"],
+         "resources": ["dpqueries"]},
+        {"trusted": cel_list(trusted_service_accounts), "adminsGroup": json.dumps(admins_group)},
+        {
+            "expression": (
+                "request.userInfo.groups.exists(g, g == 'system:masters' || g == variables.adminsGroup)"
+                " || request.userInfo.username in variables.trusted"
+                " || object.spec.user == request.userInfo.username"
+            ),
+            "messageExpression": (
+                "'spec.user must be your own identity ' + request.userInfo.username"
+                " + ', not ' + object.spec.user"
+            ),
+            "reason": "Forbidden",
+        },
+    )
+
+
+GRANT_GUARD = "dpkube-budget-grants"
+
+
+def grant_guard_policy(guarded_users: list[str], name: str = GRANT_GUARD) -> list[dict[str, Any]]:
+    """The admission policy that refuses the given users any write to a budget grant.
+
+    The facade must create and delete ConfigMaps in the system namespace (Dioptra plugins, id counters),
+    and RBAC cannot tell a grant from a plugin; this policy can, by the grant label.
+    """
+    untouched = (
+        "(object == null || !has(object.metadata.labels) || !('" + GRANT_LABEL + "' in object.metadata.labels))"
+        " && (oldObject == null || !has(oldObject.metadata.labels)"
+        " || !('" + GRANT_LABEL + "' in oldObject.metadata.labels))"
+    )
+    return _policy(
+        name,
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE", "DELETE"],
+         "resources": ["configmaps"]},
+        {"guarded": cel_list(guarded_users)},
+        {"expression": f"!(request.userInfo.username in variables.guarded) || ({untouched})",
+         "message": "budget grants are changed by admins and the operator only", "reason": "Forbidden"},
+    )
 
 
 def user_binding(namespace: str, user: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import secrets
 from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
 
 TOKEN_PREFIX = "dpk_"
+TOKEN_SECRET = "dpkube-api-tokens"
 
 
 def hash_token(token: str) -> str:
@@ -22,7 +23,7 @@ def hash_token(token: str) -> str:
 
 
 async def create_token(client: KubeClient, namespace: str, user: str, *, admin: bool = False,
-                       secret: str = "dpkube-api-tokens") -> str:
+                       secret: str = TOKEN_SECRET) -> str:
     """Issue an API token for `user` and return it; only its hash is stored, so this is the one chance to see it."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     entry = base64.b64encode(json.dumps({"user": user, "admin": admin}).encode()).decode()
