@@ -1,16 +1,22 @@
-"""Renders the generated manifests: CRDs into `crds/` and the ready examples into `examples/` (`make crds`).
+"""Renders the generated manifests (`make crds`): CRDs into `crds/`, the ready examples into `examples/`, and
+the Helm chart's generated parts (its CRDs, values.yaml, values.schema.json, RBAC rules, demo datasets).
 
-Both are generated from the models and the seed examples, and a test fails when either is stale.
+All are generated from the models, the access policy and the seed examples; a test fails when any is stale.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import yaml
 
-from dpkube.models import examples
+from dpkube.api.services.dioptra.ids import COUNTERS
+from dpkube.k8s import policy
+from dpkube.k8s.demo import demo_dataset_manifests
+from dpkube.k8s.tokens import TOKEN_SECRET
+from dpkube.models import chart, examples
 from dpkube.models.crd import API_VERSION
 from dpkube.models.dpquery import DPQuerySpec, Mode
 from dpkube.models.experiment import ExperimentSpec
@@ -98,7 +104,48 @@ def write_crds(directory: Path) -> list[Path]:
     return written
 
 
+CHART = Path("charts/dpkube")
+
+
+def render_chart() -> dict[str, str]:
+    """Path inside the chart -> text of every generated file of the Helm chart."""
+    rbac = {
+        "user": policy.user_role()["rules"],
+        "admin": policy.admin_role()["rules"],
+        "operator": policy.operator_rules(),
+        "operatorSystem": policy.operator_system_rules(),
+        "api": policy.api_rules(),
+        "apiSystem": policy.api_system_rules(TOKEN_SECRET, COUNTERS),
+        "apiCluster": policy.api_cluster_rules(),
+    }
+    datasets = [{"name": item["metadata"]["name"], "spec": item["spec"]} for item in demo_dataset_manifests("")]
+    files = {f"crds/{name}": text for name, text in render_crds().items()}
+    files["values.yaml"] = HEADER + chart.values_yaml()
+    files["values.schema.json"] = json.dumps(chart.values_schema(), indent=2) + "\n"
+    files["files/rbac.yaml"] = HEADER + yaml.safe_dump(rbac, sort_keys=False, width=100)
+    admission = {"queryOwner": policy.query_owner_policy([])[0]["spec"],
+                 "grantGuard": policy.grant_guard_policy([])[0]["spec"]}
+    files["files/admission.yaml"] = HEADER + yaml.safe_dump(admission, sort_keys=False, width=100)
+    files["files/demo-datasets.yaml"] = HEADER + yaml.safe_dump(datasets, sort_keys=False, width=100)
+    return files
+
+
+def write_chart(directory: Path) -> list[Path]:
+    """Write the chart's generated files, removing CRD files no model produces any more."""
+    rendered = render_chart()
+    for stale in (directory / "crds").glob("*.dpkube.io.yaml"):
+        if f"crds/{stale.name}" not in rendered:
+            stale.unlink()
+    written = []
+    for name, text in rendered.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
 if __name__ == "__main__":
     root = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
-    for path in [*write_crds(root / "crds"), *write_examples(root / "examples")]:
+    for path in [*write_crds(root / "crds"), *write_examples(root / "examples"), *write_chart(root / CHART)]:
         print(path)
