@@ -6,6 +6,7 @@ authorises. Everything listens on 127.0.0.1 only, and both processes are stopped
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import ssl
@@ -54,6 +55,8 @@ class LocalControlPlane:
     url: str = ""
     kubeconfig: Path = Path()
     ca_file: Path = Path()
+    audit: bool = False
+    """Log every request's user, verb, object and answer to `audit_log` (for tests of who may do what)."""
     _procs: dict[str, ChildProcess] = field(default_factory=dict)
 
     def start(self, timeout: float = 90.0) -> LocalControlPlane:
@@ -109,10 +112,32 @@ class LocalControlPlane:
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             "--event-ttl=1h",
+            *self._audit_flags(),
         ])
         self.kubeconfig = self.write_kubeconfig(self.workdir / "kubeconfig", ADMIN)
         self._wait_ready(timeout)
         return self
+
+    @property
+    def audit_log(self) -> Path:
+        return self.workdir / "audit.log"
+
+    def _audit_flags(self) -> list[str]:
+        if not self.audit:
+            return []
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump({
+            "apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+            "omitStages": ["RequestReceived"], "rules": [{"level": "Metadata"}],
+        }))
+        return [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}", "--audit-log-format=json",
+                "--audit-log-mode=blocking", "--audit-log-maxsize=0"]
+
+    def audit_events(self) -> list[dict]:
+        """Every audited request so far (empty unless started with `audit=True`)."""
+        if not self.audit_log.exists():
+            return []
+        return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         self._procs[name] = ChildProcess(name, argv, self.workdir / f"{name}.log").start()
@@ -147,14 +172,14 @@ class LocalControlPlane:
         """The bearer token of a user this control plane authenticates."""
         return self.identities[user].token
 
-    def write_kubeconfig(self, path: Path, user: str) -> Path:
-        """A kubeconfig that talks to this API server as `user`."""
+    def write_kubeconfig(self, path: Path, user: str, token: str | None = None) -> Path:
+        """A kubeconfig that talks to this API server as `user` (or as whoever `token` authenticates)."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "dpkube-local", "cluster": {
                 "server": self.url, "certificate-authority": str(self.ca_file)}}],
-            "users": [{"name": user, "user": {"token": self.token(user)}}],
+            "users": [{"name": user, "user": {"token": token or self.token(user)}}],
             "contexts": [{"name": f"{user}@dpkube-local", "context": {
                 "cluster": "dpkube-local", "user": user}}],
             "current-context": f"{user}@dpkube-local",

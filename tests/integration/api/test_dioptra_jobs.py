@@ -8,32 +8,19 @@ import io
 import os
 import tarfile
 import uuid
-from pathlib import Path
 
 import pytest
 
 from dpkube.api.services.dioptra.jobs import PARAMETERS
 from dpkube.k8s.client import core_path
 from dpkube.models.kinds import DPQUERY
+from dpkube_testing.dioptra import EXAMPLE, workflow
 
 API = "/api/v0"
-EXAMPLE = Path(__file__).parents[3] / "examples" / "dioptra-workflow" / "MLproject"
 JOB_KEYS = {"jobId", "mlflowRunId", "experimentId", "queueId", "createdOn", "lastModified", "timeout",
             "workflowUri", "entryPoint", "entryPointKwargs", "dependsOn", "status"}
 FORM_ERROR = "Bad Request - The job submission form contains invalid parameters. Please verify and resubmit."
 COUNT = "penguin_count"
-
-
-def workflow(project: bytes | None = None, extra: dict[str, bytes] | None = None) -> bytes:
-    """A tar.gz holding `dioptra-workflow/MLproject` (the example unless told otherwise)."""
-    files = {"dioptra-workflow/MLproject": EXAMPLE.read_bytes() if project is None else project, **(extra or {})}
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, content in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
 
 
 @pytest.fixture

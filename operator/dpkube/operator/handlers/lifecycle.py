@@ -39,6 +39,7 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
     config: OperatorSettings = memo.config
     settings.posting.enabled = False  # our own Events say what happened; kopf's would double them
+    settings.scanning.disabled = True  # the CRDs come before the operator; no need to watch (or read) all CRDs
     settings.watching.server_timeout = config.watch_timeout_seconds
     settings.watching.client_timeout = config.watch_timeout_seconds + 30
     settings.networking.request_timeout = 60
