@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(PY) -m dpkube.cli binaries
 	$(PY) -m pytest
 
-crds: $(STAMP)
+crds: $(STAMP)  ## CRDs, examples/ and the chart's generated files
 	$(PY) -m dpkube.models.manifests .
 
 bench: $(STAMP)

@@ -18,6 +18,7 @@ from dpkube.k8s.client import Forbidden, KubeClient, NotFound, core_path
 from dpkube.k8s.tokens import create_token
 from dpkube.models import examples
 from dpkube.models.kinds import DPQUERY
+from dpkube.models.manifests import CHART
 from dpkube_testing.builders import dpquery
 from dpkube_testing.chart import (
     API_ACCOUNT,
@@ -28,6 +29,7 @@ from dpkube_testing.chart import (
     Platform,
     Release,
     account_token,
+    helm,
 )
 from dpkube_testing.dioptra import tar_gz, workflow
 from dpkube_testing.waiting import wait_for_phase
@@ -56,6 +58,24 @@ async def test_every_object_of_the_release_exists(release: Release, cluster_admi
     for document in release.manifest:
         found = await cluster_admin.get(object_path(document))
         assert found["metadata"]["name"] == document["metadata"]["name"]
+
+
+def test_every_optional_object_passes_the_api_servers_dry_run(release: Release, homes: dict[str, str]) -> None:
+    """What `helm install` did not create with the default values is validated by the same API server."""
+    rendered = helm(release.plane, release.workdir, "template", "dpkube", str(CHART), "--namespace", SYSTEM,
+                    "--kube-version", binaries.KUBERNETES_VERSION,
+                    "--set", "api.ingress.enabled=true", "--set", "api.ingress.host=dp.example.org",
+                    "--set", "api.ingress.tlsSecret=dp-tls", "--set", "api.service.type=LoadBalancer",
+                    "--set", f"operator.namespaces={{{homes['alice']},{homes['bob']}}}",
+                    "--set", "networkPolicies.datasetStoreCidrs={10.1.0.0/16}",
+                    "--set", "networkPolicies.apiIngressFrom[0].namespaceSelector.matchLabels.team=stats",
+                    "--set", "experiments[0].name=census", "--set", "demo.datasets=true")
+    assert rendered.returncode == 0, rendered.stderr
+    applied = subprocess.run([str(binaries.binary("kubectl")), "--kubeconfig", str(release.plane.kubeconfig),
+                              "apply", "--dry-run=server", "-f", "-"], input=rendered.stdout,
+                             capture_output=True, text=True)
+    assert applied.returncode == 0, applied.stderr
+    assert "ingress.networking.k8s.io/dpkube-api created (server dry run)" in applied.stdout
 
 
 async def test_the_crds_come_with_the_chart(cluster_admin: KubeClient, release: Release) -> None:
