@@ -55,26 +55,24 @@ def operator_rules() -> list[dict[str, Any]]:
     """What the operator does wherever queries live: read and settle queries, run their pods, publish results,
     give query pods their service account, and copy dataset credentials and plugin packages next to them."""
     return [
-        {"apiGroups": [GROUP], "resources": ["dpqueries", "experiments"],
-         "verbs": ["get", "list", "watch", "patch", "delete"]},
-        {"apiGroups": [GROUP], "resources": ["dpqueries/status", "experiments/status"], "verbs": ["get", "patch"]},
+        {"apiGroups": [GROUP], "resources": ["dpqueries"], "verbs": ["get", "list", "watch", "patch", "delete"]},
+        {"apiGroups": [GROUP], "resources": ["experiments"], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": [GROUP], "resources": ["dpqueries/status", "experiments/status"], "verbs": ["patch"]},
         {"apiGroups": [GROUP], "resources": ["queues", "datasets"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "update"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "create", "update", "delete"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
-        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create"]},
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
-         "verbs": ["get", "create"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["create"]},
     ]
 
 
 def operator_system_rules() -> list[dict[str, Any]]:
     """What the operator does in its own namespace: move budgets, count queues and datasets, hold its lease."""
     return [
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "update", "patch"]},
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
-        {"apiGroups": [GROUP], "resources": ["queues/status", "datasets/status"], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "update"]},
+        {"apiGroups": [GROUP], "resources": ["queues/status", "datasets/status"], "verbs": ["patch"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
     ]
 
@@ -83,8 +81,9 @@ def api_rules() -> list[dict[str, Any]]:
     """What the facade does in its query namespace: create its users' queries and experiments and read them back,
     keep Dioptra workflows as ConfigMaps, read large results."""
     return [
-        {"apiGroups": [GROUP], "resources": ["dpqueries", "experiments"], "verbs": ["create", "get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "patch", "delete"]},
+        {"apiGroups": [GROUP], "resources": ["dpqueries"], "verbs": ["create", "get", "list", "watch"]},
+        {"apiGroups": [GROUP], "resources": ["experiments"], "verbs": ["create", "get", "list"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch", "delete"]},
     ]
 
 
