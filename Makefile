@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+IMAGE ?= dpkube:0.1.0
 
-.PHONY: dev test install crds bench lint clean
+.PHONY: dev test install crds bench lint clean image image-lint image-lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/image.lock requirements/venv.constraints
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -c requirements/venv.constraints
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,7 +31,17 @@ bench: $(STAMP)
 	$(PY) -m bench.api
 
 lint: $(STAMP)
-	$(PY) -m ruff check src operator api tests bench
+	$(PY) -m ruff check src operator api tests bench hack
+
+image:
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine answers (docker info failed); build on a machine with one" >&2; exit 1; }
+	docker build -t $(IMAGE) .
+
+image-lint: $(STAMP)
+	$(VENV)/bin/hadolint Dockerfile
+
+image-lock: $(STAMP)
+	$(PY) hack/lock_image.py
 
 clean:
 	rm -rf $(VENV) .dev dist build
