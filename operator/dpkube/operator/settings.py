@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_identity() -> str:
+    """The pod's name (or this host's) and a random suffix: a restarted replica is a new candidate."""
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{secrets.token_hex(3)}"
 
 
 class OperatorSettings(BaseSettings):
@@ -41,3 +50,19 @@ class OperatorSettings(BaseSettings):
     """Namespaces that get warm pools even before a query of theirs used the queue."""
     liveness_endpoint: str | None = None
     """e.g. http://127.0.0.1:8080/healthz; fails when the watch stalls."""
+    leader_election: bool = False
+    """Run the operator only while holding a Lease, so replicas stand by (the Helm chart turns it on)."""
+    lease_name: str = "dpkube-operator"
+    """Name of that coordination.k8s.io/v1 Lease."""
+    lease_namespace: str | None = None
+    """Namespace of the Lease; None means the system namespace."""
+    lease_duration_seconds: int = 15
+    """How long standbys wait after the lease last changed before taking it over."""
+    renew_deadline_seconds: float = 10.0
+    """A leader that could not renew for this long stops leading (must be below the lease duration)."""
+    retry_period_seconds: float = 2.0
+    """How often the leader renews and standbys try to acquire."""
+    identity: str = Field(default_factory=default_identity)
+    """This replica's name in the Lease's holderIdentity."""
+    health_listen: str | None = None
+    """Where `/livez` is served (host:port), both while standing by and while leading."""

@@ -46,8 +46,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: loggin
     settings.batching.worker_limit = 256
     client = KubeClient(KubeConfig.load(), max_connections=100)
     registry = Registry()
-    for item in await client.list_all(f"/apis/{GROUP}/{VERSION}/{DPQUERY.plural}"):
-        registry.observe(item)
+    # Only the served namespaces: the scheduler acts on every query it knows of.
+    paths = [DPQUERY.api_path(ns) for ns in config.namespaces] or [f"/apis/{GROUP}/{VERSION}/{DPQUERY.plural}"]
+    for path in paths:
+        for item in await client.list_all(path):
+            registry.observe(item)
     warm = WarmPools(client, config)
     reconciler = Reconciler(client, config, registry, EventRecorder(client), warm)
     warm.input_for = reconciler.runner_input_for
