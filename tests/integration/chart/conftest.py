@@ -72,7 +72,8 @@ async def platform(release: Release, cluster_admin: KubeClient) -> AsyncIterator
         "KUBECONFIG": str(operator_config), "POD_NAME": "dpkube-operator-0",
         "DPKUBE_CLAIM_LISTEN": f"127.0.0.1:{claim}", "DPKUBE_CLAIM_URL": f"http://127.0.0.1:{claim}",
         "DPKUBE_HEALTH_LISTEN": f"127.0.0.1:{health}", "DPKUBE_LEASE_DURATION_SECONDS": "4",
-        "DPKUBE_RENEW_DEADLINE_SECONDS": "3", "DPKUBE_RETRY_PERIOD_SECONDS": "1"})}
+        "DPKUBE_RENEW_DEADLINE_SECONDS": "3", "DPKUBE_RETRY_PERIOD_SECONDS": "1",
+        "DPKUBE_LEDGER_AUDIT_SECONDS": "1"})}
     operator = ChildProcess("operator", [sys.executable, "-m", "dpkube.operator"], workdir / "operator.log",
                             operator_env).start()
     agent_env = {**base, "KUBECONFIG": str(release.plane.kubeconfig), "DPKUBE_SYSTEM_NAMESPACE": SYSTEM}

@@ -12,10 +12,12 @@ import uuid
 import httpx
 import pytest
 
+from dpkube.api.services.dioptra.ids import COUNTERS
 from dpkube.controlplane import binaries
+from dpkube.k8s import policy
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import Forbidden, KubeClient, NotFound, core_path
-from dpkube.k8s.tokens import create_token
+from dpkube.k8s.tokens import TOKEN_SECRET, create_token
 from dpkube.models import examples
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.manifests import CHART
@@ -252,3 +254,40 @@ def test_no_request_of_the_operator_or_the_facade_was_forbidden(release: Release
     used = {event["user"]["username"] for event in release.plane.audit_events()}
     assert {OPERATOR, FACADE} <= used
     assert forbidden == []
+
+
+NOT_EXERCISED_HERE = {
+    OPERATOR: {
+        ("dpkube.io", "dpqueries", "delete"): "an Experiment's deletion deletes its queries",
+        ("", "pods", "patch"): "a warm pod is labelled with the query it claimed",
+        ("", "configmaps", "create"): "results over 32 KiB and plugin packages are kept in ConfigMaps",
+        ("", "secrets", "create"): "a dataset's credentials are copied next to its queries",
+        ("", "secrets", "update"): "a changed credentials Secret replaces its copy",
+    },
+    FACADE: {
+        ("dpkube.io", "dpqueries", "get"): "a query route reads its query back when the watch ends first",
+        ("dpkube.io", "datasets", "get"): "a dataset not yet in the facade's cache is read directly",
+    },
+}
+
+
+def granted(account: str) -> set[tuple[str, str, str]]:
+    rules = {OPERATOR: [*policy.operator_rules(), *policy.operator_system_rules()],
+             FACADE: [*policy.api_rules(), *policy.api_system_rules(TOKEN_SECRET, COUNTERS),
+                      *policy.api_cluster_rules()]}
+    return {(group, resource, verb) for rule in rules[account] for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+@pytest.mark.parametrize("account", [OPERATOR, FACADE], ids=["operator", "facade"])
+def test_every_permission_granted_is_used_or_named_with_the_path_that_needs_it(
+        release: Release, platform: Platform, account: str) -> None:
+    """Run last: the API server's audit log of this module against the chart's rules."""
+    used = set()
+    for event in release.plane.audit_events():
+        reference = event.get("objectRef", {})
+        if event["user"]["username"] == account and reference.get("resource"):
+            resource = reference["resource"] + (f"/{reference['subresource']}" if reference.get("subresource") else "")
+            used.add((reference.get("apiGroup", ""), resource, event["verb"]))
+    unused = granted(account) - used - set(NOT_EXERCISED_HERE[account])
+    assert unused == set()
