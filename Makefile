@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 IMAGE ?= dpkube:0.1.0
 
-.PHONY: dev test install crds bench lint clean image image-lint image-lock
+.PHONY: dev test install crds bench lint clean image image-lint image-lock e2e e2e-kind
 
 $(STAMP): pyproject.toml requirements/image.lock requirements/venv.constraints
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ image-lint: $(STAMP)
 
 image-lock: $(STAMP)
 	$(PY) hack/lock_image.py
+
+e2e: $(STAMP)  ## the end-to-end suite over HTTP: a local platform, or the deployment at DPKUBE_E2E_URL
+	$(PY) -m dpkube.cli binaries
+	$(PY) -m pytest tests/e2e -m e2e
+
+e2e-kind: $(STAMP)  ## the same suite against the chart on a throwaway kind cluster (Docker, kind, helm, kubectl)
+	bash hack/e2e-kind.sh
 
 clean:
 	rm -rf $(VENV) .dev dist build
