@@ -14,12 +14,17 @@ def workflow(project: bytes | None = None, extra: dict[str, bytes] | None = None
     return tar_gz({"dioptra-workflow/MLproject": EXAMPLE.read_bytes() if project is None else project, **(extra or {})})
 
 
-def tar_gz(files: dict[str, bytes]) -> bytes:
-    """A gzipped tar of the given files, as Dioptra's client packs workflows and plugin packages."""
+def tar_gz(files: dict[str, bytes], *, links: dict[str, str] | None = None) -> bytes:
+    """A gzipped tar of the given files (and symlinks), as Dioptra's client packs workflows and plugins."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for name, content in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(content)
             archive.addfile(info, io.BytesIO(content))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            archive.addfile(info)
     return buffer.getvalue()

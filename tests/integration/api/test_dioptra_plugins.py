@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import tarfile
 import uuid
 import zipfile
 
@@ -11,6 +10,7 @@ import pytest
 
 from dpkube.k8s.client import core_path
 from dpkube.k8s.plugins import COLLECTION_LABEL, package_config_map
+from dpkube_testing.dioptra import tar_gz
 
 API = "/api/v0"
 PLUGINS = f"{API}/taskPlugin"
@@ -19,13 +19,7 @@ MODULES = {"p/__init__.py": b"", "p/tasks.py": b"def task():\n    return 1\n"}
 
 
 def package(files: dict[str, bytes] = MODULES) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, content in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
+    return tar_gz(files)
 
 
 def zipped(files: dict[str, bytes] = MODULES) -> bytes:

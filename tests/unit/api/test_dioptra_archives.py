@@ -4,28 +4,13 @@ from __future__ import annotations
 
 import io
 import os
-import tarfile
 import zipfile
 
 import pytest
 
 from dpkube.api.services.dioptra.archives import ArchiveError, Limits, read_archive
 from dpkube.api.services.dioptra.plugins import package_modules
-
-
-def tar_gz(files: dict[str, bytes], *, links: dict[str, str] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, content in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-        for name, target in (links or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.SYMTYPE
-            info.linkname = target
-            archive.addfile(info)
-    return buffer.getvalue()
+from dpkube_testing.dioptra import tar_gz
 
 
 def zipped(files: dict[str, bytes]) -> bytes:
