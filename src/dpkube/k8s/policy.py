@@ -79,10 +79,10 @@ def operator_system_rules() -> list[dict[str, Any]]:
 
 def api_rules() -> list[dict[str, Any]]:
     """What the facade does in its query namespace: create its users' queries and experiments and read them back,
-    keep Dioptra workflows as ConfigMaps, read large results."""
+    give experiments made with kubectl a Dioptra id, keep Dioptra workflows as ConfigMaps, read large results."""
     return [
         {"apiGroups": [GROUP], "resources": ["dpqueries"], "verbs": ["create", "get", "list", "watch"]},
-        {"apiGroups": [GROUP], "resources": ["experiments"], "verbs": ["create", "get", "list"]},
+        {"apiGroups": [GROUP], "resources": ["experiments"], "verbs": ["create", "get", "list", "patch"]},
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch", "delete"]},
     ]
 

@@ -8,6 +8,7 @@ import datetime as dt
 from dpkube.api.services.dioptra.ids import COUNTERS
 from dpkube.k8s.client import NotFound, core_path
 from dpkube.models.kinds import EXPERIMENT
+from dpkube_testing.builders import experiment
 
 from .conftest import http_client, running_app
 
@@ -137,3 +138,20 @@ async def test_two_racing_registrations_of_one_name_give_one_200_and_one_400(htt
     replies = await asyncio.gather(*(http.post(f"{API}/experiment/", json={"name": "same"}, headers=caller.basic)
                                      for _ in range(2)))
     assert sorted(r.status_code for r in replies) == [200, 400]
+
+
+async def test_an_experiment_made_with_kubectl_is_found_by_its_display_name_with_an_id(
+        http, caller, admin, namespace) -> None:
+    await admin.create(EXPERIMENT.api_path(namespace), experiment("census", displayName="census_2020"))
+    found = await http.get(f"{API}/experiment/name/census_2020", headers=caller.basic)
+    assert found.status_code == 200, found.text
+    assert found.json()["name"] == "census_2020" and found.json()["experimentId"] > 0
+    again = await http.get(f"{API}/experiment/{found.json()['experimentId']}", headers=caller.basic)
+    assert again.json() == found.json()
+
+
+async def test_an_experiment_made_with_kubectl_is_listed_once_with_one_id(http, caller, admin, namespace) -> None:
+    await admin.create(EXPERIMENT.api_path(namespace), experiment("survey"))
+    first, second = [(await http.get(f"{API}/experiment/", headers=caller.basic)).json() for _ in range(2)]
+    assert first == second
+    assert [e["name"] for e in first] == ["survey"] and first[0]["experimentId"] > 0

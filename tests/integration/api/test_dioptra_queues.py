@@ -9,6 +9,7 @@ import pytest
 
 from dpkube.api.services.dioptra.records import object_name
 from dpkube.models.kinds import QUEUE
+from dpkube_testing.builders import queue
 
 API = "/api/v0"
 QUEUE_KEYS = {"queueId", "name", "createdOn", "lastModified"}
@@ -124,3 +125,21 @@ async def test_parallel_registrations_get_distinct_ids(http, admin_caller) -> No
                                                headers=admin_caller.basic) for _ in range(20)))
     assert {r.status_code for r in replies} == {200}
     assert len({r.json()["queueId"] for r in replies}) == 20
+
+
+async def test_a_queue_made_with_kubectl_is_listed_with_an_id_of_its_own(http, caller, admin,
+                                                                       system_namespace) -> None:
+    name = f"kubectl-{uuid.uuid4().hex[:8]}"
+    await admin.create(QUEUE.api_path(system_namespace), queue(name))
+    listed = {q["name"]: q for q in (await http.get(f"{API}/queue/", headers=caller.basic)).json()}
+    assert listed[name]["queueId"] > 0
+    again = {q["name"]: q for q in (await http.get(f"{API}/queue/", headers=caller.basic)).json()}
+    assert again[name] == listed[name]
+
+
+async def test_a_queue_made_with_kubectl_is_found_by_its_name(http, caller, admin, system_namespace) -> None:
+    name = f"kubectl-{uuid.uuid4().hex[:8]}"
+    await admin.create(QUEUE.api_path(system_namespace), queue(name, displayName=name))
+    found = await http.get(f"{API}/queue/name/{name}", headers=caller.basic)
+    assert found.status_code == 200, found.text
+    assert found.json()["name"] == name and found.json()["queueId"] > 0

@@ -178,8 +178,10 @@ async def test_the_facade_serves_dioptra_with_its_service_account(
         assert (await http.delete(f"/taskPlugin/dioptra_custom/{plugin}", headers=admin)).status_code == 200
         experiment = await http.post("/experiment/", json={"name": "Penguins"}, headers=caller)
         assert experiment.status_code == 200, experiment.text
+        listed = {e["name"] for e in (await http.get("/experiment/", headers=caller)).json()}
+        assert {"penguins", "penguin_study"} <= listed  # the chart's experiment too
         job = await http.post("/job/", headers=caller, files={"workflow": ("workflows.tar.gz", workflow())},
-                              data={"experimentName": "Penguins", "queue": queue.json()["name"], "timeout": "1h",
+                              data={"experimentName": "penguin_study", "queue": "default", "timeout": "1h",
                                     "entryPoint": "penguin_count"})
         assert job.status_code == 200, job.text
         for _ in range(300):

@@ -18,6 +18,7 @@ from dpkube.api.services.dioptra.records import (
     ORIGIN_LABEL,
     named,
     now,
+    object_id,
     object_name,
     slugify,
 )
@@ -63,10 +64,10 @@ class Catalog:
         return self.wire(created)
 
     async def all(self) -> list[dict[str, Any]]:
-        """Every object with an id, by id."""
-        items = await retrying(lambda: self.client.list_all(self.kind.api_path(self.namespace),
-                                                            label_selector=ID_LABEL))
-        return sorted(items, key=lambda item: int(item["metadata"]["labels"][ID_LABEL]))
+        """Every object, by id; one made outside Dioptra (kubectl, the Helm chart) gets its id on first sight."""
+        items = await retrying(lambda: self.client.list_all(self.kind.api_path(self.namespace)))
+        adopted = [item if object_id(item) is not None else await self._adopt(item) for item in items]
+        return sorted(adopted, key=lambda item: object_id(item) or 0)
 
     async def by_id(self, object_id: int) -> dict[str, Any]:
         items = (await retrying(lambda: self.client.list(self.kind.api_path(self.namespace),
@@ -80,11 +81,27 @@ class Catalog:
         try:
             found = await retrying(lambda: self.client.get(
                 self.kind.api_path(self.namespace, object_name(self.prefix, display))))
+            if (found.get("spec") or {}).get("displayName") == display:
+                return found
         except NotFound:
-            raise messages.not_found(self.what) from None
-        if (found.get("spec") or {}).get("displayName") != display:
-            raise messages.not_found(self.what)
-        return found
+            pass
+        for item in await retrying(lambda: self.client.list_all(self.kind.api_path(self.namespace))):
+            if display in {(item.get("spec") or {}).get("displayName"), item["metadata"]["name"]}:
+                return item if object_id(item) is not None else await self._adopt(item)
+        raise messages.not_found(self.what)
+
+    async def _adopt(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Label an object made outside Dioptra with a fresh id, conditioned on the version read: when two
+        facades adopt it at once, one id wins and the other's is a gap."""
+        allocated = await self.ids.next(self.what)
+        path = self.kind.api_path(self.namespace, item["metadata"]["name"])
+        patch = {"metadata": {"resourceVersion": item["metadata"]["resourceVersion"],
+                              "labels": {ID_LABEL: str(allocated)}}}
+        try:
+            return await retrying(lambda: self.client.patch(path, patch))
+        except Conflict:
+            current = await retrying(lambda: self.client.get(path))
+            return current if object_id(current) is not None else await self._adopt(current)
 
     def wire(self, obj: dict[str, Any]) -> dict[str, Any]:
         return named(obj, self.id_key)
