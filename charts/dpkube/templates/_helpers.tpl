@@ -72,6 +72,16 @@ topologySpreadConstraints:
 {{- end }}
 {{- end -}}
 
+{{/* A read-only root: whatever the libraries cache goes to the /tmp emptyDir. */}}
+{{- define "dpkube.writableHome" -}}
+- name: HOME
+  value: /tmp
+- name: TMPDIR
+  value: /tmp
+- name: MPLCONFIGDIR
+  value: /tmp
+{{- end -}}
+
 {{- define "dpkube.imagePullSecrets" -}}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
