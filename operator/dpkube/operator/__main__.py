@@ -8,8 +8,6 @@ import logging
 import os
 import sys
 
-import kopf
-
 from dpkube.operator import handlers  # noqa: F401  (registers the handlers)
 from dpkube.operator.replica import run_elected, run_unelected
 from dpkube.operator.settings import OperatorSettings
@@ -25,7 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     config = OperatorSettings()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    # Not kopf.configure(): it adds a second root handler, and every line would be written twice.
+    logging.getLogger("asyncio").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call drowns everything else
     if config.leader_election:
         sys.exit(asyncio.run(run_elected(config)))
