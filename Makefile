@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) -m bench.engine
 	$(PY) -m bench.operator
 	$(PY) -m bench.api
+	$(PY) -m bench.failover
 
 lint: $(STAMP)
 	$(PY) -m ruff check src operator api tests bench hack
