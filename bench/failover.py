@@ -36,19 +36,18 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from bench.operator import run_one
+
 from dpkube.controlplane.local import LocalControlPlane, free_port
 from dpkube.controlplane.platform import QUERY_NAMESPACE, SYSTEM_NAMESPACE
 from dpkube.controlplane.processes import ChildProcess
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, KubeConfig, NotFound
 from dpkube.k8s.install import install
-from dpkube.models.kinds import DPQUERY
 from dpkube.operator.leader import JITTER, LEASE_API
 from dpkube.operator.settings import OperatorSettings
 
 USER = "alice"
-SQL = {"queryStr": "SELECT COUNT(*) AS NB_ROW FROM df", "epsilon": 0.1, "delta": 1e-5}
-TERMINAL = {"Succeeded", "Failed", "Rejected", "TimedOut", "Cancelled"}
 STARTED = "dpkube operator started"
 """Logged by the operator's startup handler once kopf, the scheduler and the claim server run."""
 POLL = 0.02
@@ -131,21 +130,6 @@ async def random_phase() -> None:
     await asyncio.sleep(random.uniform(0, TIMINGS["retry_period_seconds"] * (1 + JITTER)))
 
 
-async def query_seconds(client: KubeClient, name: str, since: float) -> float:
-    """Create a DPQuery and return the seconds from `since` (perf_counter) until it is Succeeded."""
-    manifest = {"apiVersion": "dpkube.io/v1alpha1", "kind": "DPQuery", "metadata": {"name": name},
-                "spec": {"user": USER, "dataset": "PENGUIN", "library": "smartnoise-sql", "smartnoiseSql": SQL}}
-    created = await client.create(DPQUERY.api_path(QUERY_NAMESPACE), manifest)
-    async for event in client.watch(DPQUERY.api_path(QUERY_NAMESPACE), field_selector=f"metadata.name={name}",
-                                    resource_version=created["metadata"]["resourceVersion"], timeout_seconds=120):
-        phase = (event["object"].get("status") or {}).get("phase")
-        if phase in TERMINAL:
-            if phase != "Succeeded":
-                raise RuntimeError(f"{name} ended {phase}: {event['object']['status'].get('message')}")
-            return time.perf_counter() - since
-    raise RuntimeError(f"{name} did not finish")
-
-
 async def measure(plane: LocalControlPlane, replicas: Replicas, rounds: int, with_query: bool) -> dict[str, list]:
     results: dict[str, list] = {"term": [], "kill": [], "stable": [], "after_kill": [], "term_exit": []}
     async with KubeClient(KubeConfig.from_kubeconfig(plane.kubeconfig)) as client:
@@ -156,10 +140,10 @@ async def measure(plane: LocalControlPlane, replicas: Replicas, rounds: int, wit
         standby = replicas.start()
         await stands_by(standby, leader)
         if with_query:
-            await query_seconds(client, "warmup", time.perf_counter())
+            await run_one(client, "warmup", USER)
         for n in range(rounds):
             if with_query:
-                results["stable"].append(await query_seconds(client, f"stable-{n}", time.perf_counter()))
+                results["stable"].append(await run_one(client, f"stable-{n}", USER))
             assert leader.proc is not None
             await random_phase()
             stopped_at = time.perf_counter()
@@ -176,7 +160,7 @@ async def measure(plane: LocalControlPlane, replicas: Replicas, rounds: int, wit
             async with asyncio.TaskGroup() as group:  # a failure of either cancels the other
                 takeover = group.create_task(until_holder(client, standby.name, killed_at))
                 if with_query:
-                    after_kill = group.create_task(query_seconds(client, f"after-kill-{n}", killed_at))
+                    after_kill = group.create_task(run_one(client, f"after-kill-{n}", USER, since=killed_at))
             results["kill"].append(takeover.result())
             if with_query:
                 results["after_kill"].append(after_kill.result())

@@ -65,9 +65,10 @@ def dpquery(name: str, user: str, queue: str | None = None, dataset: str = "PENG
     return {"apiVersion": "dpkube.io/v1alpha1", "kind": "DPQuery", "metadata": {"name": name}, "spec": spec}
 
 
-async def run_one(client: KubeClient, name: str, user: str, queue: str | None = None) -> float:
-    """Seconds from the create call to Succeeded, as seen by a watch on that one query."""
-    started = time.perf_counter()
+async def run_one(client: KubeClient, name: str, user: str, queue: str | None = None,
+                  since: float | None = None) -> float:
+    """Seconds from the create call (or from `since`, a perf_counter) to Succeeded, seen by a watch on the query."""
+    started = time.perf_counter() if since is None else since
     created = await client.create(DPQUERY.api_path(QUERY_NAMESPACE), dpquery(name, user, queue))
     async for event in client.watch(DPQUERY.api_path(QUERY_NAMESPACE), field_selector=f"metadata.name={name}",
                                     resource_version=created["metadata"]["resourceVersion"], timeout_seconds=120):

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,17 +75,3 @@ class Platform:
     url: str
     operator: ChildProcess
     facade: ChildProcess
-    tokens: dict[str, str]
-
-
-def wait_ready(url: str, child: ChildProcess, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert child.running(), child.log_tail()
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.2)
-    raise AssertionError(f"{url} never answered 200:\n{child.log_tail()}")

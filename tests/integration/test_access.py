@@ -18,7 +18,7 @@ from dpkube_testing.builders import dpquery
 
 @pytest.fixture(scope="session")
 async def access(admin: KubeClient, crds: None) -> None:
-    await install_access(admin, ["system:serviceaccount:dpkube-system:dpkube-api"])
+    await install_access(admin, "dpkube-system")
     await ensure_namespace(admin, "dpkube-system")
 
 

@@ -8,13 +8,11 @@ import asyncio
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dpkube.controlplane.local import ADMIN, LocalControlPlane, free_port
-from dpkube.controlplane.processes import ChildProcess
+from dpkube.controlplane.processes import ChildProcess, NotReady
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, KubeConfig
 from dpkube.k8s.install import install
@@ -76,17 +74,11 @@ class LocalPlatform:
                                         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
                              self.workdir / "facade.log", env).start()
         self.children["facade"] = child
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            self.check()
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
-        else:
-            raise PlatformError(f"the facade never became ready:\n{child.log_tail()}")
+        try:
+            child.wait_until_ok(f"{self.url}/readyz", timeout=60)
+        except NotReady as e:
+            raise PlatformError(str(e)) from None
+        self.check()
         asyncio.run(self._issue_tokens())
 
     async def _issue_tokens(self) -> None:

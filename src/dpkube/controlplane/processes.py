@@ -9,8 +9,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+class NotReady(RuntimeError):
+    """A child process exited, or never answered 200, while it was awaited; the message carries its log."""
 
 
 @dataclass
@@ -55,6 +62,21 @@ class ChildProcess:
             self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self.kill()
+
+    def wait_until_ok(self, url: str, timeout: float) -> None:
+        """Poll `url` (a server this process runs) until it answers 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise NotReady(f"{self.name} exited:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        raise NotReady(f"{self.name} never answered 200 at {url}:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log.exists():

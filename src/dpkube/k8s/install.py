@@ -47,22 +47,20 @@ async def apply(client: KubeClient, manifest: dict[str, Any]) -> None:
                                                          "resourceVersion": current["metadata"]["resourceVersion"]}})
 
 
-async def install_access(client: KubeClient, trusted_service_accounts: list[str]) -> None:
-    """The user and admin roles, the admission policy on spec.user, and the guard on budget grants
-    (against the facade, the first trusted account)."""
-    for manifest in [policy.user_role(), policy.admin_role(), *policy.query_owner_policy(trusted_service_accounts),
-                     *policy.grant_guard_policy(trusted_service_accounts[:1])]:
+async def install_access(client: KubeClient, system_namespace: str) -> None:
+    """The user and admin roles, the admission policy on spec.user (the facade's and the operator's accounts
+    exempt), and the guard that keeps the facade off budget grants."""
+    facade, operator = (f"system:serviceaccount:{system_namespace}:{account}"
+                        for account in ("dpkube-api", "dpkube-operator"))
+    for manifest in [policy.user_role(), policy.admin_role(), *policy.query_owner_policy([facade, operator]),
+                     *policy.grant_guard_policy([facade])]:
         await apply(client, manifest)
 
 
-async def install(client: KubeClient, system_namespace: str, query_namespaces: list[str], *, demo: bool,
-                  trusted_service_accounts: list[str] | None = None) -> None:
+async def install(client: KubeClient, system_namespace: str, query_namespaces: list[str], *, demo: bool) -> None:
     """CRDs, roles and admission policy, the operator's and the queries' namespaces, and demo datasets."""
     await apply_crds(client)
-    await install_access(client, trusted_service_accounts or [
-        f"system:serviceaccount:{system_namespace}:dpkube-api",
-        f"system:serviceaccount:{system_namespace}:dpkube-operator",
-    ])
+    await install_access(client, system_namespace)
     for namespace in [system_namespace, *query_namespaces]:
         await ensure_namespace(client, namespace)
     if demo:

@@ -30,7 +30,6 @@ from dpkube_testing.chart import (
     container_env,
     helm,
     publish_api_server_endpoints,
-    wait_ready,
 )
 
 
@@ -85,9 +84,9 @@ async def platform(release: Release, cluster_admin: KubeClient) -> AsyncIterator
     facade = ChildProcess("facade", argv, workdir / "facade.log",
                           {**base, **container_env(facade_deployment, {"KUBECONFIG": str(api_config)})}).start()
     try:
-        wait_ready(f"http://127.0.0.1:{claim}/healthz", operator)
-        wait_ready(f"http://127.0.0.1:{http}/readyz", facade)
-        yield Platform(f"http://127.0.0.1:{http}", operator, facade, {})
+        operator.wait_until_ok(f"http://127.0.0.1:{claim}/healthz", timeout=90)
+        facade.wait_until_ok(f"http://127.0.0.1:{http}/readyz", timeout=90)
+        yield Platform(f"http://127.0.0.1:{http}", operator, facade)
     finally:
         for child in (facade, agent, operator):
             child.stop()

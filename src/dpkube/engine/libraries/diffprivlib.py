@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import inspect
-import json
 import math
 import pickle
 import warnings
@@ -25,6 +24,7 @@ from diffprivlib.utils import PrivacyLeakWarning
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from dpkube.engine import documents
 from dpkube.engine.cost import Cost
 from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
 from dpkube.models.metadata import (
@@ -136,19 +136,11 @@ def _step_params(cls: type, raw: Any, index: int) -> dict[str, Any]:
 
 
 def _steps(payload: DiffPrivLibPayload) -> list[tuple[str, type, dict[str, Any]]]:
-    try:
-        document = json.loads(payload.diffprivlib_json)
-    except json.JSONDecodeError as e:
-        raise PayloadRejected(f"diffprivlib_json is not valid JSON: {e.msg}") from None
+    document = documents.parse(payload.diffprivlib_json, "diffprivlib_json")
     if not isinstance(document, dict) or document.get("module") != "diffprivlib":
         raise PayloadRejected('diffprivlib_json must be {"module": "diffprivlib", ...}')
-    version = document.get("version")
-    if not isinstance(version, str) or not any(version.startswith(v + ".") for v in ACCEPTED_VERSIONS):
-        raise PayloadRejected(
-            f"diffprivlib_json version {version!r} is not supported; accepted: "
-            + ", ".join(f"{v}.x" for v in ACCEPTED_VERSIONS)
-            + f" (run on diffprivlib {INSTALLED_VERSION})"
-        )
+    documents.check_version(document.get("version"), "diffprivlib_json", ACCEPTED_VERSIONS,
+                            installed=f"diffprivlib {INSTALLED_VERSION}")
     pipeline = document.get("pipeline")
     if not isinstance(pipeline, list) or not 1 <= len(pipeline) <= MAX_STEPS:
         raise PayloadRejected(f"diffprivlib_json pipeline must list 1 to {MAX_STEPS} steps")

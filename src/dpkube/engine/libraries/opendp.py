@@ -8,7 +8,6 @@ the AST is bounded, and the measurement is priced by its own privacy map at d_in
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import re
 from typing import Any
 
@@ -22,6 +21,7 @@ import opendp.transformations
 import pandas as pd
 from opendp.mod import Measurement, PartialConstructor
 
+from dpkube.engine import documents
 from dpkube.engine.cost import Cost
 from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
 from dpkube.models.metadata import Metadata
@@ -106,18 +106,6 @@ ALLOWED_INPUT_METRICS = (
 )  # fmt: skip
 
 opendp.domains.enable_features("contrib", "floating-point")
-
-
-def _accepted_version(version: Any) -> str:
-    if not isinstance(version, str) or not any(
-        version == line or version.startswith(line + ".") for line in ACCEPTED_VERSIONS
-    ):
-        raise PayloadRejected(
-            f"opendp_json version {version!r} is not supported; accepted: "
-            + ", ".join(f"{line}.x" for line in ACCEPTED_VERSIONS)
-            + f" (run on opendp {INSTALLED_VERSION})"
-        )
-    return version
 
 
 class _Builder:
@@ -205,13 +193,11 @@ class _Builder:
 
 def measurement(payload: OpenDPPayload) -> Measurement:
     """The payload's measurement, rebuilt from allowlisted constructors and checked for Lomas' rules."""
-    try:
-        document = json.loads(payload.opendp_json)
-    except json.JSONDecodeError as e:
-        raise PayloadRejected(f"opendp_json is not valid JSON: {e.msg}") from None
+    document = documents.parse(payload.opendp_json, "opendp_json")
     if not isinstance(document, dict) or "ast" not in document:
         raise PayloadRejected('opendp_json must be an object {"version": ..., "ast": ...}')
-    _accepted_version(document.get("version"))
+    documents.check_version(document.get("version"), "opendp_json", ACCEPTED_VERSIONS,
+                            installed=f"opendp {INSTALLED_VERSION}", bare_line=True)
     result = _Builder().build(document["ast"])
     if isinstance(result, PartialConstructor) or not isinstance(result, Measurement):
         raise InvalidQuery("The pipeline provided is not a measurement. It cannot be processed in this server.")

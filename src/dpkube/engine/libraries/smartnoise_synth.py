@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import inspect
-import json
 import math
 import pickle
 import warnings
@@ -27,6 +26,7 @@ from snsynth import Synthesizer
 from snsynth import transform as sntransform
 from snsynth.transform.table import TableTransformer
 
+from dpkube.engine import documents
 from dpkube.engine.cost import Cost
 from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
 from dpkube.models.metadata import (
@@ -193,18 +193,10 @@ def _constraints(payload: SmartnoiseSynthPayload, columns: list[str]) -> dict[st
     """Per-column transformers from the Lomas constraints JSON (applied whatever select_cols is)."""
     if not payload.constraints:
         return {}
-    try:
-        document = json.loads(payload.constraints)
-    except json.JSONDecodeError as e:
-        raise PayloadRejected(f"constraints is not valid JSON: {e.msg}") from None
+    document = documents.parse(payload.constraints, "constraints")
     if not isinstance(document, dict) or document.get("module") != "smartnoise-synth":
         raise PayloadRejected('constraints must be {"module": "smartnoise-synth", ...}')
-    version = document.get("version")
-    if not isinstance(version, str) or not version.startswith(tuple(v + "." for v in ACCEPTED_CONSTRAINT_VERSIONS)):
-        raise PayloadRejected(
-            f"constraints version {version!r} is not supported; accepted: "
-            + ", ".join(f"{v}.x" for v in ACCEPTED_CONSTRAINT_VERSIONS)
-        )
+    documents.check_version(document.get("version"), "constraints", ACCEPTED_CONSTRAINT_VERSIONS)
     entries = document.get("constraints")
     if not isinstance(entries, dict):
         raise PayloadRejected("constraints.constraints must map columns to transformers")
