@@ -6,12 +6,20 @@
 #   query runner    python -m dpkube.runner ...   (the operator starts it in each query's pod)
 #   CLI             dpkube --help                 (the default command)
 #
-# Build: `make image` (docker build -t dpkube:0.1.0 .). The Python dependencies are exact pins from
-# requirements/image.lock (`python hack/lock_image.py` writes it from the dev venv) installed with
-# --no-deps; torch is the CPU-only build from the PyTorch CPU index, at the dev venv's version. PyPI's
-# Linux torch would add about 4.3 GB of nvidia-*/cuda-* wheels and triton, and 0.5 GB of CUDA
-# libraries in torch itself, that no component uses (`python -m bench.image_size` measures them).
-# The final stage holds the base image, the venv and a non-root user: no compiler, no pip, no caches.
+# Build: `make image` (BuildKit). Two targets:
+#   (last stage, the default)  every role, with torch: the operator and the facade price synthetic-data
+#                              queries with opacus, which imports torch, and the synth runner trains with it;
+#   --target core              the same without torch: the query pods of SQL, OpenDP and diffprivlib
+#                              queries (the chart's runner.image, or a Queue's `image`).
+# The Python dependencies are exact pins from requirements/image.lock (`python hack/lock_image.py` writes
+# it from the dev venv) installed with --no-deps. torch is installed alone, also with --no-deps: by default
+# the CPU build from the PyTorch CPU index; where that index is out of reach, TORCH_INDEX_URL=PyPI gives
+# PyPI's CUDA build with the CUDA libraries it links (`python -m bench.cluster` measures both images).
+#
+# The base is a build argument: PYTHON_IMAGE, python:3.11-slim-bookworm by default. Where no registry is
+# reachable, `make image` makes it from Debian's packages (mmdebstrap + docker import; the README lists what
+# differs). A TLS-intercepting proxy's CA can be handed to pip as the BuildKit secret `build_ca`; it never
+# reaches a layer. The final stages hold the base image, the venv and a non-root user: no compiler, no pip.
 
 ARG PYTHON_IMAGE=python:3.11.17-slim-bookworm
 
@@ -28,14 +36,26 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/dpkube \
  && python -m venv /opt/build
 
-# The CPU build of torch, alone: its own dependencies are pinned in image.lock, and the CPU index
-# holds no nvidia-*/triton wheels for pip to reach for.
-RUN /opt/dpkube/bin/pip install --no-deps --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+# torch alone, outside the venv: the core image leaves it out, the full image adds it as one layer of its
+# own. Its own dependencies are pinned in image.lock; its console scripts (torchrun) serve no component.
+# A torch that names CUDA wheels (PyPI's) cannot import without their libraries: they come from the pins of
+# image-torch-cuda.lock (triton, which only torch.compile uses, stays out). The CPU build names none.
+COPY requirements/image-torch-cuda.lock /src/requirements/
+RUN --mount=type=secret,id=build_ca \
+    if [ -s /run/secrets/build_ca ]; then export PIP_CERT=/run/secrets/build_ca; fi \
+ && /opt/build/bin/pip install --no-deps --target /opt/torch --index-url "${TORCH_INDEX_URL}" \
+      "torch==${TORCH_VERSION}" \
+ && if grep -qE '^Requires-Dist: (nvidia-|cuda-)' /opt/torch/torch-*.dist-info/METADATA; then \
+      /opt/build/bin/pip install --no-deps --target /opt/torch -r /src/requirements/image-torch-cuda.lock; \
+    fi \
+ && rm -rf /opt/torch/bin
 
 # Wheels for every pin: PyPI's as they are, and the source-only ones (antlr4-python3-runtime) built
 # with the pinned setuptools of image-build.lock, so nothing unpinned is fetched to build them.
 COPY requirements/image.lock requirements/image-build.lock /src/requirements/
-RUN /opt/build/bin/pip install --no-deps -r /src/requirements/image-build.lock \
+RUN --mount=type=secret,id=build_ca \
+    if [ -s /run/secrets/build_ca ]; then export PIP_CERT=/run/secrets/build_ca; fi \
+ && /opt/build/bin/pip install --no-deps -r /src/requirements/image-build.lock \
  && /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels \
       -r /src/requirements/image.lock \
  && /opt/dpkube/bin/pip install --no-deps --no-index --find-links /tmp/wheels \
@@ -46,19 +66,22 @@ COPY src /src/src
 COPY operator /src/operator
 COPY api /src/api
 WORKDIR /src
+# pip check sees torch through PYTHONPATH, as the full image's interpreter sees it in site-packages; the only
+# complaints it may make are the CUDA wheels that PyPI's torch names and never needs on CPU.
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/dpkube . \
  && /opt/dpkube/bin/pip install --no-deps --no-index /tmp/dpkube/dpkube-*.whl \
- && /opt/dpkube/bin/pip check \
+ && { PYTHONPATH=/opt/torch /opt/dpkube/bin/python -m pip check > /tmp/pip-check.txt \
+      || ! grep -Ev '^torch [^ ]+ requires (nvidia-|cuda-|triton)' /tmp/pip-check.txt; } \
  && /opt/dpkube/bin/python -m pip uninstall --yes pip
 
-FROM ${PYTHON_IMAGE}
+FROM ${PYTHON_IMAGE} AS core
 
 ARG PYTHON_IMAGE
 LABEL org.opencontainers.image.title="dpkube" \
       org.opencontainers.image.description="Kubernetes-native differentially private queries: operator, REST facade, node agent and query runner." \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.licenses="MIT" \
-      org.opencontainers.image.base.name="docker.io/library/${PYTHON_IMAGE}"
+      org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 
 # A named account for uid 10001: getpass.getuser() and friends need a passwd entry.
 RUN groupadd --system --gid 10001 dpkube \
@@ -67,12 +90,25 @@ RUN groupadd --system --gid 10001 dpkube \
 
 COPY --from=builder /opt/dpkube /opt/dpkube
 
+# The root filesystem is read-only where it runs (the chart, query pods): HOME, the temporary folder and
+# every cache the libraries may write (matplotlib, numba, torch) point into /tmp, the one writable mount.
 ENV PATH=/opt/dpkube/bin:$PATH \
     VIRTUAL_ENV=/opt/dpkube \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    TMPDIR=/tmp \
+    XDG_CACHE_HOME=/tmp/.cache \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    NUMBA_CACHE_DIR=/tmp/numba \
+    TORCH_HOME=/tmp/torch
 
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 8000
 CMD ["dpkube", "--help"]
+
+# Every role: the core image plus torch, in a layer of its own (both images share the others).
+FROM core
+
+COPY --from=builder /opt/torch /opt/dpkube/lib/python3.11/site-packages

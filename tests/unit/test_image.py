@@ -26,6 +26,7 @@ from packaging.version import Version
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 RUNTIME_LOCK = REPO / "requirements" / "image.lock"
+TORCH_CUDA_LOCK = REPO / "requirements" / "image-torch-cuda.lock"
 BUILD_LOCK = REPO / "requirements" / "image-build.lock"
 VENV_CONSTRAINTS = REPO / "requirements" / "venv.constraints"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -78,7 +79,9 @@ def stages() -> list[list[Instruction]]:
 
 
 def final_stage() -> list[Instruction]:
-    return stages()[-1]
+    """The runtime stage: the core image (the full one adds torch to it)."""
+    (stage,) = [stage for stage in stages() if stage[0].arguments.endswith(" AS core")]
+    return stage
 
 
 def dockerfile_arg(name: str) -> str:
@@ -158,6 +161,12 @@ def test_lock_is_what_the_script_writes_from_a_venv_at_its_pins() -> None:
     assert lock_image().locks()[RUNTIME_LOCK] == RUNTIME_LOCK.read_text()
 
 
+def test_the_torch_cuda_lock_is_what_the_script_writes_from_the_venvs_torch() -> None:
+    if any(md.version(name) != version for name, version in pins(TORCH_CUDA_LOCK).items()):
+        pytest.skip("the venv's CUDA wheels are not at image-torch-cuda.lock's pins")
+    assert lock_image().locks()[TORCH_CUDA_LOCK] == TORCH_CUDA_LOCK.read_text()
+
+
 def test_build_lock_pins_the_build_backend_within_its_range() -> None:
     locked = pins(BUILD_LOCK)
     for text in PYPROJECT["build-system"]["requires"]:
@@ -188,9 +197,22 @@ def test_builder_installs_the_locks_without_resolving() -> None:
             assert "--no-deps" in command, command
 
 
-def test_both_stages_start_from_one_python_311_slim_bookworm_patch_release() -> None:
+def test_builder_and_core_start_from_one_python_311_slim_bookworm_patch_release() -> None:
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", dockerfile_arg("PYTHON_IMAGE"))
-    assert [stage[0].arguments.split()[0] for stage in stages()] == ["${PYTHON_IMAGE}"] * 2
+    assert [stage[0].arguments for stage in stages()] == ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE} AS core",
+                                                           "core"]
+
+
+def test_the_default_image_is_the_core_image_plus_torch_alone() -> None:
+    """The last stage (what `docker build .` gives) adds one layer: torch, into the venv's site-packages."""
+    assert [(i.keyword, i.arguments) for i in stages()[-1][1:]] == [
+        ("COPY", "--from=builder /opt/torch /opt/dpkube/lib/python3.11/site-packages")]
+
+
+def test_a_torch_that_names_cuda_wheels_gets_the_pinned_ones_and_no_triton() -> None:
+    (install,) = [i.arguments for i in stages()[0] if i.keyword == "RUN" and "torch==" in i.arguments]
+    assert "-r /src/requirements/image-torch-cuda.lock" in install
+    assert "triton" not in pins(TORCH_CUDA_LOCK)
 
 
 def test_final_stage_runs_as_a_non_root_numeric_user() -> None:

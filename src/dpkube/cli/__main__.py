@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dpkube.cli import budget, controlplane, dev, query, queue, token
+from dpkube.cli import budget, cluster, controlplane, dev, query, queue, token
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     dev.register(commands)
     controlplane.register(commands)
+    cluster.register(commands)
     query.register(commands)
     budget.register(commands)
     token.register(commands)

@@ -1,4 +1,6 @@
-"""Obtains the control-plane binaries (kube-apiserver, etcd, kubectl, helm) that tests and `make dev` run.
+"""Obtains the binaries that tests and `make dev` run: the control plane (kube-apiserver, etcd, kubectl,
+helm) and, for the real cluster (`dpkube cluster up`), the node's (kubelet, kube-proxy, ...), CoreDNS and
+kube-router's NetworkPolicy controller.
 
 Order of preference: `KUBEBUILDER_ASSETS` (the envtest convention: setup-envtest users get them for free),
 then a per-version cache outside the repository, else a build from the Go module proxy with this machine's
@@ -24,6 +26,8 @@ from pathlib import Path
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.5"  # the etcd that Kubernetes 1.34 is tested with (hack/lib/etcd.sh)
 HELM_VERSION = "v3.19.0"
+COREDNS_VERSION = "v1.12.1"  # the CoreDNS that kubeadm 1.34 installs
+KUBE_ROUTER_VERSION = "v2.1.0"  # the newest kube-router on the module proxy
 
 
 class BinaryUnavailable(RuntimeError):
@@ -68,6 +72,34 @@ BUILDS: dict[str, GoBuild] = {
         # Staging modules (k8s.io/api, ...) are published as v0.<minor>.<patch>.
         local_replacement_version=lambda _module: "v0." + KUBERNETES_VERSION.split(".", 1)[1],
     ),
+    # The rest of a cluster, from the same module: its own family, so the control plane never waits for it.
+    "kubernetes-node": GoBuild(
+        family="kubernetes-node",
+        module="k8s.io/kubernetes",
+        version=KUBERNETES_VERSION,
+        packages={
+            name: f"k8s.io/kubernetes/cmd/{name}"
+            for name in ("kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler")
+        },
+        ldflags=_kubernetes_ldflags(KUBERNETES_VERSION),
+        local_replacement_version=lambda _module: "v0." + KUBERNETES_VERSION.split(".", 1)[1],
+    ),
+    "coredns": GoBuild(
+        family="coredns",
+        module="github.com/coredns/coredns",
+        version=COREDNS_VERSION,
+        packages={"coredns": "github.com/coredns/coredns"},
+        ldflags=f"-s -w -X github.com/coredns/coredns/coremain.GitCommit={COREDNS_VERSION}",
+        local_replacement_version=lambda _module: COREDNS_VERSION,
+    ),
+    "kube-router": GoBuild(
+        family="kube-router",
+        module="github.com/cloudnativelabs/kube-router/v2",
+        version=KUBE_ROUTER_VERSION,
+        packages={"kube-router": "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"},
+        ldflags=f"-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version={KUBE_ROUTER_VERSION}",
+        local_replacement_version=lambda _module: KUBE_ROUTER_VERSION,
+    ),
     "etcd": GoBuild(
         family="etcd",
         module="go.etcd.io/etcd/server/v3",
@@ -88,6 +120,9 @@ BUILDS: dict[str, GoBuild] = {
 
 FAMILY_OF = {binary: build.family for build in BUILDS.values() for binary in build.packages}
 ENVTEST_BINARIES = ("kube-apiserver", "etcd", "kubectl")
+CONTROL_PLANE_BINARIES = ("kube-apiserver", "etcd", "kubectl", "helm")
+CLUSTER_BINARIES = (*CONTROL_PLANE_BINARIES, "kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler",
+                    "coredns", "kube-router")
 
 
 def cache_root() -> Path:
@@ -118,9 +153,10 @@ def binary(name: str, *, log: Callable[[str], None] | None = None) -> Path:
     return target
 
 
-def all_binaries(*, log: Callable[[str], None] | None = None) -> dict[str, Path]:
-    """Every binary the project runs, built where needed."""
-    return {name: binary(name, log=log) for name in FAMILY_OF}
+def all_binaries(names: tuple[str, ...] = CONTROL_PLANE_BINARIES, *,
+                 log: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """The named binaries (by default the control plane's), built where needed."""
+    return {name: binary(name, log=log) for name in names}
 
 
 def _stderr(message: str) -> None:

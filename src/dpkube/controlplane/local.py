@@ -1,11 +1,13 @@
 """A real etcd + kube-apiserver on loopback, for tests and `make dev` (the envtest approach: no kubelet).
 
 Authentication is a static token file, so callers can act as the admin or as distinct users; RBAC
-authorises. Everything listens on 127.0.0.1 only, and both processes are stopped by their PIDs.
+authorises. Everything listens on 127.0.0.1 only (a real cluster moves the API server to its bridge's
+address, where pods reach it), and both processes are stopped by their PIDs.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 import socket
@@ -29,10 +31,10 @@ class ControlPlaneError(RuntimeError):
     """The control plane did not come up; the message carries the tail of the failing process's log."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port on `address` that nothing listens on right now."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         return int(sock.getsockname()[1])
 
 
@@ -57,6 +59,14 @@ class LocalControlPlane:
     ca_file: Path = Path()
     audit: bool = False
     """Log every request's user, verb, object and answer to `audit_log` (for tests of who may do what)."""
+    address: str = "127.0.0.1"
+    """Where the API server listens and what it advertises (etcd stays on loopback)."""
+    service_cidr: str = "10.0.0.0/24"
+    components: tuple[Identity, ...] = ()
+    """More identities with groups of their own (a real cluster's kubelet, scheduler, ...)."""
+    authorization_modes: str = "RBAC"
+    extra_args: tuple[str, ...] = ()
+    keys: pki.Pki | None = None
     _procs: dict[str, ChildProcess] = field(default_factory=dict)
 
     def start(self, timeout: float = 90.0) -> LocalControlPlane:
@@ -64,11 +74,16 @@ class LocalControlPlane:
         self.workdir.mkdir(parents=True, exist_ok=True)
         etcd_bin = binaries.binary("etcd")
         apiserver_bin = binaries.binary("kube-apiserver")
-        keys = pki.generate(self.workdir / "pki")
+        service_ip = str(next(ipaddress.ip_network(self.service_cidr).hosts()))
+        keys = self.keys = pki.generate(
+            self.workdir / "pki", addresses=(self.address, service_ip),
+            names=("kubernetes", "kubernetes.default", "kubernetes.default.svc.cluster.local"))
         self.ca_file = keys.ca_cert
         self.identities = {ADMIN: Identity(ADMIN, secrets.token_hex(16), ("system:masters",))}
         for user in self.users:
             self.identities[user] = Identity(user, secrets.token_hex(16), ("dpkube:users",))
+        for component in self.components:
+            self.identities[component.name] = component
         token_file = self.workdir / "tokens.csv"
         token_file.write_text(
             "".join(
@@ -77,7 +92,7 @@ class LocalControlPlane:
         )
         token_file.chmod(0o600)
 
-        client_port, peer_port, api_port = free_port(), free_port(), free_port()
+        client_port, peer_port = free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{client_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
         self._spawn("etcd", [
@@ -92,27 +107,31 @@ class LocalControlPlane:
             "--unsafe-no-fsync",
             "--log-level=warn",
         ])
-        self.url = f"https://127.0.0.1:{api_port}"
+        api_port = free_port(self.address)
+        self.url = f"https://{self.address}:{api_port}"
         self._spawn("kube-apiserver", [
             str(apiserver_bin),
             f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.address}",
+            f"--advertise-address={self.address}",
             f"--secure-port={api_port}",
             f"--cert-dir={self.workdir / 'certs'}",
             f"--tls-cert-file={keys.serving_cert}",
             f"--tls-private-key-file={keys.serving_key}",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--service-cluster-ip-range={self.service_cidr}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={keys.sa_public_key}",
             f"--service-account-signing-key-file={keys.sa_private_key}",
+            f"--kubelet-client-certificate={keys.kubelet_client_cert}",
+            f"--kubelet-client-key={keys.kubelet_client_key}",
             f"--token-auth-file={token_file}",
-            "--authorization-mode=RBAC",
+            f"--authorization-mode={self.authorization_modes}",
             "--allow-privileged=true",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             "--event-ttl=1h",
             *self._audit_flags(),
+            *self.extra_args,
         ])
         self.kubeconfig = self.write_kubeconfig(self.workdir / "kubeconfig", ADMIN)
         self._wait_ready(timeout)

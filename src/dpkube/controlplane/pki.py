@@ -1,5 +1,6 @@
 """Key material for a local control plane: a throw-away CA, the API server's serving certificate,
-and the service-account signing key. Generated per start, so nothing secret is ever kept.
+the service-account signing key, and the client certificate the API server shows kubelets (a real
+cluster's kubelets trust only this CA's clients). Generated per start, so nothing secret is ever kept.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class Pki:
     serving_key: Path
     sa_public_key: Path
     sa_private_key: Path
+    kubelet_client_cert: Path
+    kubelet_client_key: Path
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -40,8 +43,24 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def generate(directory: Path) -> Pki:
-    """A CA, a serving certificate for 127.0.0.1/localhost signed by it, and a signing key."""
+def _leaf(ca_name: x509.Name, ca_key: ec.EllipticCurvePrivateKey, subject: x509.Name, now: dt.datetime,
+          ) -> tuple[x509.CertificateBuilder, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+    )
+    return builder, key
+
+
+def generate(directory: Path, addresses: tuple[str, ...] = (), names: tuple[str, ...] = ()) -> Pki:
+    """A CA, a serving certificate for 127.0.0.1/localhost (and `addresses`, `names`) signed by it, a
+    signing key, and the kubelet client certificate."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -65,26 +84,28 @@ def generate(directory: Path) -> Pki:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    server_key = ec.generate_private_key(ec.SECP256R1())
+    server, server_key = _leaf(
+        ca_name, ca_key, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]), now)
     server_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
+        server
         .add_extension(
             x509.SubjectAlternativeName([
                 x509.DNSName("localhost"),
                 x509.DNSName("kubernetes.default.svc"),
+                *(x509.DNSName(name) for name in names),
                 x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                *(x509.IPAddress(ipaddress.ip_address(address)) for address in addresses),
             ]),
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    client, client_key = _leaf(
+        ca_name, ca_key, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver-kubelet-client")]), now)
+    client_cert = client.add_extension(
+        x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False,
+    ).sign(ca_key, hashes.SHA256())
     sa_key = ec.generate_private_key(ec.SECP256R1())
     return Pki(
         ca_cert=_write(directory / "ca.crt", ca_cert.public_bytes(serialization.Encoding.PEM)),
@@ -99,4 +120,8 @@ def generate(directory: Path) -> Pki:
             ),
         ),
         sa_private_key=_write(directory / "sa.key", _pem_key(sa_key)),
+        kubelet_client_cert=_write(
+            directory / "kubelet-client.crt", client_cert.public_bytes(serialization.Encoding.PEM)
+        ),
+        kubelet_client_key=_write(directory / "kubelet-client.key", _pem_key(client_key)),
     )
