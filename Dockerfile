@@ -25,30 +25,12 @@ ARG PYTHON_IMAGE=python:3.11.17-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 
-# The dev venv's torch (tests/unit/test_image.py keeps them equal).
-ARG TORCH_VERSION=2.15.0
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_INPUT=1
 
 RUN python -m venv /opt/dpkube \
  && python -m venv /opt/build
-
-# torch alone, outside the venv: the core image leaves it out, the full image adds it as one layer of its
-# own. Its own dependencies are pinned in image.lock; its console scripts (torchrun) serve no component.
-# A torch that names CUDA wheels (PyPI's) cannot import without their libraries: they come from the pins of
-# image-torch-cuda.lock (triton, which only torch.compile uses, stays out). The CPU build names none.
-COPY requirements/image-torch-cuda.lock /src/requirements/
-RUN --mount=type=secret,id=build_ca \
-    if [ -s /run/secrets/build_ca ]; then export PIP_CERT=/run/secrets/build_ca; fi \
- && /opt/build/bin/pip install --no-deps --target /opt/torch --index-url "${TORCH_INDEX_URL}" \
-      "torch==${TORCH_VERSION}" \
- && if grep -qE '^Requires-Dist: (nvidia-|cuda-)' /opt/torch/torch-*.dist-info/METADATA; then \
-      /opt/build/bin/pip install --no-deps --target /opt/torch -r /src/requirements/image-torch-cuda.lock; \
-    fi \
- && rm -rf /opt/torch/bin
 
 # Wheels for every pin: PyPI's as they are, and the source-only ones (antlr4-python3-runtime) built
 # with the pinned setuptools of image-build.lock, so nothing unpinned is fetched to build them.
@@ -66,13 +48,36 @@ COPY src /src/src
 COPY operator /src/operator
 COPY api /src/api
 WORKDIR /src
-# pip check sees torch through PYTHONPATH, as the full image's interpreter sees it in site-packages; the only
-# complaints it may make are the CUDA wheels that PyPI's torch names and never needs on CPU.
+# Without torch, pip check may only say that torch is missing (opacus and smartnoise-synth want it).
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/dpkube . \
  && /opt/dpkube/bin/pip install --no-deps --no-index /tmp/dpkube/dpkube-*.whl \
- && { PYTHONPATH=/opt/torch /opt/dpkube/bin/python -m pip check > /tmp/pip-check.txt \
-      || ! grep -Ev '^torch [^ ]+ requires (nvidia-|cuda-|triton)' /tmp/pip-check.txt; } \
+ && { /opt/dpkube/bin/python -m pip check > /tmp/pip-check.txt \
+      || ! grep -Ev ' requires torch, which is not installed' /tmp/pip-check.txt; } \
  && /opt/dpkube/bin/python -m pip uninstall --yes pip
+
+# torch alone, outside the venv, in a stage that the core image never needs: the full image adds it as one
+# layer. Its own dependencies are pinned in image.lock; its console scripts (torchrun) serve no component.
+# A torch that names CUDA wheels (PyPI's) cannot import without their libraries: they come from the pins of
+# image-torch-cuda.lock (triton, which only torch.compile uses, stays out). The CPU build names none.
+FROM builder AS torch
+
+# The dev venv's torch (tests/unit/test_image.py keeps them equal).
+ARG TORCH_VERSION=2.15.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+
+COPY requirements/image-torch-cuda.lock /src/requirements/
+# pip check runs the venv's interpreter with torch on its path, as the full image sees it in site-packages;
+# its only complaints may be the CUDA wheels that PyPI's torch names and never needs on CPU (triton).
+RUN --mount=type=secret,id=build_ca \
+    if [ -s /run/secrets/build_ca ]; then export PIP_CERT=/run/secrets/build_ca; fi \
+ && /opt/build/bin/pip install --no-deps --target /opt/torch --index-url "${TORCH_INDEX_URL}" \
+      "torch==${TORCH_VERSION}" \
+ && if grep -qE '^Requires-Dist: (nvidia-|cuda-)' /opt/torch/torch-*.dist-info/METADATA; then \
+      /opt/build/bin/pip install --no-deps --target /opt/torch -r /src/requirements/image-torch-cuda.lock; \
+    fi \
+ && rm -rf /opt/torch/bin \
+ && { PYTHONPATH=/opt/torch /opt/build/bin/pip --python /opt/dpkube/bin/python check > /tmp/pip-check.txt \
+      || ! grep -Ev '^torch [^ ]+ requires (nvidia-|cuda-|triton)' /tmp/pip-check.txt; }
 
 FROM ${PYTHON_IMAGE} AS core
 
@@ -111,4 +116,4 @@ CMD ["dpkube", "--help"]
 # Every role: the core image plus torch, in a layer of its own (both images share the others).
 FROM core
 
-COPY --from=builder /opt/torch /opt/dpkube/lib/python3.11/site-packages
+COPY --from=torch /opt/torch /opt/dpkube/lib/python3.11/site-packages

@@ -1,11 +1,12 @@
-# The two commands a fresh machine needs: `make dev` runs the platform, `make test` runs the tests.
+# The two commands a fresh machine needs: `make dev` runs the platform, `make test` runs the tests (every tier,
+# the real cluster's among them: it installs that tier's Debian packages first, as root).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 IMAGE ?= dpkube:0.1.0
 
-.PHONY: dev test install crds bench lint clean image image-lint image-lock e2e e2e-kind
+.PHONY: dev test install crds bench lint clean image image-lint image-lock e2e e2e-kind prereqs cluster-up cluster-down
 
 $(STAMP): pyproject.toml requirements/image.lock requirements/venv.constraints
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +19,19 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(PY) -m dpkube.cli dev
 
-test: $(STAMP)
-	$(PY) -m dpkube.cli binaries
+test: $(STAMP) prereqs
+	$(PY) -m dpkube.cli binaries --cluster
 	$(PY) -m pytest
+
+prereqs:  ## Debian packages of the image build and the real cluster (apt-get, as root; a no-op when present)
+	bash hack/prereqs.sh
+
+cluster-up: $(STAMP) prereqs  ## a real single-node cluster with dpkube's images in its containerd (root)
+	$(PY) -m dpkube.cli binaries --cluster
+	$(PY) -m dpkube.cli cluster up
+
+cluster-down: $(STAMP)  ## stop it: every process by PID, the bridge, mounts and iptables chains removed
+	$(PY) -m dpkube.cli cluster down
 
 crds: $(STAMP)  ## CRDs, examples/ and the chart's generated files
 	$(PY) -m dpkube.models.manifests .
@@ -30,13 +41,13 @@ bench: $(STAMP)
 	$(PY) -m bench.operator
 	$(PY) -m bench.api
 	$(PY) -m bench.failover
+	$(PY) -m bench.cluster
 
 lint: $(STAMP)
 	$(PY) -m ruff check src operator api tests bench hack
 
-image:
-	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine answers (docker info failed); build on a machine with one" >&2; exit 1; }
-	docker build -t $(IMAGE) .
+image: $(STAMP)  ## $(IMAGE) (every role) and $(IMAGE)-core (no torch), with BuildKit; a private dockerd if none runs
+	$(PY) -m dpkube.cli image --tag $(IMAGE) --core-tag $(IMAGE)-core
 
 image-lint: $(STAMP)
 	$(VENV)/bin/hadolint Dockerfile

@@ -80,8 +80,7 @@ def stages() -> list[list[Instruction]]:
 
 def final_stage() -> list[Instruction]:
     """The runtime stage: the core image (the full one adds torch to it)."""
-    (stage,) = [stage for stage in stages() if stage[0].arguments.endswith(" AS core")]
-    return stage
+    return stage("core")
 
 
 def dockerfile_arg(name: str) -> str:
@@ -183,15 +182,21 @@ def test_dockerfile_torch_is_the_venv_torch() -> None:
     assert Version(md.version("torch")).base_version == pinned.group(1), "the venv is not at its constraints"
 
 
+def stage(name: str) -> list[Instruction]:
+    (found,) = [stage for stage in stages() if stage[0].arguments.endswith(f" AS {name}")]
+    return found
+
+
 def test_torch_comes_from_the_cpu_index_alone_and_without_dependencies() -> None:
     assert dockerfile_arg("TORCH_INDEX_URL") == "https://download.pytorch.org/whl/cpu"
-    (install,) = [i.arguments for i in stages()[0] if i.keyword == "RUN" and "torch==" in i.arguments]
+    (install,) = [i.arguments for i in stage("torch") if i.keyword == "RUN" and "torch==" in i.arguments]
     assert "--index-url" in install and "--extra-index-url" not in install
     assert "--no-deps" in install
 
 
 def test_builder_installs_the_locks_without_resolving() -> None:
-    installs = [i.arguments for i in stages()[0] if i.keyword == "RUN" and "pip install" in i.arguments]
+    installs = [i.arguments for s in (stage("builder"), stage("torch")) for i in s
+                if i.keyword == "RUN" and "pip install" in i.arguments]
     for command in re.split(r"&&", " && ".join(installs)):
         if "pip install" in command:
             assert "--no-deps" in command, command
@@ -199,18 +204,18 @@ def test_builder_installs_the_locks_without_resolving() -> None:
 
 def test_builder_and_core_start_from_one_python_311_slim_bookworm_patch_release() -> None:
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", dockerfile_arg("PYTHON_IMAGE"))
-    assert [stage[0].arguments for stage in stages()] == ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE} AS core",
-                                                           "core"]
+    assert [stage[0].arguments for stage in stages()] == [
+        "${PYTHON_IMAGE} AS builder", "builder AS torch", "${PYTHON_IMAGE} AS core", "core"]
 
 
 def test_the_default_image_is_the_core_image_plus_torch_alone() -> None:
     """The last stage (what `docker build .` gives) adds one layer: torch, into the venv's site-packages."""
     assert [(i.keyword, i.arguments) for i in stages()[-1][1:]] == [
-        ("COPY", "--from=builder /opt/torch /opt/dpkube/lib/python3.11/site-packages")]
+        ("COPY", "--from=torch /opt/torch /opt/dpkube/lib/python3.11/site-packages")]
 
 
 def test_a_torch_that_names_cuda_wheels_gets_the_pinned_ones_and_no_triton() -> None:
-    (install,) = [i.arguments for i in stages()[0] if i.keyword == "RUN" and "torch==" in i.arguments]
+    (install,) = [i.arguments for i in stage("torch") if i.keyword == "RUN" and "torch==" in i.arguments]
     assert "-r /src/requirements/image-torch-cuda.lock" in install
     assert "triton" not in pins(TORCH_CUDA_LOCK)
 
@@ -260,7 +265,7 @@ def test_build_context_leaves_out(path: str) -> None:
 
 def test_build_context_holds_every_file_the_builder_copies() -> None:
     sources = []
-    for instruction in stages()[0]:
+    for instruction in stage("builder") + stage("torch"):
         if instruction.keyword == "COPY" and not instruction.arguments.startswith("--from"):
             sources += instruction.arguments.split()[:-1]
     assert sources

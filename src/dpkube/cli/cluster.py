@@ -18,6 +18,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     up = verbs.add_parser("up", help="start it (detached) with dpkube's images in its containerd")
     up.add_argument("--context", default=".", help="the repository to build the images from (default: .)")
     up.add_argument("--no-images", action="store_true", help="start without dpkube's images")
+    up.add_argument("--full", action="store_true",
+                    help=f"import {images.FULL} (with torch: synthetic data) beside {images.CORE}")
     up.set_defaults(run=run_up)
     verbs.add_parser("down", help="stop every process by PID, remove the bridge and mounts").set_defaults(run=run_down)
     verbs.add_parser("status", help="what runs, and where its kubeconfig is").set_defaults(run=run_status)
@@ -33,7 +35,7 @@ def run_up(args: argparse.Namespace) -> int:
     archives: tuple[Path, ...] = ()
     try:
         if not args.no_images:
-            archives = (images.cluster_images(Path(args.context).resolve()).archive,)
+            archives = (images.cluster_images(Path(args.context).resolve(), full=args.full).archive,)
         cluster = LocalCluster(images=archives).start()
     except ClusterError as e:
         print(f"dpkube cluster up: {e}", file=sys.stderr)
@@ -42,7 +44,8 @@ def run_up(args: argparse.Namespace) -> int:
     print(f"dpkube cluster: {timings}")
     print(f"export KUBECONFIG={cluster.kubeconfig}")
     if archives:
-        print(f"helm install dpkube charts/dpkube -n dpkube-system --create-namespace --set image.tag={images.VERSION} "
+        tag = (images.FULL if args.full else images.CORE).split(":")[1]
+        print(f"helm install dpkube charts/dpkube -n dpkube-system --create-namespace --set image.tag={tag} "
               "--set image.pullPolicy=Never --set demo.datasets=true")
     return 0
 
@@ -69,7 +72,7 @@ def run_status(args: argparse.Namespace) -> int:
 def run_image(args: argparse.Namespace) -> int:
     try:
         with images.engine() as docker:
-            images.build(docker, Path(args.context).resolve(), full=args.tag, core=args.core_tag)
+            images.build(docker, Path(args.context).resolve(), {None: args.tag, "core": args.core_tag})
             for reference in (args.tag, args.core_tag):
                 print(f"{reference}\t{docker.image_bytes(reference) / 1e9:.2f} GB")
     except ClusterError as e:

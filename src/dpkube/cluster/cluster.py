@@ -321,9 +321,16 @@ def down(state: State, log: Callable[[str], None] = _log) -> list[str]:
 
     left = leftovers(state)
     if not left:
-        shutil.rmtree(workdir, ignore_errors=True)
+        for _ in range(10):  # a process that just exited may still be closing its files in there
+            shutil.rmtree(workdir, ignore_errors=True)
+            if not workdir.exists():
+                break
+            time.sleep(1)
+        else:
+            left.append(f"folder {workdir}")
+    if not left:
         state_file().unlink(missing_ok=True)
-        log("down: no process, bridge, mount or network namespace left")
+        log("down: no process, bridge, mount, network namespace, iptables chain or folder left")
     else:
         log("down: left behind: " + "; ".join(left))
     return left
@@ -348,10 +355,12 @@ def _delete_pods(kubeconfig: Path, containerd: Containerd, log: Callable[[str], 
                     "--wait=false"], capture_output=True, timeout=60)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        if not containerd.ctr("containers", "list", "--quiet", check=False).stdout.split():
+        # Stopped sandboxes have had their network torn down; what is left of them ctr removes below.
+        tasks = containerd.ctr("tasks", "list", check=False).stdout.splitlines()[1:]
+        if not [line for line in tasks if line.split()[-1:] == ["RUNNING"]]:
             return
-        time.sleep(1)
-    log("down: the kubelet left containers; removing them with ctr")
+        time.sleep(0.5)
+    log("down: the kubelet left containers running; killing them with ctr")
 
 
 def _remove_containers(containerd: Containerd) -> None:

@@ -4,14 +4,15 @@ The engine is the one that answers (`docker info`), else, as root, a private `do
 docker.io started for the build (its layer cache kept in the binaries' cache, no bridge, no iptables) and
 stopped by PID after it. The base is the Dockerfile's pinned python image where it can be pulled, else one
 made from Debian's packages (mmdebstrap, then `docker import`). torch comes from the PyTorch CPU index where
-it answers, else from PyPI. Both images (every role, and `core` without torch) are saved together, keyed
-by a digest of everything the build reads, so an unchanged tree is never built twice.
+it answers, else from PyPI. The images a cluster imports are saved in an archive keyed by a digest of
+everything the build reads, so an unchanged tree is never built twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -130,10 +131,10 @@ def _reachable(url: str) -> bool:
 
 
 def torch_index(log: Callable[[str], None] = _log) -> str:
-    """The PyTorch CPU index where it answers, else PyPI (whose torch runs on CPU without its CUDA wheels)."""
+    """The PyTorch CPU index where it answers, else PyPI (whose torch needs its CUDA wheels to import)."""
     if _reachable(f"{TORCH_CPU_INDEX}/torch/"):
         return TORCH_CPU_INDEX
-    log(f"{TORCH_CPU_INDEX} is out of reach: torch comes from PyPI, without its nvidia-*/triton wheels")
+    log(f"{TORCH_CPU_INDEX} is out of reach: torch comes from PyPI, with the CUDA wheels it links (no triton)")
     return PYPI_INDEX
 
 
@@ -196,55 +197,58 @@ def inputs_digest(context: Path, *extra: str) -> str:
 
 @dataclass(frozen=True)
 class Built:
-    """Both images, saved in one archive (their shared layers once)."""
+    """Images saved in one archive (their shared layers once), with what made them."""
 
     archive: Path
-    references: tuple[str, str]
     sizes: dict[str, int]
     base: str
-    torch_index: str
+    torch_index: str | None
+    """Where torch came from; None when only the core image (no torch) was built."""
     seconds: float
 
 
-def build(docker: Docker, context: Path, full: str = FULL, core: str = CORE,
-          log: Callable[[str], None] = _log) -> tuple[str, str, float]:
-    """`docker build` of the default target (`full`) and of `core`; returns the base and torch index used."""
-    started = time.monotonic()
+def build(docker: Docker, context: Path, tags: dict[str | None, str],
+          log: Callable[[str], None] = _log) -> tuple[str, str | None]:
+    """`docker build` of each target (None: the default, full one) under its tag; the base and torch index used."""
     base = base_image(docker, context, log)
-    index = torch_index(log)
-    args = ["build", "--build-arg", f"PYTHON_IMAGE={base}", "--build-arg", f"TORCH_INDEX_URL={index}",
-            "--progress", "plain"]
+    index = torch_index(log) if None in tags else None  # the core target never reaches torch's stage
+    args = ["build", "--build-arg", f"PYTHON_IMAGE={base}", "--progress", "plain",
+            *(["--build-arg", f"TORCH_INDEX_URL={index}"] if index else [])]
     if docker.private:
         args += ["--network", "host"]  # a private engine has no bridge
     ca = os.environ.get("DPKUBE_BUILD_CA") or os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
     if ca and Path(ca).is_file():
         args += ["--secret", f"id=build_ca,src={ca}"]
-    for target, tag in ((None, full), ("core", core)):
+    for target, tag in tags.items():
         log(f"building {tag} (base {base})")
         docker.run(*args, *(["--target", target] if target else []), "-t", tag, str(context))
-    return base, index, time.monotonic() - started
+    return base, index
 
 
-def cluster_images(context: Path, log: Callable[[str], None] = _log) -> Built:
-    """The archive of both images for the current tree: from the cache, or built and saved now."""
+def cluster_images(context: Path, full: bool = False, log: Callable[[str], None] = _log) -> Built:
+    """The archive of the core image (and, with `full`, of the full one) for the current tree: from the cache,
+    or built and saved now. The core image serves every role but synthetic data (see the Dockerfile)."""
     started = time.monotonic()
     store = binaries.cache_root() / "images"
-    digest = inputs_digest(context)[:16]
-    archive = store / f"dpkube-{digest}.tar"
-    sizes_file = archive.with_suffix(".sizes")
-    if archive.is_file() and sizes_file.is_file():
-        fields = sizes_file.read_text().split()
-        sizes = {FULL: int(fields[0]), CORE: int(fields[1])}
-        return Built(archive, (FULL, CORE), sizes, fields[2], fields[3], time.monotonic() - started)
+    tags: dict[str | None, str] = {"core": CORE, **({None: FULL} if full else {})}
+    archive = store / f"dpkube-{'full' if full else 'core'}-{inputs_digest(context)[:16]}.tar"
+    about = archive.with_suffix(".json")
+    if archive.is_file() and about.is_file():
+        known = json.loads(about.read_text())
+        return Built(archive, known["sizes"], known["base"], known["torch_index"], time.monotonic() - started)
     with engine(log) as docker:
-        base, index, _ = build(docker, context, log=log)
-        sizes = {reference: docker.image_bytes(reference) for reference in (FULL, CORE)}
+        base, index = build(docker, context, tags, log=log)
+        sizes = {tag: docker.image_bytes(tag) for tag in tags.values()}
         store.mkdir(parents=True, exist_ok=True)
-        for old in (*store.glob("dpkube-*.tar"), *store.glob("dpkube-*.sizes")):
+        kind = "full" if full else "core"
+        for old in (*store.glob(f"dpkube-{kind}-*.tar"), *store.glob(f"dpkube-{kind}-*.json")):
             old.unlink()
         partial = archive.with_suffix(".partial")
-        docker.run("save", "-o", str(partial), FULL, CORE)
+        docker.run("save", "-o", str(partial), *tags.values())
         partial.rename(archive)
-        sizes_file.write_text(f"{sizes[FULL]} {sizes[CORE]} {base} {index}\n")
-    log(f"{FULL} {sizes[FULL] / 1e9:.2f} GB, {CORE} {sizes[CORE] / 1e9:.2f} GB, saved to {archive}")
-    return Built(archive, (FULL, CORE), sizes, base, index, time.monotonic() - started)
+        # The engine keeps the layers of the newest build only (earlier trees' images are untagged now).
+        docker.run("image", "prune", "--force")
+        docker.run("builder", "prune", "--force", "--keep-storage", str(8 * 2**30))
+        about.write_text(json.dumps({"sizes": sizes, "base": base, "torch_index": index}))
+    log(", ".join(f"{tag} {size / 1e9:.2f} GB" for tag, size in sizes.items()) + f"; saved to {archive}")
+    return Built(archive, sizes, base, index, time.monotonic() - started)

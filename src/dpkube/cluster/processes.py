@@ -27,7 +27,8 @@ class Recorded:
         if state == "Z":
             self._reap()
             return False
-        return argv0 == self.program
+        # An exiting process has no command line for a moment: still this one until it is a zombie.
+        return argv0 in (self.program, "")
 
     def _reap(self) -> None:
         """Collect the exit status when the process is a child of this one (the fixture's case)."""

@@ -1,0 +1,66 @@
+"""The end of the release and of the cluster: `helm upgrade` to a changed value, `helm uninstall` leaving only the
+kept query namespace, then `down` leaving nothing on this machine. They run after every other test of the tier."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dpkube.cluster.cluster import LocalCluster, leftovers, state_file
+from dpkube_testing.realcluster import QUERIES, RELEASE, SYSTEM, Release, get_json, helm, kubectl, wait_until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(2400)]
+
+
+@pytest.mark.last(1)
+def test_helm_upgrade_to_more_facade_replicas_rolls_them_out(release: Release) -> None:
+    cluster = release.cluster
+    upgraded = helm(cluster, "upgrade", RELEASE, "charts/dpkube", "--namespace", SYSTEM, *release.values,
+                    "--set", "api.replicas=3", "--wait", "--timeout", "5m")
+    assert upgraded.returncode == 0, upgraded.stderr
+    deployment = get_json(cluster, "deployment", f"{RELEASE}-api", "-n", SYSTEM)
+    assert (deployment["spec"]["replicas"], deployment["status"].get("readyReplicas")) == (3, 3)
+    history = helm(cluster, "history", RELEASE, "--namespace", SYSTEM, "-o", "yaml")
+    assert [r["status"] for r in yaml.safe_load(history.stdout)] == ["superseded", "deployed"]
+
+
+@pytest.mark.last(2)
+def test_helm_uninstall_leaves_only_the_kept_query_namespace(release: Release) -> None:
+    cluster = release.cluster
+    manifest = helm(cluster, "get", "manifest", RELEASE, "--namespace", SYSTEM)
+    objects = [d for d in yaml.safe_load_all(manifest.stdout) if d]
+    uninstalled = helm(cluster, "uninstall", RELEASE, "--namespace", SYSTEM, "--wait", "--timeout", "5m")
+    assert uninstalled.returncode == 0, uninstalled.stderr
+
+    def still_there(document: dict) -> bool:
+        namespace = document["metadata"].get("namespace")
+        args = ["get", document["kind"], document["metadata"]["name"], *(["-n", namespace] if namespace else [])]
+        return kubectl(cluster, *args).returncode == 0
+
+    left = [f"{d['kind']}/{d['metadata']['name']}" for d in objects if still_there(d)]
+    assert left == [f"Namespace/{QUERIES}"]
+    wait_until(lambda: not get_json(cluster, "pods", "-n", SYSTEM)["items"], 120, "the release's pods to go")
+    wait_until(lambda: not get_json(cluster, "pods", "-n", QUERIES)["items"], 120, "the query pods to go")
+
+
+@pytest.mark.last(3)
+def test_down_leaves_no_process_bridge_mount_rule_or_folder(cluster: LocalCluster) -> None:
+    state = cluster.state
+    assert state is not None and state.network
+    workdir = Path(state.workdir)
+    pids = [p["pid"] for p in state.processes]
+    cluster.stop()
+    assert leftovers(state) == []
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    assert f" {state.network['bridge']}:" not in links
+    assert str(workdir) not in Path("/proc/self/mountinfo").read_text()
+    assert not workdir.exists()
+    assert not state_file().exists()
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    assert not [line for line in rules.splitlines() if "KUBE-" in line], rules
+    sets = subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True).stdout.split()
+    assert not [name for name in sets if name.startswith(("KUBE-", "kube-router"))]
