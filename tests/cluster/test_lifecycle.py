@@ -4,13 +4,14 @@ kept query namespace, then `down` leaving nothing on this machine. They run afte
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from dpkube.cluster.cluster import LocalCluster, leftovers, state_file
-from dpkube_testing.realcluster import QUERIES, RELEASE, SYSTEM, Release, get_json, helm, kubectl, wait_until
+from dpkube_testing.realcluster import QUERIES, RELEASE, SYSTEM, Release, get_json, helm, kubectl
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(2400)]
 
@@ -42,8 +43,16 @@ def test_helm_uninstall_leaves_only_the_kept_query_namespace(release: Release) -
 
     left = [f"{d['kind']}/{d['metadata']['name']}" for d in objects if still_there(d)]
     assert left == [f"Namespace/{QUERIES}"]
-    wait_until(lambda: not get_json(cluster, "pods", "-n", SYSTEM)["items"], 120, "the release's pods to go")
-    wait_until(lambda: not get_json(cluster, "pods", "-n", QUERIES)["items"], 120, "the query pods to go")
+    for namespace in (SYSTEM, QUERIES):
+        deadline = time.monotonic() + 120
+        while (pods := pod_names(cluster, namespace)) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert pods == [], f"pods left in {namespace}"
+
+
+def pod_names(cluster: LocalCluster, namespace: str) -> list[str]:
+    return [f"{p['metadata']['name']} {p['metadata'].get('labels')} {p['status'].get('phase')}"
+            for p in get_json(cluster, "pods", "-n", namespace)["items"]]
 
 
 @pytest.mark.last(3)
