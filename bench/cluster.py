@@ -4,10 +4,11 @@ In one run, one after the other so that they never share the CPU:
   - the node agent: the local platform, N queries with cold pods, then N with warm pods;
   - the real cluster: dpkube's images (built, or from the cache), the cluster's start, `helm install` of the
     chart, then the same N cold and N warm queries.
-Prints each latency with its ratio to the node agent's, the images' sizes and the start times. Needs root.
+The chart runs on the core image, as in tests/cluster. Prints each latency with its ratio to the node agent's,
+the images' sizes and the start times. Needs root. `--full` also builds and imports the full image (torch);
 `--cold` builds every binary and image from nothing first (its own cache and Go build cache: 20 minutes and more).
 
-    python -m bench.cluster [--queries 20] [--cold]
+    python -m bench.cluster [--queries 20] [--full] [--cold]
 """
 
 from __future__ import annotations
@@ -69,17 +70,17 @@ def helm_install(cluster: LocalCluster) -> float:
     subprocess.run([str(binaries.binary("helm")), "--kubeconfig", str(cluster.kubeconfig), "install", "dpkube",
                     "charts/dpkube", "--namespace", SYSTEM_NAMESPACE, "--create-namespace", "--wait",
                     "--timeout", "10m",
-                    "--set", f"image.tag={images.VERSION}", "--set", "image.pullPolicy=Never",
-                    "--set", f"runner.image={images.CORE}", "--set", "demo.datasets=true",
+                    "--set", f"image.tag={images.CORE.split(':')[1]}", "--set", "image.pullPolicy=Never",
+                    "--set", "demo.datasets=true",
                     "--set", "runner.resources.requests.cpu=100m"],
                    cwd=REPO, check=True, capture_output=True, env={"PATH": "/usr/bin:/bin", "HOME": str(home)})
     return time.monotonic() - started
 
 
-def real_cluster(queries: int) -> tuple[dict[str, list[float]], images.Built, dict[str, float]]:
+def real_cluster(queries: int, full: bool) -> tuple[dict[str, list[float]], images.Built, dict[str, float]]:
     """The latencies, the images, and the seconds of each step up to a ready release."""
     started = time.monotonic()
-    built = images.cluster_images(REPO)
+    built = images.cluster_images(REPO, full=full)
     with LocalCluster(images=(built.archive,)) as cluster:
         steps = {"images": built.seconds, **cluster.timings, "helm install --wait": helm_install(cluster),
                  "images + cluster + chart": time.monotonic() - started}
@@ -108,10 +109,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--cold", action="store_true", help="build every binary and image from nothing first")
+    parser.add_argument("--full", action="store_true", help=f"also build and import {images.FULL} (torch)")
     args = parser.parse_args()
     agent = node_agent(args.queries)
     with empty_caches() if args.cold else contextlib.nullcontext():
-        real, built, steps = real_cluster(args.queries)
+        real, built, steps = real_cluster(args.queries, args.full)
     print(f"{'query latency, creation -> Succeeded':40} {'node agent':>12} {'real node':>12} {'ratio':>8}")
     for kind in ("cold", "warm"):
         for label, pick in (("p50", statistics.median), ("p95", lambda v: percentile(v, 0.95))):
@@ -121,8 +123,9 @@ def main() -> None:
     print(f"{'image':40} {'bytes':>12}")
     for reference, size in built.sizes.items():
         print(f"{reference:40} {size / 1e9:10.2f}GB")
-    print(f"{'ratio full / core':40} {built.sizes[images.FULL] / built.sizes[images.CORE]:11.2f}x")
-    print(f"(base {built.base}; torch from {built.torch_index})")
+    if images.FULL in built.sizes:
+        print(f"{'ratio full / core':40} {built.sizes[images.FULL] / built.sizes[images.CORE]:11.2f}x")
+    print(f"(base {built.base}; torch from {built.torch_index or 'nowhere: core image only'})")
     print()
     print(f"{'real cluster start (' + ('cold' if args.cold else 'caches as found') + ')':40} {'seconds':>12}")
     for step, seconds in steps.items():

@@ -1,4 +1,6 @@
-"""Estimate the image's uncompressed size from what the dev venv has installed, since no engine builds it here.
+"""Estimate the image's uncompressed size with the CPU build of torch, from what the dev venv has installed.
+
+`python -m bench.cluster` measures the images actually built (here, with PyPI's torch and its CUDA wheels).
 
 Each row is measured from the venv's RECORD files (installed bytes, .pyc included) for the pins of
 requirements/image.lock; torch is the venv's CUDA build less its CUDA-only libraries, which is about
