@@ -32,17 +32,11 @@ def test_helm_upgrade_to_more_facade_replicas_rolls_them_out(release: Release) -
 def test_helm_uninstall_leaves_only_the_kept_query_namespace(release: Release) -> None:
     cluster = release.cluster
     manifest = helm(cluster, "get", "manifest", RELEASE, "--namespace", SYSTEM)
-    objects = [d for d in yaml.safe_load_all(manifest.stdout) if d]
+    assert manifest.returncode == 0, manifest.stderr
     uninstalled = helm(cluster, "uninstall", RELEASE, "--namespace", SYSTEM, "--wait", "--timeout", "5m")
     assert uninstalled.returncode == 0, uninstalled.stderr
-
-    def still_there(document: dict) -> bool:
-        namespace = document["metadata"].get("namespace")
-        args = ["get", document["kind"], document["metadata"]["name"], *(["-n", namespace] if namespace else [])]
-        return kubectl(cluster, *args).returncode == 0
-
-    left = [f"{d['kind']}/{d['metadata']['name']}" for d in objects if still_there(d)]
-    assert left == [f"Namespace/{QUERIES}"]
+    left = kubectl(cluster, "get", "-f", "-", "--ignore-not-found", "-o", "name", input=manifest.stdout)
+    assert left.stdout.split() == [f"namespace/{QUERIES}"], left.stderr
     for namespace in (SYSTEM, QUERIES):
         deadline = time.monotonic() + 120
         while (pods := pod_names(cluster, namespace)) and time.monotonic() < deadline:
