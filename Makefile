@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 crds: $(STAMP)  ## CRDs, examples/ and the chart's generated files
-	$(PY) -m dpkube.models.manifests .
+	$(PY) -m dpkube.cli.manifests .
 
 bench: $(STAMP)
 	$(PY) -m bench.engine
@@ -31,8 +31,10 @@ bench: $(STAMP)
 	$(PY) -m bench.api
 	$(PY) -m bench.failover
 
-lint: $(STAMP)
+lint: $(STAMP)  ## style, the import layers (import-linter) and types (mypy: strict on models, budget, engine, domain)
 	$(PY) -m ruff check src operator api tests bench hack
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 image:
 	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine answers (docker info failed); build on a machine with one" >&2; exit 1; }

@@ -9,27 +9,17 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from dpkube.engine.errors import PayloadRejected
 from dpkube.engine.libraries import library_module
+from dpkube.models.cost import Cost
 from dpkube.models.metadata import Metadata
 from dpkube.models.payloads import PAYLOAD_TYPES, Library, Payload
 
-
-@dataclass(frozen=True)
-class Cost:
-    """A privacy charge in (epsilon, delta)-DP."""
-
-    epsilon: float
-    delta: float
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "epsilon", float(self.epsilon))
-        object.__setattr__(self, "delta", float(self.delta))
+__all__ = ["Cost", "as_payload", "estimate_cost"]
 
 
 def as_payload(library: Library, payload: Payload | Mapping[str, Any]) -> Payload:

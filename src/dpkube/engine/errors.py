@@ -1,12 +1,13 @@
 """The engine's error types: raised where a fault is found, mapped to HTTP codes by the facade alone.
 
-Messages never quote data: they name fields, parameters and limits, so they may be shown to the
-querying user and written to CRD status.
+Raised before the data is read, messages name fields, parameters and limits, never data, so they
+may be shown to the querying user. Raised after, they go to the operator's log only.
 """
 
 from __future__ import annotations
 
 from dpkube.models.payloads import Library
+from dpkube.models.runner import ErrorKind
 
 MAX_MESSAGE_CHARS = 1_000
 
@@ -19,7 +20,9 @@ def _short(message: str) -> str:
 
 
 class EngineError(Exception):
-    """Any failure the engine reports to a user."""
+    """Any failure the engine reports; `kind` is its class in the one taxonomy that crosses processes."""
+
+    kind: ErrorKind = ErrorKind.INTERNAL
 
     def __init__(self, message: str) -> None:
         self.message = _short(message)
@@ -29,17 +32,25 @@ class EngineError(Exception):
 class InvalidQuery(EngineError):
     """The request cannot be answered as asked (Lomas' InvalidQueryException, HTTP 400)."""
 
+    kind = ErrorKind.INVALID_QUERY
+
 
 class PayloadRejected(InvalidQuery):
     """The payload uses something outside the allowlist, a size limit or a supported version."""
+
+    kind = ErrorKind.PAYLOAD_REJECTED
 
 
 class DatasetUnavailable(EngineError):
     """The dataset could not be read or does not match its metadata (an operator's problem)."""
 
+    kind = ErrorKind.DATASET_UNAVAILABLE
+
 
 class ExternalLibraryError(EngineError):
     """The DP library failed on this request (Lomas' ExternalLibraryException, HTTP 422)."""
+
+    kind = ErrorKind.EXTERNAL_LIBRARY
 
     def __init__(self, library: Library, message: str) -> None:
         super().__init__(message)

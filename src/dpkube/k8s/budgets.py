@@ -18,6 +18,7 @@ from typing import Any
 
 from dpkube.budget import ledger as L
 from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
+from dpkube.models.conditions import Reason
 
 GRANT_LABEL = "dpkube.io/budget"
 GRANT_SELECTOR = f"{GRANT_LABEL}=grant"
@@ -25,11 +26,27 @@ MAX_ATTEMPTS = 50
 
 
 class GrantNotFound(L.BudgetError):
-    reason = "NoBudgetGrant"
+    reason = Reason.NO_BUDGET_GRANT
 
 
 class AmbiguousGrant(L.BudgetError):
-    reason = "InvalidGrant"
+    reason = Reason.INVALID_GRANT
+
+
+def is_grant_of(item: dict[str, Any], user: str, dataset: str) -> bool:
+    """A labelled grant ConfigMap that names this user and dataset itself (never trusted by its name alone)."""
+    data = item.get("data") or {}
+    return ((item.get("metadata") or {}).get("labels") or {}).get(GRANT_LABEL) == "grant" \
+        and data.get("user") == user and data.get("dataset") == dataset
+
+
+def the_grant(items: list[dict[str, Any]], user: str, dataset: str) -> dict[str, Any] | None:
+    """The one grant of (user, dataset) among `items`: None when there is none, AmbiguousGrant when several."""
+    matches = [item for item in items if is_grant_of(item, user, dataset)]
+    if len(matches) > 1:
+        names = ", ".join(sorted(m["metadata"]["name"] for m in matches))
+        raise AmbiguousGrant(f"more than one grant for {user} on {dataset}: {names}")
+    return matches[0] if matches else None
 
 
 def grant_name(user: str, dataset: str) -> str:
@@ -78,23 +95,21 @@ class Budgets:
 
     async def find(self, user: str, dataset: str) -> Grant:
         """The grant of (user, dataset): the conventional name first, then any grant that names them."""
+        item = await self.find_item(user, dataset)
+        if item is None:
+            raise GrantNotFound(f"{user} does not have access to {dataset}.")
+        return self._grant(item)
+
+    async def find_item(self, user: str, dataset: str) -> dict[str, Any] | None:
+        """The grant ConfigMap of (user, dataset) as stored, or None."""
         try:
             item = await self.client.get(core_path("configmaps", self.namespace, grant_name(user, dataset)))
         except NotFound:
             item = None
-        if item is not None and item.get("metadata", {}).get("labels", {}).get(GRANT_LABEL) == "grant":
-            return self._grant(item)
-        matches = [
-            item for item in await self.client.list_all(
-                core_path("configmaps", self.namespace), label_selector=GRANT_SELECTOR)
-            if item.get("data", {}).get("user") == user and item.get("data", {}).get("dataset") == dataset
-        ]
-        if not matches:
-            raise GrantNotFound(f"{user} does not have access to {dataset}.")
-        if len(matches) > 1:
-            names = ", ".join(sorted(m["metadata"]["name"] for m in matches))
-            raise AmbiguousGrant(f"more than one grant for {user} on {dataset}: {names}")
-        return self._grant(matches[0])
+        if item is not None and is_grant_of(item, user, dataset):
+            return item
+        items = await self.client.list_all(core_path("configmaps", self.namespace), label_selector=GRANT_SELECTOR)
+        return the_grant(items, user, dataset)
 
     async def list(self, user: str | None = None) -> list[Grant]:
         """Every readable grant (of one user if given)."""

@@ -7,6 +7,7 @@ Conflicts surface as `Conflict`, so resourceVersion-conditioned updates can retr
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import os
 import ssl
@@ -97,7 +98,7 @@ class KubeConfig:
         ctx_name = context or config.get("current-context")
         ctx = next(c["context"] for c in config["contexts"] if c["name"] == ctx_name)
         cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == ctx["cluster"])
-        user = next((u["user"] for u in config.get("users", []) if u["name"] == ctx.get("user")), {})
+        user: dict[str, Any] = next((u["user"] for u in config.get("users", []) if u["name"] == ctx.get("user")), {})
         base = Path(path).parent
 
         def materialise(file_key: str, data_key: str, section: Mapping[str, Any]) -> str | None:
@@ -219,9 +220,9 @@ class KubeClient:
             "limit": limit, "continue": continue_token,
         })
 
-    async def list_all(self, path: str, **selectors: str | None) -> list[dict[str, Any]]:
+    async def list_all(self, path: str, **selectors: str | None) -> builtins.list[dict[str, Any]]:
         """Every item of a collection, following `continue` pages."""
-        items: list[dict[str, Any]] = []
+        items: builtins.list[dict[str, Any]] = []
         token: str | None = None
         while True:
             page = await self.list(path, limit=500, continue_token=token, **selectors)

@@ -142,7 +142,8 @@ class Runner(KubeModel):
     image: str = ""
     """Runner image; empty means the chart's image (a Queue may override it)."""
     service_account: str = Field(default="dpkube-runner", pattern=K8S_NAME)
-    """Service account of query pods, created by the operator; it may only create result Secrets."""
+    """Service account of query pods, created by the operator in each query namespace: it has no token and no
+    permission (runner pods talk to the operator only)."""
     resources: ContainerResources = Field(default_factory=lambda: ContainerResources(
         requests=ResourceList(cpu="250m", memory="512Mi"), limits=ResourceList(cpu="2", memory="4Gi")))
     """Default resources of query pods (a Queue may override them)."""
@@ -152,12 +153,8 @@ class NetworkPolicies(KubeModel):
     """Query pods may reach nothing but what their query needs."""
 
     enabled: bool = True
-    """Create the NetworkPolicies (needs a network plugin that enforces them)."""
-    api_server_cidrs: list[str] = Field(default_factory=list)
-    """Where query pods reach the API server (they write their result as a Secret). Empty means the
-    addresses of the `kubernetes` Service's endpoints, looked up at install time."""
-    api_server_ports: list[int] = Field(default_factory=lambda: [443, 6443])
-    """Ports of the API server."""
+    """Create the NetworkPolicies (needs a network plugin that enforces them). The operator itself keeps the
+    query pods' policy in every namespace where it runs them; without it, datasets with credentials are refused."""
     dataset_store_cidrs: list[str] = Field(default_factory=list)
     """Where datasets are read from (object store, HTTP server); empty means no such egress."""
     dataset_store_ports: list[int] = Field(default_factory=lambda: [443])
@@ -170,7 +167,8 @@ class QueryNamespaces(KubeModel):
     create: bool = True
     """Create the namespaces (turn off when they exist already)."""
     names: list[str] = Field(default_factory=lambda: ["dpkube"], min_length=1)
-    """Namespaces where query pods run under the chart's NetworkPolicies; the first is the facade's."""
+    """Namespaces the chart creates for queries (the operator gives each its query-pod NetworkPolicy); the first
+    is the facade's."""
 
 
 class NamedQueue(KubeModel):
