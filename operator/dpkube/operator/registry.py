@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from dpkube.models.conditions import Reason
 from dpkube.models.dpquery import Phase
 
 ACTIVE = frozenset({Phase.ADMITTED, Phase.RUNNING})
@@ -31,10 +32,15 @@ class Entry:
     deleting: bool
     depends_on: tuple[str, ...] = ()
     has_finalizer: bool = False
+    dataset: str | None = None
 
     @property
     def waiting(self) -> bool:
         return not self.deleting and self.phase in (None, Phase.PENDING)
+
+    @property
+    def active(self) -> bool:
+        return self.phase in ACTIVE
 
 
 def entry_of(body: dict[str, Any]) -> Entry:
@@ -53,6 +59,7 @@ def entry_of(body: dict[str, Any]) -> Entry:
         deleting=bool(meta.get("deletionTimestamp")),
         depends_on=tuple(spec.get("dependsOn") or ()),
         has_finalizer=bool(meta.get("finalizers")),
+        dataset=spec.get("dataset"),
     )
 
 
@@ -126,7 +133,7 @@ class Registry:
         for other in self.waiting(entry.queue):
             if other.uid == uid:
                 return ahead
-            if other.reason != "WaitingForDependency":
+            if other.reason != Reason.WAITING_FOR_DEPENDENCY:
                 ahead += 1
         return ahead
 
@@ -143,7 +150,7 @@ class Registry:
         """All of the entry's dependencies have ended (or are unknown), so its wait may be over."""
         for name in entry.depends_on:
             phase = self.phase_of(entry.namespace, name)
-            if phase is not False and (phase is None or not phase.terminal):
+            if phase is not False and (phase is None or phase is True or not phase.terminal):
                 return False
         return True
 

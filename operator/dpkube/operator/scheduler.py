@@ -14,10 +14,14 @@ import time
 from typing import Any
 
 from dpkube.budget import ledger as L
+from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, NotFound
+from dpkube.k8s.timestamps import rfc3339
 from dpkube.models.conditions import Reason
 from dpkube.models.dpquery import Phase
 from dpkube.models.kinds import EXPERIMENT, QUEUE
+from dpkube.models.queue import QueueSpec
+from dpkube.operator.domain import admission as rules
 from dpkube.operator.experiments import ExperimentCascade
 from dpkube.operator.reconciler import Reconciler
 from dpkube.operator.registry import Entry, Registry
@@ -27,9 +31,12 @@ log = logging.getLogger(__name__)
 WARM_UPKEEP_SECONDS = 1.0
 MAX_RECONCILES_PER_PASS = 32
 RESYNC_SECONDS = 5.0
+"""Level-based safety net: unfinished queries are looked at again this often, whatever the events."""
 UNSEEN_AFTER_SECONDS = 10.0
 """A query still without a phase this long after creation missed its event; the resync picks it up."""
-"""Level-based safety net: unfinished queries are looked at again this often, whatever the events."""
+
+QUEUE_REASONS = frozenset({Reason.QUEUE_NOT_FOUND, Reason.QUEUE_LOCKED, Reason.QUEUE_FULL, Reason.WAITING_FOR_QUEUE})
+"""Waits that end only when the queue lets the query in."""
 
 PHASE_KEYS = {
     Phase.PENDING: "pending", Phase.ADMITTED: "admitted", Phase.RUNNING: "running",
@@ -41,10 +48,11 @@ PHASE_KEYS = {
 class Scheduler:
     """Runs `tick` every interval until cancelled."""
 
-    def __init__(self, client: KubeClient, registry: Registry, reconciler: Reconciler, system_namespace: str,
-                 cascade: ExperimentCascade, audit_interval: float = 30.0, warm: WarmPools | None = None,
-                 warm_namespaces: set[str] | None = None):
+    def __init__(self, client: KubeClient, registry: Registry, reconciler: Reconciler, budgets: Budgets,
+                 system_namespace: str, cascade: ExperimentCascade, audit_interval: float = 30.0,
+                 warm: WarmPools | None = None, warm_namespaces: set[str] | None = None):
         self.client = client
+        self.budgets = budgets
         self.cascade = cascade
         self.registry = registry
         self.reconciler = reconciler
@@ -84,20 +92,21 @@ class Scheduler:
             return False
         if entry.reason == Reason.WAITING_FOR_DEPENDENCY:
             return self.registry.dependencies_settled(entry)
-        if entry.queue is None:
+        if entry.queue is None or entry.reason not in QUEUE_REASONS:
             return False
-        queue = self.queues.get(entry.queue)
-        if entry.reason in (Reason.QUEUE_NOT_FOUND, Reason.QUEUE_LOCKED):
-            return queue is not None and not queue.get("locked")
-        if entry.reason in (Reason.QUEUE_FULL, Reason.WAITING_FOR_QUEUE):
-            limit = (queue or {}).get("maxConcurrent")
-            free = limit is None or self.registry.running(entry.queue) < limit
-            return free and self.registry.ahead_of(entry.uid) == 0
-        return False
+        raw = self.queues.get(entry.queue)
+        if raw is None:
+            facts = rules.QueueFacts(exists=False)
+        else:
+            spec = QueueSpec.model_validate(raw)
+            facts = rules.QueueFacts(exists=True, locked=spec.locked, max_concurrent=spec.max_concurrent,
+                                     running=self.registry.running(entry.queue),
+                                     ahead=self.registry.ahead_of(entry.uid))
+        return rules.queue_ready(entry.queue, facts).verdict is rules.Verdict.ADMIT
 
     def unfinished(self) -> list[Entry]:
         """Queries past admission that have not settled: a failed step of theirs is retried from here."""
-        cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=UNSEEN_AFTER_SECONDS)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        cutoff = rfc3339(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=UNSEEN_AFTER_SECONDS))
         return [e for e in self.registry.entries.values()
                 if e.phase in (Phase.ADMITTED, Phase.RUNNING)
                 or (e.phase is None and not e.deleting and e.created < cutoff)
@@ -134,7 +143,7 @@ class Scheduler:
         Normally every ending cleans up after itself; this catches what a force-removed finalizer or
         a lost race left behind, so a budget is never held forever by a query that cannot run.
         """
-        for grant in await self.reconciler.budgets.list():
+        for grant in await self.budgets.list():
             stale = [uid for uid in [*grant.ledger.reservations, *grant.ledger.charged] if self._settled(uid)]
             if not stale:
                 continue
@@ -144,7 +153,7 @@ class Scheduler:
                     ledger = L.forget(L.refund(ledger, uid), uid)
                 return ledger
 
-            await self.reconciler.budgets.move(grant, settle)
+            await self.budgets.move(grant, settle)
             log.warning("audit settled %d stale ledger entries of grant %s", len(stale), grant.name)
 
     def _settled(self, uid: str) -> bool:

@@ -10,7 +10,7 @@ from dpkube.models.crd import GROUP, VERSION
 
 
 @kopf.on.event(GROUP, VERSION, "queues")
-async def queue_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def queue_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if body["metadata"].get("namespace") != memo.config.system_namespace:
         return
     name = body["metadata"]["name"]
