@@ -20,12 +20,12 @@ from dpkube.api.services.budgets import BudgetView
 from dpkube.api.services.datasets import Datasets
 from dpkube.api.services.dioptra import Dioptra
 from dpkube.api.services.history import History
-from dpkube.api.services.informer import Informer
 from dpkube.api.services.lomas import Lomas
 from dpkube.api.services.queries import Queries
 from dpkube.api.settings import ApiSettings
 from dpkube.k8s.budgets import GRANT_SELECTOR
 from dpkube.k8s.client import KubeClient, KubeConfig, core_path
+from dpkube.k8s.informer import Informer
 from dpkube.models.kinds import DATASET
 
 CACHE_SYNC_SECONDS = 10.0

@@ -6,10 +6,10 @@ import asyncio
 import time
 
 from dpkube.api.services.budgets import BudgetView
-from dpkube.api.services.informer import Informer
 from dpkube.budget import ledger as L
 from dpkube.k8s.budgets import Budgets, grant_name
 from dpkube.k8s.client import core_path
+from dpkube.k8s.informer import Informer
 from dpkube.models import examples
 
 
@@ -60,10 +60,10 @@ async def test_a_budget_marked_stale_by_this_instance_is_read_from_the_api_serve
         core_path("configmaps", system_namespace, grant_name(caller.name, "PENGUIN")))}
     view = BudgetView(admin, system_namespace, frozen)
     await spend(budgets, caller.name, 2.0, 0.0)
-    assert (await view.ledger(caller.name, "PENGUIN")).spent_epsilon == 0.0
+    assert (await view.ledger(caller.name, "PENGUIN")).spent.epsilon == 0.0
     view.mark_stale(caller.name, "PENGUIN")
-    assert (await view.ledger(caller.name, "PENGUIN")).spent_epsilon == 2.0
-    assert (await view.ledger(caller.name, "PENGUIN")).spent_epsilon == 2.0
+    assert (await view.ledger(caller.name, "PENGUIN")).spent.epsilon == 2.0
+    assert (await view.ledger(caller.name, "PENGUIN")).spent.epsilon == 2.0
 
 
 async def test_a_spend_by_another_instance_reaches_the_cache_within_a_second(http, caller, budgets) -> None:

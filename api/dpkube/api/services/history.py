@@ -14,11 +14,12 @@ from dpkube.api.services.queries import (
     CLIENT_INPUT_ANNOTATION,
     SUBMITTED_AT_ANNOTATION,
     owner_selector,
-    result_of,
 )
 from dpkube.api.services.retry import retrying
 from dpkube.k8s.client import KubeClient
-from dpkube.models.dpquery import PAYLOAD_FIELD, Mode, Phase
+from dpkube.k8s.results import read_published
+from dpkube.models.cost import ZERO
+from dpkube.models.dpquery import PAYLOAD_FIELD, DPQueryStatus, Mode, Phase, phase_of
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.payloads import PAYLOAD_TYPES, Library
 
@@ -56,14 +57,14 @@ class History:
             q for q in items
             if q["spec"].get("user") == user and q["spec"].get("dataset") == dataset
             and q["spec"].get("mode", Mode.QUERY.value) == Mode.QUERY.value
-            and (q.get("status") or {}).get("phase") == Phase.SUCCEEDED.value
+            and phase_of(q) == Phase.SUCCEEDED
         ]
         done.sort(key=lambda q: (_timestamp(q), q["metadata"]["name"]))
         return [await self._record(q, user) for q in done]
 
     async def _record(self, query: dict[str, Any], user: str) -> dict[str, Any]:
         library = Library(query["spec"]["library"])
-        status = query.get("status") or {}
+        spent = DPQueryStatus.model_validate(query.get("status") or {}).spent or ZERO
         return {
             "user_name": user,
             "dataset_name": query["spec"]["dataset"],
@@ -71,9 +72,9 @@ class History:
             "client_input": _client_input(query, library),
             "response": {
                 "requested_by": user,
-                "query_response": await result_of(self.client, query),
-                "spent_epsilon": float(status.get("spentEpsilon") or 0.0),
-                "spent_delta": float(status.get("spentDelta") or 0.0),
+                "query_response": await read_published(self.client, query),
+                "spent_epsilon": spent.epsilon,
+                "spent_delta": spent.delta,
             },
             "timestamp": _timestamp(query),
         }

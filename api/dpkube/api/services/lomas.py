@@ -43,7 +43,7 @@ class Lomas:
     async def total_spent_budget(self, user: str, dataset: str) -> dict[str, float]:
         await self.datasets.get(dataset)
         ledger = await self.budgets.ledger(user, dataset)
-        return {"total_spent_epsilon": ledger.spent_epsilon, "total_spent_delta": ledger.spent_delta}
+        return {"total_spent_epsilon": ledger.spent.epsilon, "total_spent_delta": ledger.spent.delta}
 
     async def remaining_budget(self, user: str, dataset: str) -> dict[str, float]:
         await self.datasets.get(dataset)
@@ -67,9 +67,9 @@ class Lomas:
         """Run on the real data, charged to the caller's budget."""
         outcome = await self.queries.run(user, library, Mode.QUERY, body)
         return {"requested_by": user, "query_response": outcome.response,
-                "spent_epsilon": outcome.spent_epsilon, "spent_delta": outcome.spent_delta}
+                "spent_epsilon": outcome.spent.epsilon, "spent_delta": outcome.spent.delta}
 
     async def dummy_query(self, user: str, library: Library, body: WireModel) -> dict[str, Any]:
         """Run in a pod on dummy data generated from the metadata: free."""
         outcome = await self.queries.run(user, library, Mode.DUMMY, body)
-        return {"query_response": outcome.response, "epsilon": outcome.cost_epsilon, "delta": outcome.cost_delta}
+        return {"query_response": outcome.response, "epsilon": outcome.cost.epsilon, "delta": outcome.cost.delta}

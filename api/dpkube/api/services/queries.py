@@ -30,11 +30,13 @@ from dpkube.api.services.budgets import BudgetView
 from dpkube.api.services.datasets import Datasets, unknown_dataset
 from dpkube.api.services.retry import retrying
 from dpkube.api.wire import WireModel, payload_of
-from dpkube.k8s.client import ApiError, Gone, KubeClient, core_path
-from dpkube.models.conditions import Reason
+from dpkube.k8s.client import ApiError, Gone, KubeClient
+from dpkube.k8s.results import read_published
+from dpkube.models.conditions import ConditionType, Reason
+from dpkube.models.cost import ZERO, Cost
 from dpkube.models.crd import API_VERSION
 from dpkube.models.dataset import dataset_object_name
-from dpkube.models.dpquery import PAYLOAD_FIELD, DPQuerySpec, DummySpec, Mode, Phase
+from dpkube.models.dpquery import PAYLOAD_FIELD, DPQuerySpec, DPQueryStatus, DummySpec, Mode, Phase, phase_of
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.payloads import Library
 
@@ -51,13 +53,13 @@ CLIENT_INPUT_ANNOTATION = "dpkube.io/client-input"
 SUBMITTED_AT_ANNOTATION = "dpkube.io/submitted-at"
 """Unix time of submission, the archive record's timestamp and order."""
 
-COMPLETE = "Complete"
 STATUS_CONDITION_ERRORS: dict[str, Callable[[str, Library], ApiException]] = {
     Reason.INSUFFICIENT_BUDGET: lambda m, _: InvalidQueryException(m),
     Reason.NO_BUDGET_GRANT: lambda m, _: UnauthorizedAccessException(m),
     Reason.USER_NOT_ALLOWED: lambda m, _: UnauthorizedAccessException(m),
     Reason.INVALID_QUERY: lambda m, _: InvalidQueryException(m),
     Reason.LIBRARY_ERROR: lambda m, lib: ExternalLibraryException(m, lib.lomas_name),
+    Reason.FAILED_ON_PRIVATE_DATA: lambda m, lib: ExternalLibraryException(m, lib.lomas_name),
     Reason.TIMED_OUT: lambda m, _: InvalidQueryException(f"The query was stopped: {m}."),
 }
 """How a refusal written by the operator reads on the wire, by the Complete condition's reason."""
@@ -72,20 +74,18 @@ def owner_selector(user: str, dataset: str) -> str:
     return f"{USER_LABEL}={user_hash(user)},{DATASET_LABEL}={dataset_object_name(dataset)[:63].strip('-')}"
 
 
-def complete_reason(status: dict[str, Any]) -> str:
-    return next((c.get("reason", "") for c in status.get("conditions") or [] if c.get("type") == COMPLETE), "")
+def complete_reason(status: DPQueryStatus) -> str:
+    return next((c.reason for c in status.conditions if c.type == ConditionType.COMPLETE), "")
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """A query that ended well: its released result and what it cost."""
+    """A query that ended well: its released result, what it was charged and what it costs."""
 
     name: str
     response: Any
-    spent_epsilon: float
-    spent_delta: float
-    cost_epsilon: float
-    cost_delta: float
+    spent: Cost
+    cost: Cost
 
 
 class Queries:
@@ -161,8 +161,8 @@ class Queries:
         while not _terminal(query):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                phase = (query.get("status") or {}).get("phase") or Phase.PENDING.value
-                raise QueryStillRunning(self.namespace, name, phase, self.wait_seconds)
+                phase = phase_of(query) or Phase.PENDING
+                raise QueryStillRunning(self.namespace, name, phase.value, self.wait_seconds)
             try:
                 async with asyncio.timeout(remaining):
                     async for event in self.client.watch(
@@ -186,43 +186,26 @@ class Queries:
         return query
 
     async def _outcome(self, query: dict[str, Any], library: Library, mode: Mode) -> Outcome:
-        status = query.get("status") or {}
-        phase = Phase(status["phase"])
+        status = DPQueryStatus.model_validate(query.get("status") or {})
+        phase = status.phase
         reason = complete_reason(status)
         if self.on_end is not None:
             self.on_end(library, mode, phase.value, reason)
         if phase != Phase.SUCCEEDED:
-            message = status.get("message") or phase.value
+            message = status.message or phase.value
             if reason == Reason.DATASET_NOT_FOUND:
                 raise unknown_dataset(query["spec"]["dataset"])
             if reason in STATUS_CONDITION_ERRORS:
                 raise STATUS_CONDITION_ERRORS[reason](message, library)
             raise InternalServerException(f"query {query['metadata']['name']} ended {phase.value}: {message}")
-        cost = status.get("cost") or {}
         return Outcome(
             name=query["metadata"]["name"],
-            response=await result_of(self.client, query),
-            spent_epsilon=float(status.get("spentEpsilon") or 0.0),
-            spent_delta=float(status.get("spentDelta") or 0.0),
-            cost_epsilon=float(cost.get("epsilon") or 0.0),
-            cost_delta=float(cost.get("delta") or 0.0),
+            response=await read_published(self.client, query),
+            spent=status.spent or ZERO,
+            cost=status.cost or ZERO,
         )
 
 
 def _terminal(query: dict[str, Any]) -> bool:
-    phase = (query.get("status") or {}).get("phase")
-    return phase is not None and Phase(phase).terminal
-
-
-async def result_of(client: KubeClient, query: dict[str, Any]) -> Any:
-    """The released result: inline in the status, or the text of the ConfigMaps it points at, in order."""
-    status = query.get("status") or {}
-    ref = status.get("resultRef")
-    if not ref:
-        return status.get("result")
-    namespace, base, key = query["metadata"]["namespace"], ref["configMap"], ref.get("key", "result.json")
-    parts = []
-    for index in range(int(ref.get("chunks", 1))):
-        name = base if index == 0 else f"{base}-{index}"
-        parts.append((await client.get(core_path("configmaps", namespace, name))).get("data", {}).get(key, ""))
-    return json.loads("".join(parts))
+    phase = phase_of(query)
+    return phase is not None and phase.terminal
