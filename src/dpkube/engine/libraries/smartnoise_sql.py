@@ -16,6 +16,7 @@ from snsql import Mechanism, Stat
 from snsql._ast.ast import AliasedRelation, AliasedSubquery, Join, Table
 from snsql.sql.parse import QueryParser
 
+from dpkube.engine import limits
 from dpkube.engine.cost import Cost
 from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
 from dpkube.models.metadata import SMARTNOISE_SQL_TABLE, Metadata
@@ -26,7 +27,11 @@ MECHANISM_KEYS = ("count", "sum_int", "sum_large_int", "sum_float", "threshold")
 
 
 def check_query(query_str: str) -> None:
-    """One SELECT reading only `df`: no other table, join, subquery or second statement."""
+    """One SELECT reading only `df`: no other table, join, subquery or second statement.
+
+    The text is scanned for depth and size first: the parser is slow on deep nesting.
+    """
+    limits.check_sql(query_str)
     try:
         queries = QueryParser().queries(query_str)
     except Exception as e:
