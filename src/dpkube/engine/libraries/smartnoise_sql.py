@@ -1,8 +1,11 @@
 """smartnoise-sql: SQL aggregates over the one table `df`, priced by the library's own odometer.
 
-NaN aggregates are refused without a release (Lomas re-ran the query up to five more times for one
-charge, i.e. up to six releases): the user gets an error and may retry with more budget. Only
-numeric cells count: a null GROUP BY key (a missing category) is a legitimate result.
+Everything the query text decides (size, nesting, one table, mechanisms, the cost itself) is
+checked in `cost`, before any data is read. In `run`, after the data is read, every failure is a
+library error: an empty or NaN result depends on the noisy output, so it is charged like a
+release. NaN aggregates are not retried (Lomas re-ran the query up to five more times for one
+charge, i.e. up to six releases). Only numeric cells count: a null GROUP BY key (a missing
+category) is a legitimate result.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from snsql.sql.parse import QueryParser
 
 from dpkube.engine import limits
 from dpkube.engine.cost import Cost
-from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
+from dpkube.engine.errors import ExternalLibraryError, PayloadRejected
 from dpkube.models.metadata import SMARTNOISE_SQL_TABLE, Metadata
 from dpkube.models.payloads import Library, SmartnoiseSQLPayload
 
@@ -113,7 +116,8 @@ def run(payload: SmartnoiseSQLPayload, metadata: Metadata, frame: pd.DataFrame, 
             f"SQL Reader generated empty results. Epsilon: {eps} and Delta: {delta} are too small to generate output.",
         )
     if result.select_dtypes("number").isnull().to_numpy().any():
-        raise InvalidQuery(
+        raise ExternalLibraryError(
+            LIBRARY,
             f"SQL Reader generated NAN results. Epsilon: {eps} and Delta: {delta} are too small "
             "to generate output. Nothing was released and the query is not retried."
         )
