@@ -272,3 +272,8 @@ def test_classifiers_know_every_category_even_one_absent_from_the_data(
     model = pickle.loads(base64.b64decode(release.response["model"]))
     assert list(model.steps[-1][1].classes_) == CLASSES
     assert set(model.predict(adelie_only[payload["feature_columns"]].dropna())) <= set(CLASSES)
+
+
+def test_priors_must_match_the_target_categories(penguin_metadata: Metadata) -> None:
+    message = refused(penguin_metadata, step("GaussianNB", epsilon=1.0, bounds=BOUNDS, priors=[0.5, 0.5]))
+    assert message.startswith("GaussianNB.priors must list 3 non-negative numbers summing to 1")

@@ -234,6 +234,14 @@ def _classes(final: str, params: dict[str, Any], payload: DiffPrivLibPayload, me
     categories = _categories(column)
     if final == "LogisticRegression" and len(categories) < 2:
         raise InvalidQuery(f"LogisticRegression needs a target with at least 2 categories; {targets[0]} has 1")
+    priors = params.get("priors")
+    if priors is not None and (
+        not isinstance(priors, list) or len(priors) != len(categories)
+        or any(isinstance(p, bool) or not isinstance(p, int | float) or p < 0 for p in priors)
+        or not math.isclose(sum(priors), 1.0)
+    ):
+        raise PayloadRejected(f"{final}.priors must list {len(categories)} non-negative numbers summing to 1, "
+                              f"one per category of {targets[0]}")
     requested = params.get("classes")
     if requested is not None and (
         not isinstance(requested, list) or not requested or len(set(map(repr, requested))) != len(requested)
