@@ -19,8 +19,6 @@ from dpkube.models.cost import Cost
 from dpkube.models.metadata import Metadata
 from dpkube.models.payloads import PAYLOAD_TYPES, Library, Payload
 
-__all__ = ["Cost", "as_payload", "estimate_cost"]
-
 
 def as_payload(library: Library, payload: Payload | Mapping[str, Any]) -> Payload:
     """The payload as the library's model; a dict is validated, a wrong model is refused."""

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dpkube.engine import limits
 from dpkube.engine.errors import PayloadRejected
 
 
 def parse(text: str, field: str) -> Any:
-    """The document in `field`, or a refusal naming the field and JSON's complaint."""
+    """The document in `field`, or a refusal naming the field and JSON's complaint (depth and size checked first)."""
+    limits.check_json(text, field)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

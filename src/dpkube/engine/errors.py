@@ -1,7 +1,9 @@
 """The engine's error types: raised where a fault is found, mapped to HTTP codes by the facade alone.
 
-Raised before the data is read, messages name fields, parameters and limits, never data, so they
-may be shown to the querying user. Raised after, they go to the operator's log only.
+Refusals raised before the data is read (InvalidQuery, PayloadRejected, from a library's `cost`)
+name fields, parameters and limits only, so they may be shown to the querying user and written to
+CRD status. An ExternalLibraryError raised after the data is read (from `run`) may carry the
+library's own text, which can quote data: it belongs in the operator's log, not in a user's view.
 """
 
 from __future__ import annotations
@@ -48,7 +50,10 @@ class DatasetUnavailable(EngineError):
 
 
 class ExternalLibraryError(EngineError):
-    """The DP library failed on this request (Lomas' ExternalLibraryException, HTTP 422)."""
+    """The DP library failed on this request (Lomas' ExternalLibraryException, HTTP 422).
+
+    Raised by `cost` (pricing, before reading: free, its text is about the request) or by `run`
+    (after reading: charged, its text is for the operator only)."""
 
     kind = ErrorKind.EXTERNAL_LIBRARY
 

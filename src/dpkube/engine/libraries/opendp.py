@@ -22,8 +22,8 @@ import pandas as pd
 from opendp.mod import Measurement, PartialConstructor
 
 from dpkube.engine import documents
-from dpkube.engine.cost import Cost
 from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
+from dpkube.models.cost import Cost
 from dpkube.models.metadata import Metadata
 from dpkube.models.payloads import Library, OpenDPPayload
 
@@ -101,6 +101,8 @@ _MODULES = {
     "measures": opendp.measures,
 }
 ALLOWED = {m: {f for f in names if hasattr(_MODULES[m], f)} for m, names in ALLOWED.items()}
+INPUT_DOMAIN = "AtomDomain(T=String)"
+"""What `run` gives a measurement: the table as header-less CSV text (as Lomas does)."""
 ALLOWED_INPUT_METRICS = (
     "SymmetricDistance", "InsertDeleteDistance", "ChangeOneDistance", "HammingDistance",
 )  # fmt: skip
@@ -201,6 +203,11 @@ def measurement(payload: OpenDPPayload) -> Measurement:
     result = _Builder().build(document["ast"])
     if isinstance(result, PartialConstructor) or not isinstance(result, Measurement):
         raise InvalidQuery("The pipeline provided is not a measurement. It cannot be processed in this server.")
+    if str(result.input_domain) != INPUT_DOMAIN:
+        raise InvalidQuery(
+            f"The pipeline must read the table as CSV text: its input domain must be {INPUT_DOMAIN}, "
+            f"not {result.input_domain}."
+        )
     if result.input_distance_type != "u32":
         raise InvalidQuery(f"The input distance type of the pipeline must be u32, not {result.input_distance_type}.")
     metric = str(result.input_metric)

@@ -1,8 +1,11 @@
 """smartnoise-sql: SQL aggregates over the one table `df`, priced by the library's own odometer.
 
-NaN aggregates are refused without a release (Lomas re-ran the query up to five more times for one
-charge, i.e. up to six releases): the user gets an error and may retry with more budget. Only
-numeric cells count: a null GROUP BY key (a missing category) is a legitimate result.
+Everything the query text decides (size, nesting, one table, mechanisms, the cost itself) is
+checked in `cost`, before any data is read. In `run`, after the data is read, every failure is a
+library error: an empty or NaN result depends on the noisy output, so it is charged like a
+release. NaN aggregates are not retried (Lomas re-ran the query up to five more times for one
+charge, i.e. up to six releases). Only numeric cells count: a null GROUP BY key (a missing
+category) is a legitimate result.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from snsql import Mechanism, Stat
 from snsql._ast.ast import AliasedRelation, AliasedSubquery, Join, Table
 from snsql.sql.parse import QueryParser
 
-from dpkube.engine.cost import Cost
-from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
+from dpkube.engine import limits
+from dpkube.engine.errors import ExternalLibraryError, PayloadRejected
+from dpkube.models.cost import Cost
 from dpkube.models.metadata import SMARTNOISE_SQL_TABLE, Metadata
 from dpkube.models.payloads import Library, SmartnoiseSQLPayload
 
@@ -26,7 +30,11 @@ MECHANISM_KEYS = ("count", "sum_int", "sum_large_int", "sum_float", "threshold")
 
 
 def check_query(query_str: str) -> None:
-    """One SELECT reading only `df`: no other table, join, subquery or second statement."""
+    """One SELECT reading only `df`: no other table, join, subquery or second statement.
+
+    The text is scanned for depth and size first: the parser is slow on deep nesting.
+    """
+    limits.check_sql(query_str)
     try:
         queries = QueryParser().queries(query_str)
     except Exception as e:
@@ -108,7 +116,8 @@ def run(payload: SmartnoiseSQLPayload, metadata: Metadata, frame: pd.DataFrame, 
             f"SQL Reader generated empty results. Epsilon: {eps} and Delta: {delta} are too small to generate output.",
         )
     if result.select_dtypes("number").isnull().to_numpy().any():
-        raise InvalidQuery(
+        raise ExternalLibraryError(
+            LIBRARY,
             f"SQL Reader generated NAN results. Epsilon: {eps} and Delta: {delta} are too small "
             "to generate output. Nothing was released and the query is not retried."
         )
