@@ -8,8 +8,10 @@ ordered against every lock by a conditioned bump of the queue's admission serial
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -84,7 +86,7 @@ class ExperimentFacts(TypedDict, total=False):
 
 
 class Admission:
-    """Decides the admission of one query at a time (the reconciler holds the query's lock)."""
+    """Decides admissions (the reconciler holds each query's lock; a queue's admissions take turns)."""
 
     def __init__(self, client: KubeClient, system_namespace: str, registry: Registry, datasets: Datasets,
                  snapshots: Snapshots, budgets: Budgets, pricing: WorkerPool) -> None:
@@ -95,6 +97,8 @@ class Admission:
         self.snapshots = snapshots
         self.budgets = budgets
         self.pricing = pricing
+        self._queues: dict[str, dict[str, Any]] = {}
+        self._queue_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def decide(self, query: QueryView, ensure_finalizer: Any) -> Outcome:
         """The admission outcome; `ensure_finalizer()` is awaited before any money moves."""
@@ -103,47 +107,86 @@ class Admission:
             dataset = await self.datasets.get(spec.dataset)
         except DatasetInvalid as exc:
             return Refused(Phase.REJECTED, Reason.DATASET_NOT_FOUND, f"dataset {spec.dataset}: {exc}")
-        experiment = await self._experiment_facts(query.namespace, spec.experiment)
-        if spec.mode == Mode.COST:
-            # A price needs no pod, no budget and no other query: cost mode never waits in a queue.
-            decision = rules.decide(rules.Facts(dataset=spec.dataset, dataset_exists=dataset is not None,
-                                                experiment=spec.experiment, **experiment))
-            if decision.verdict is not rules.Verdict.ADMIT:
-                return Refused(_terminal(decision), decision.reason, decision.message)
-            assert dataset is not None
-            priced = await self._price(query, dataset)
-            return priced if not isinstance(priced, Cost) else Priced(priced)
-        for _ in range(MAX_QUEUE_RETRIES):
-            queue_body = await self._queue_body(spec.queue) if spec.queue else None
-            decision = rules.decide(rules.Facts(
-                dataset=spec.dataset, dataset_exists=dataset is not None, experiment=spec.experiment, **experiment,
-                dependencies=await self._dependency_phases(query.namespace, spec.depends_on),
-                queue_name=spec.queue, queue=self._queue_facts(query.uid, queue_body) if spec.queue else None,
-            ))
-            if decision.verdict in (rules.Verdict.REJECT, rules.Verdict.FAIL):
-                return Refused(_terminal(decision), decision.reason, decision.message)
-            assert dataset is not None
-            priced = await self._price(query, dataset)
-            if not isinstance(priced, Cost):
-                return priced
-            if decision.verdict is rules.Verdict.WAIT:
-                return Waiting(decision.reason, decision.message)
-            if queue_body is not None:
+        cost_only = spec.mode == Mode.COST  # a price needs no pod, no budget, no other query: it never waits
+        decision = rules.decide(rules.Facts(
+            dataset=spec.dataset, dataset_exists=dataset is not None, experiment=spec.experiment,
+            **await self._experiment_facts(query.namespace, spec.experiment),
+            dependencies={} if cost_only else await self._dependency_phases(query.namespace, spec.depends_on)))
+        if decision.verdict in (rules.Verdict.REJECT, rules.Verdict.FAIL):
+            return Refused(_terminal(decision), decision.reason, decision.message)
+        assert dataset is not None
+        priced = await self._price(query, dataset)
+        if not isinstance(priced, Cost):
+            return priced
+        if cost_only:
+            return Priced(priced)
+        if decision.verdict is rules.Verdict.WAIT:
+            return Waiting(decision.reason, decision.message)
+        queue: QueueSpec | None = None
+        if spec.queue:
+            slot = await self._take_queue_slot(spec.queue, query.uid)
+            if not isinstance(slot, QueueSpec):
+                return slot
+            queue = slot
+        await ensure_finalizer()
+        if spec.mode == Mode.QUERY:
+            try:
+                grant = await self.budgets.find(spec.user, spec.dataset)
+                await self.budgets.move(grant, functools.partial(L.reserve, uid=query.uid, cost=priced))
+            except L.BudgetError as exc:
+                return Refused(Phase.REJECTED, exc.reason, str(exc))
+        digest = await self.snapshots.keep(dataset.metadata)
+        return Admitted(priced, digest, dataset, queue)
+
+    def observe_queue(self, body: dict[str, Any]) -> None:
+        """A Queue as its watch saw it: admissions decide on the newest version known."""
+        name = body["metadata"]["name"]
+        known = self._queues.get(name)
+        if known is None or int(body["metadata"]["resourceVersion"]) >= int(known["metadata"]["resourceVersion"]):
+            self._queues[name] = body
+
+    def forget_queue(self, name: str) -> None:
+        self._queues.pop(name, None)
+
+    async def _take_queue_slot(self, name: str, uid: str) -> QueueSpec | Waiting | Busy:
+        """Take one of the queue's slots for `uid`, ordered against every change of the queue (kueue#1651).
+
+        The queue's admission serial is bumped on the resourceVersion the decision was made on, so a lock
+        (or a resize) that came in between makes the write fail and the decision is taken again. Admissions
+        of one queue take turns in this process, so they never conflict with each other.
+        """
+        async with self._queue_locks[name]:
+            fresh = False
+            for _ in range(MAX_QUEUE_RETRIES):
+                body = self._queues.get(name)
+                if body is None or fresh:
+                    body = await self._queue_body(name)
+                    fresh = True
+                if body is None:
+                    self._queues.pop(name, None)
+                    return Waiting(Reason.QUEUE_NOT_FOUND, f"queue {name} does not exist")
+                self._queues[name] = body
+                decision = rules.queue_ready(name, self._queue_facts(uid, body))
+                if decision.verdict is not rules.Verdict.ADMIT:
+                    if not fresh:
+                        fresh = True  # decided on a remembered version: make sure on the stored one
+                        continue
+                    return Waiting(decision.reason, decision.message)
+                meta, status = body["metadata"], body.get("status") or {}
                 try:
-                    if not await self._take_queue_slot(queue_body, query.uid):
-                        continue  # the queue changed (locked, resized, another admission): decide again
+                    updated = await self.client.patch(QUEUE.api_path(meta["namespace"], name) + "/status", {
+                        "metadata": {"resourceVersion": meta["resourceVersion"]},
+                        "status": {"admissionSerial": int(status.get("admissionSerial") or 0) + 1},
+                    })
+                except Conflict:
+                    fresh = True  # the queue changed (locked, resized): decide again on what it is now
+                    continue
                 except NotFound:
-                    return Waiting(Reason.QUEUE_NOT_FOUND, f"queue {spec.queue} does not exist")
-            await ensure_finalizer()
-            if spec.mode == Mode.QUERY:
-                try:
-                    grant = await self.budgets.find(spec.user, spec.dataset)
-                    await self.budgets.move(grant, functools.partial(L.reserve, uid=query.uid, cost=priced))
-                except L.BudgetError as exc:
-                    return Refused(Phase.REJECTED, exc.reason, str(exc))
-            digest = await self.snapshots.keep(dataset.metadata)
-            queue = QueueSpec.model_validate(queue_body.get("spec") or {}) if queue_body is not None else None
-            return Admitted(priced, digest, dataset, queue)
+                    self._queues.pop(name, None)
+                    return Waiting(Reason.QUEUE_NOT_FOUND, f"queue {name} does not exist")
+                self._queues[name] = updated
+                self.registry.set_phase(uid, Phase.ADMITTED)  # the slot is taken before the status says so
+                return QueueSpec.model_validate(updated.get("spec") or {})
         return Busy()
 
     async def _price(self, query: QueryView, dataset: Dataset) -> Cost | Refused | Busy:
@@ -192,29 +235,6 @@ class Admission:
         name = body["metadata"]["name"]
         return rules.QueueFacts(exists=True, locked=spec.locked, max_concurrent=spec.max_concurrent,
                                 running=self.registry.running(name), ahead=self.registry.ahead_of(uid))
-
-    async def _take_queue_slot(self, body: dict[str, Any], uid: str) -> bool:
-        """Order this admission against every change of the queue (kueue#1651).
-
-        The queue's admission serial is bumped on the resourceVersion the decision was made on: a lock
-        (or another admission) that came in between makes the write fail, and the decision is retaken.
-        """
-        meta, status = body["metadata"], body.get("status") or {}
-        entry = self.registry.entries.get(uid)
-        before = (entry.phase, entry.reason) if entry else None
-        self.registry.set_phase(uid, Phase.ADMITTED)  # holds the slot for concurrent decisions
-        try:
-            await self.client.patch(QUEUE.api_path(meta["namespace"], meta["name"]) + "/status", {
-                "metadata": {"resourceVersion": meta["resourceVersion"]},
-                "status": {"admissionSerial": int(status.get("admissionSerial") or 0) + 1},
-            })
-        except (Conflict, NotFound) as exc:
-            if before is not None:
-                self.registry.set_phase(uid, *before)
-            if isinstance(exc, NotFound):
-                raise
-            return False
-        return True
 
 
 def _terminal(decision: rules.Decision) -> Phase:

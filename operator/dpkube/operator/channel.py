@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from dpkube.k8s.client import KubeClient, NotFound, core_path
 from dpkube.k8s.pods import QUERY_UID_LABEL, WARM_POOL_LABEL, claim_token
 from dpkube.models.runner import RunnerOutput
+from dpkube.operator.podkeys import PodKey, PodKeys
 from dpkube.operator.warm import WarmPools
 
 log = logging.getLogger(__name__)
@@ -42,45 +43,52 @@ class Queries(Protocol):
 class Channel:
     """Serves runner pods; every answer is for the authenticated pod's own query only."""
 
-    def __init__(self, client: KubeClient, queries: Queries, warm: WarmPools | None, max_result_bytes: int) -> None:
+    def __init__(self, client: KubeClient, queries: Queries, warm: WarmPools | None, keys: PodKeys,
+                 max_result_bytes: int) -> None:
         self.client = client
         self.queries = queries
         self.warm = warm
+        self.keys = keys
         self.max_result_bytes = max_result_bytes
 
-    async def _pod(self, request: web.Request) -> tuple[dict[str, Any], str, str] | web.Response:
-        """The calling pod (body, namespace, name), or the refusal to send."""
+    async def _pod(self, request: web.Request) -> tuple[PodKey, str, str] | web.Response:
+        """The calling pod's key (its secret and query), namespace and name, or the refusal to send."""
         try:
             ask = await request.json()
             namespace, name, token = str(ask["namespace"]), str(ask["pod"]), str(ask["token"])
         except (ValueError, KeyError, TypeError):
             return web.json_response({"error": "expected {namespace, pod, token}"}, status=400)
+        key = self.keys.get(namespace, name) or await self._read_key(namespace, name)
+        if key is None or not secrets.compare_digest(key.token, token):
+            return web.json_response({"error": "unknown pod or token"}, status=403)
+        request["ask"] = ask
+        return key, namespace, name
+
+    async def _read_key(self, namespace: str, name: str) -> PodKey | None:
+        """A pod this process knows nothing of (made before a restart): its key, from the pod itself."""
         try:
             pod = await self.client.get(core_path("pods", namespace, name))
         except NotFound:
-            pod = None
-        expected = claim_token(pod) if pod is not None else None
-        if pod is None or expected is None or not secrets.compare_digest(expected, token):
-            return web.json_response({"error": "unknown pod or token"}, status=403)
-        request["ask"] = ask
-        return pod, namespace, name
+            return None
+        token = claim_token(pod)
+        if token is None:
+            return None
+        uid = (pod["metadata"].get("labels") or {}).get(QUERY_UID_LABEL)
+        self.keys.remember(namespace, name, token, uid)
+        if uid is None and self.warm is not None:
+            self.warm.adopt(namespace, name, (pod["metadata"].get("labels") or {}).get(WARM_POOL_LABEL, ""))
+        return self.keys.get(namespace, name)
 
     async def claim(self, request: web.Request) -> web.Response:
         found = await self._pod(request)
         if isinstance(found, web.Response):
             return found
-        pod, namespace, name = found
-        labels = pod["metadata"].get("labels") or {}
-        uid = labels.get(QUERY_UID_LABEL)
+        key, namespace, name = found
+        uid = key.uid
         if uid is None:
-            if self.warm is None or not await self.warm.wait_for_query(namespace, name, labels.get(WARM_POOL_LABEL, ""),
-                                                                       POLL_SECONDS):
+            if self.warm is None or not await self.warm.wait_for_query(namespace, name, POLL_SECONDS):
                 return web.Response(status=204)
-            try:
-                pod = await self.client.get(core_path("pods", namespace, name))
-            except NotFound:
-                return web.Response(status=204)
-            uid = (pod["metadata"].get("labels") or {}).get(QUERY_UID_LABEL)
+            uid = key.uid
             if uid is None:
                 return web.Response(status=204)
         try:
@@ -112,8 +120,8 @@ class Channel:
         found = await self._pod(request)
         if isinstance(found, web.Response):
             return found
-        pod, namespace, _ = found
-        uid = (pod["metadata"].get("labels") or {}).get(QUERY_UID_LABEL)
+        key, namespace, _ = found
+        uid = key.uid
         if uid is None:
             return web.json_response({"error": "this pod holds no query"}, status=409)
         if not await act(namespace, uid):

@@ -26,6 +26,7 @@ from dpkube.operator.channel import Channel
 from dpkube.operator.endings import Endings
 from dpkube.operator.experiments import ExperimentCascade
 from dpkube.operator.launcher import Launcher
+from dpkube.operator.podkeys import PodKeys
 from dpkube.operator.reconciler import Reconciler, utc_now
 from dpkube.operator.registry import Registry
 from dpkube.operator.scheduler import Scheduler
@@ -50,12 +51,13 @@ class Components:
 
 async def assemble(config: OperatorSettings) -> Components:
     """Every part, the registry filled by a full listing of the served namespaces, the channel serving."""
-    client = KubeClient(KubeConfig.load(), max_connections=100)
+    client = KubeClient(KubeConfig.load(), max_connections=100, user_agent=COMPONENT)
     registry = Registry()
     paths = [DPQUERY.api_path(ns) for ns in config.namespaces] or [f"/apis/{GROUP}/{VERSION}/{DPQUERY.plural}"]
     for path in paths:
         for item in await client.list_all(path):
             registry.observe(item)
+    registry.listed = True
     pricing = WorkerPool(workers=config.pricing_workers, timeout=config.pricing_timeout_seconds,
                          preload=tuple(MODULES.values()))
     await pricing.start()
@@ -63,8 +65,9 @@ async def assemble(config: OperatorSettings) -> Components:
     budgets = Budgets(client, config.system_namespace)
     datasets = Datasets(client, config.system_namespace)
     snapshots = Snapshots(client, config.system_namespace)
-    warm = WarmPools(client, config)
-    launcher = Launcher(client, config, datasets, snapshots, registry, warm)
+    keys = PodKeys()
+    warm = WarmPools(client, config, keys)
+    launcher = Launcher(client, config, datasets, snapshots, registry, keys, warm)
     warm.isolate = launcher.isolate
     endings = Endings(client, budgets, events, registry, utc_now, config.result_inline_max_bytes,
                       on_cleaned=launcher.forget_copies)
@@ -78,7 +81,7 @@ async def assemble(config: OperatorSettings) -> Components:
         scheduler.queues[item["metadata"]["name"]] = item.get("spec") or {}
     parts = Components(client, registry, reconciler, scheduler, cascade, events, pricing)
     parts.scheduler_task = asyncio.create_task(scheduler.run(config.sweep_interval_seconds))
-    channel = Channel(client, reconciler, warm, config.result_max_bytes)
+    channel = Channel(client, reconciler, warm, keys, config.result_max_bytes)
     parts.channel = await channel.serve(config.claim_listen, healthy=scheduler.healthy)
     return parts
 

@@ -43,16 +43,16 @@ class Endings:
         self.inline_max_bytes = inline_max_bytes
         self.on_cleaned = on_cleaned
 
-    async def release(self, body: dict[str, Any], query: QueryView, response: Any) -> None:
+    async def release(self, body: dict[str, Any], query: QueryView, response: Any) -> dict[str, Any]:
         """Charge (query mode), then make the result readable, then succeed."""
         charged = query.spec.mode == Mode.QUERY
         if charged:
             await self._charge(body, query)
         result, ref = await publish(self.client, body, response, self.inline_max_bytes)
-        await self.finish(body, query.status, Phase.SUCCEEDED, Reason.SUCCEEDED, "result released",
-                          charged=charged, result=result, result_ref=ref)
+        return await self.finish(body, query.status, Phase.SUCCEEDED, Reason.SUCCEEDED, "result released",
+                                 charged=charged, result=result, result_ref=ref)
 
-    async def end(self, body: dict[str, Any], query: QueryView, step: End) -> None:
+    async def end(self, body: dict[str, Any], query: QueryView, step: End) -> dict[str, Any]:
         """An ending other than a release: charged when the data was read, refunded otherwise."""
         if step.stop_pod:
             await self.delete_pod(query)
@@ -60,16 +60,16 @@ class Endings:
             await self._charge(body, query)
         else:
             await self._refund(body, query)
-        await self.finish(body, query.status, step.phase, step.reason, step.message, charged=step.charge)
+        return await self.finish(body, query.status, step.phase, step.reason, step.message, charged=step.charge)
 
-    async def priced(self, body: dict[str, Any], query: QueryView, cost: Cost) -> None:
+    async def priced(self, body: dict[str, Any], query: QueryView, cost: Cost) -> dict[str, Any]:
         """A cost-mode query: the price is its answer."""
-        await self.finish(body, query.status, Phase.SUCCEEDED, Reason.SUCCEEDED, "cost estimated", charged=False,
+        return await self.finish(body, query.status, Phase.SUCCEEDED, Reason.SUCCEEDED, "cost estimated", charged=False,
                           cost=cost)
 
     async def finish(self, body: dict[str, Any], status: DPQueryStatus, phase: Phase, reason: str, message: str, *,
-                     charged: bool, **updates: Any) -> None:
-        """Write the terminal phase (the one place that does), post its Event, and clean up."""
+                     charged: bool, **updates: Any) -> dict[str, Any]:
+        """Write the terminal phase (the one place that does), post its Event, and clean up; the body written."""
         now = self.clock()
         updates["spent"] = (status.cost or ZERO) if charged else ZERO
         if charged:
@@ -80,6 +80,7 @@ class Endings:
         self.registry.observe(written)
         self.events.record(written, reason, message, warning=phase != Phase.SUCCEEDED)
         await self.clean_up(written)
+        return written
 
     async def clean_up(self, body: dict[str, Any]) -> None:
         """After a terminal phase: the pod goes, the ledger forgets the uid, the finalizer comes off."""

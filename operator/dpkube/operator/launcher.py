@@ -31,6 +31,7 @@ from dpkube.models.queue import QueueSpec
 from dpkube.models.runner import DatasetRef, RunnerInput, RunnerMode, RunnerSettings
 from dpkube.operator.domain.durations import parse_duration
 from dpkube.operator.domain.lifecycle import QueryView
+from dpkube.operator.podkeys import PodKeys
 from dpkube.operator.registry import Registry
 from dpkube.operator.settings import OperatorSettings
 from dpkube.operator.warm import WarmPools
@@ -46,8 +47,9 @@ class Launcher:
     """Pods for queries, their namespace's isolation, and the input each runner claims."""
 
     def __init__(self, client: KubeClient, settings: OperatorSettings, datasets: Datasets, snapshots: Snapshots,
-                 registry: Registry, warm: WarmPools | None = None) -> None:
+                 registry: Registry, keys: PodKeys, warm: WarmPools | None = None) -> None:
         self.client = client
+        self.keys = keys
         self.settings = settings
         self.datasets = datasets
         self.snapshots = snapshots
@@ -59,8 +61,8 @@ class Launcher:
                     queue: QueueSpec | None = None) -> str:
         """The name of the query's pod, found, claimed or created; LaunchRefused when none can run it."""
         namespace, spec = query.namespace, query.spec
-        found = (await self.client.list(core_path("pods", namespace),
-                                        label_selector=f"{QUERY_UID_LABEL}={query.uid}")).get("items", [])
+        found = [] if self.registry.first_start(query.uid) else (await self.client.list(
+            core_path("pods", namespace), label_selector=f"{QUERY_UID_LABEL}={query.uid}")).get("items", [])
         if found:
             name: str = found[0]["metadata"]["name"]
             if self.warm is not None:
@@ -100,6 +102,8 @@ class Launcher:
         except Conflict as exc:
             if not exc.already_exists:
                 raise
+            return str(manifest["metadata"]["name"])  # made before: its own secret stays in the stored pod
+        self.keys.remember(namespace, manifest["metadata"]["name"], runner.claim_token, query.uid)
         return str(manifest["metadata"]["name"])
 
     async def isolate(self, namespace: str) -> None:

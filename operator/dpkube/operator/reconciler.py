@@ -22,7 +22,7 @@ from dpkube.k8s.client import KubeClient, NotFound, core_path
 from dpkube.k8s.events import EventRecorder
 from dpkube.k8s.snapshots import SnapshotMissing
 from dpkube.models.conditions import ConditionType, Reason
-from dpkube.models.dpquery import DPQueryStatus, Mode, Phase
+from dpkube.models.dpquery import DPQueryStatus, Mode, Phase, phase_of
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.runner import RunnerOutput
 from dpkube.operator import admission as A
@@ -34,6 +34,13 @@ from dpkube.operator.launcher import Launcher, LaunchRefused
 from dpkube.operator.registry import Registry
 
 log = logging.getLogger(__name__)
+
+
+def _version(body: dict[str, Any]) -> int:
+    try:
+        return int(body["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
 
 
 def utc_now() -> dt.datetime:
@@ -54,14 +61,23 @@ class Reconciler:
         self.endings = endings
         self.clock = clock
         self._locks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._bodies: dict[str, dict[str, Any]] = {}
+        """The newest body of each admitted or running query: every status write to it is this process's,
+        made under its lock, so its runner's calls and its events need not read it again."""
         self.deadlines: dict[str, tuple[float, str, str]] = {}
 
     # -- entry points --------------------------------------------------------------------------
 
-    async def reconcile(self, namespace: str, name: str) -> None:
-        """Bring one query one or more steps closer to a terminal phase, from its current state."""
+    async def reconcile(self, namespace: str, name: str, seen: dict[str, Any] | None = None) -> None:
+        """Bring one query one or more steps closer to a terminal phase, from its current state.
+
+        `seen` is the object as a watch event just delivered it: the newer of it and what this process
+        wrote last is the current state; without either, the query is read.
+        """
         async with self._locks[(namespace, name)]:
-            body = await self._read(namespace, name)
+            body = self._newest(seen) if seen is not None else None
+            if body is None:
+                body = await self._read(namespace, name)
             if body is not None:
                 await self._advance(body, None)
 
@@ -112,9 +128,9 @@ class Reconciler:
             await self._write(body, S.transition(query.status, Phase.RUNNING, Reason.POD_RUNNING, message,
                                                  self.clock()), Reason.POD_RUNNING, message)
         elif isinstance(step, LC.Release):
-            await self.endings.release(body, query, step.response)
+            self._keep(await self.endings.release(body, query, step.response))
         elif isinstance(step, LC.End):
-            await self.endings.end(body, query, step)
+            self._keep(await self.endings.end(body, query, step))
         elif isinstance(step, LC.CleanUp):
             await self.endings.clean_up(body)
         if isinstance(step, LC.End | LC.Release | LC.CleanUp):
@@ -134,15 +150,17 @@ class Reconciler:
                 changed = previous is None or previous.reason != outcome.reason
                 await self._write(body, status, outcome.reason if changed else None, outcome.message)
         elif isinstance(outcome, A.Refused):
-            await self.endings.end(body, query, LC.End(outcome.phase, outcome.reason, outcome.message, charge=False))
+            self._keep(await self.endings.end(body, query, LC.End(outcome.phase, outcome.reason, outcome.message,
+                                                                  charge=False)))
         elif isinstance(outcome, A.Priced):
-            await self.endings.priced(body, query, outcome.cost)
+            self._keep(await self.endings.priced(body, query, outcome.cost))
         elif isinstance(outcome, A.Admitted):
             admitted = LC.QueryView.of(body)
             try:
                 pod = await self.launcher.start(body, admitted, outcome.dataset, outcome.queue)
             except LaunchRefused as exc:
-                await self.endings.end(body, admitted, LC.End(Phase.FAILED, Reason.FAILED, str(exc), charge=False))
+                self._keep(await self.endings.end(body, admitted, LC.End(Phase.FAILED, Reason.FAILED, str(exc),
+                                                                         charge=False)))
                 return
             message = (f"reserved epsilon {outcome.cost.epsilon}, delta {outcome.cost.delta}"
                        if query.spec.mode == Mode.QUERY else "admitted (dummy data, free)")
@@ -157,7 +175,7 @@ class Reconciler:
         try:
             pod = await self.launcher.start(body, query)
         except LaunchRefused as exc:
-            await self.endings.end(body, query, LC.End(Phase.FAILED, Reason.FAILED, str(exc), charge=False))
+            self._keep(await self.endings.end(body, query, LC.End(Phase.FAILED, Reason.FAILED, str(exc), charge=False)))
             return
         status = S.set_condition(query.status.model_copy(update={"pod_name": pod}), ConditionType.POD_CREATED, True,
                                  Reason.POD_CREATED, f"pod {pod} runs the query", self.clock())
@@ -191,10 +209,26 @@ class Reconciler:
         if entry is None or entry.namespace != namespace:
             return False
         async with self._locks[(namespace, entry.name)]:
-            body = await self._read(namespace, entry.name)
+            body = self._bodies.get(uid) or await self._read(namespace, entry.name)
             if body is None or body["metadata"]["uid"] != uid:
                 return False
             return bool(await act(body, LC.QueryView.of(body)))
+
+    def _newest(self, seen: dict[str, Any]) -> dict[str, Any]:
+        """The newer of an event's object and the one this process last wrote."""
+        mine = self._bodies.get(seen["metadata"]["uid"])
+        if mine is not None and _version(mine) > _version(seen):
+            return mine
+        self._keep(seen)
+        return seen
+
+    def _keep(self, body: dict[str, Any]) -> None:
+        """Remember the body of an admitted or running query; forget any other."""
+        uid = body["metadata"]["uid"]
+        if phase_of(body) in (Phase.ADMITTED, Phase.RUNNING) and not body["metadata"].get("deletionTimestamp"):
+            self._bodies[uid] = body
+        else:
+            self._bodies.pop(uid, None)
 
     async def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -207,6 +241,7 @@ class Reconciler:
             self._locks.pop((namespace, name), None)
             return None
         self.registry.observe(body)
+        self._keep(body)
         return body
 
     async def _pod(self, query: LC.QueryView) -> LC.PodView | None:
@@ -222,6 +257,7 @@ class Reconciler:
         written = await dpqueries.write_status(self.client, body, S.serialise(status))
         body.update(written)
         self.registry.observe(written)
+        self._keep(written)
         if event is not None:
             self.events.record(written, event, message)
 

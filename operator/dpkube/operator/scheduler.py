@@ -82,27 +82,29 @@ class Scheduler:
                 log.exception("scheduler pass failed")
             await asyncio.sleep(interval)
 
-    def may_move(self, entry: Entry) -> bool:
-        """Whether a waiting query's reason for waiting may have gone away.
+    def movable(self) -> list[Entry]:
+        """Waiting queries whose reason for waiting may have gone away: the ended dependencies', and the
+        heads of each open queue, as many as it has free slots (the pure queue rule decides, in FIFO order).
 
-        A query that has not been looked at yet (no phase) is the event handler's: reconciling it here too
-        would multiply the API calls of a burst of new queries by the number of passes it takes.
+        A query not looked at yet (no phase) is the event handler's: reconciling it here too would multiply
+        the API calls of a burst of new queries by the number of passes it takes.
         """
-        if entry.phase is None or entry.reason is None:
-            return False
-        if entry.reason == Reason.WAITING_FOR_DEPENDENCY:
-            return self.registry.dependencies_settled(entry)
-        if entry.queue is None or entry.reason not in QUEUE_REASONS:
-            return False
-        raw = self.queues.get(entry.queue)
-        if raw is None:
-            facts = rules.QueueFacts(exists=False)
-        else:
+        moving = [e for e in self.registry.dependency_waiters()
+                  if e.phase is not None and self.registry.dependencies_settled(e)]
+        for queue in self.registry.waiting_queues():
+            raw = self.queues.get(queue)
+            if raw is None:
+                continue  # the queue's creation event brings its queries back
             spec = QueueSpec.model_validate(raw)
+            running = self.registry.running(queue)
+            free = MAX_RECONCILES_PER_PASS if spec.max_concurrent is None else spec.max_concurrent - running
             facts = rules.QueueFacts(exists=True, locked=spec.locked, max_concurrent=spec.max_concurrent,
-                                     running=self.registry.running(entry.queue),
-                                     ahead=self.registry.ahead_of(entry.uid))
-        return rules.queue_ready(entry.queue, facts).verdict is rules.Verdict.ADMIT
+                                     running=running)
+            if free <= 0 or rules.queue_ready(queue, facts).verdict is not rules.Verdict.ADMIT:
+                continue
+            moving += [e for e in self.registry.ready_heads(queue, free) if e.phase is not None
+                       and e.reason in QUEUE_REASONS]
+        return moving
 
     def unfinished(self) -> list[Entry]:
         """Queries past admission that have not settled: a failed step of theirs is retried from here."""
@@ -113,7 +115,7 @@ class Scheduler:
                 or (e.phase is not None and e.phase.terminal and e.has_finalizer)]
 
     async def tick(self) -> None:
-        movable = [e for e in self.registry.waiting_entries() if self.may_move(e)]
+        movable = self.movable()
         now = time.time()
         expired = [(ns, name) for deadline, ns, name in list(self.reconciler.deadlines.values()) if now > deadline]
         targets = {(e.namespace, e.name) for e in movable} | set(expired)
@@ -173,7 +175,7 @@ class Scheduler:
         if self.warm is not None:
             queues |= {name for name, spec in self.queues.items() if spec.get("warmPods")}
         for name in queues:
-            status = {"running": self.registry.running(name), "waiting": len(self.registry.waiting(name)),
+            status = {"running": self.registry.running(name), "waiting": self.registry.waiting_count(name),
                       "warm": self.warm.ready_count(name) if self.warm is not None else 0}
             await self._write_status(("queue", name), QUEUE.api_path(self.system_namespace, name), status)
 

@@ -18,6 +18,7 @@ from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
 from dpkube.k8s.pods import QUERY_UID_LABEL, WARM_POOL_LABEL, owner_reference, query_labels, warm_pod
 from dpkube.models.queue import QueueSpec
 from dpkube.models.runner import RunnerSettings
+from dpkube.operator.podkeys import PodKeys
 from dpkube.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,10 @@ log = logging.getLogger(__name__)
 class WarmPools:
     """Keeps each (queue, namespace) pool at its size and knows which warm pods are polling right now."""
 
-    def __init__(self, client: KubeClient, settings: OperatorSettings, isolate: Any = None):
+    def __init__(self, client: KubeClient, settings: OperatorSettings, keys: PodKeys, isolate: Any = None):
         self.client = client
         self.settings = settings
+        self.keys = keys
         self.isolate = isolate
         """`await isolate(namespace)` before the first pod of a namespace (its NetworkPolicy)."""
         self._polling: dict[tuple[str, str], asyncio.Event] = {}
@@ -66,6 +68,8 @@ class WarmPools:
                                 or RunnerSettings.model_fields["libraries"].default)
         manifest = warm_pod(name, namespace, queue_name, runner, self.settings.pod_template(), spec)
         await self.client.create(core_path("pods", namespace), manifest)
+        self.keys.remember(namespace, name, runner.claim_token, None)
+        self._pool_of[(namespace, name)] = queue_name
 
     async def _delete(self, namespace: str, name: str) -> None:
         try:
@@ -105,6 +109,7 @@ class WarmPools:
             except (Conflict, NotFound):
                 continue
             self._claimed.add((namespace, name))
+            self.keys.claimed(namespace, name, query["metadata"]["uid"])
             return name
         return None
 
@@ -116,10 +121,13 @@ class WarmPools:
 
     # -- polls (called by the claim channel) ---------------------------------------------------
 
-    async def wait_for_query(self, namespace: str, pod: str, pool: str, seconds: float) -> bool:
+    def adopt(self, namespace: str, pod: str, pool: str) -> None:
+        """A warm pod made before this process started: it belongs to `pool`."""
+        self._pool_of[(namespace, pod)] = pool
+
+    async def wait_for_query(self, namespace: str, pod: str, seconds: float) -> bool:
         """Hold an idle warm pod's poll until a query claims it (True) or `seconds` pass (False)."""
         key = (namespace, pod)
-        self._pool_of[key] = pool
         event = self._polling.setdefault(key, asyncio.Event())
         try:
             await asyncio.wait_for(event.wait(), seconds)

@@ -35,6 +35,10 @@ class LocalPlatform:
     grants: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     facade: bool = True
+    node_agent: bool = True
+    """Run pods as local processes; without it pods stay unbound (benchmarks of the control loop alone)."""
+    audit: bool = False
+    """Keep the API server's audit log (benchmarks count the operator's requests per query)."""
     trusted_header: bool = False
     url: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
@@ -44,7 +48,7 @@ class LocalPlatform:
 
     def start(self) -> LocalPlatform:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.plane = LocalControlPlane(self.workdir / "controlplane", users=self.users).start()
+        self.plane = LocalControlPlane(self.workdir / "controlplane", users=self.users, audit=self.audit).start()
         asyncio.run(self._prepare())
         claim_port = free_port()
         self.env = {
@@ -58,7 +62,8 @@ class LocalPlatform:
         }
         python = sys.executable
         self._spawn("operator", [python, "-m", "dpkube.operator"])
-        self._spawn("nodeagent", [python, "-m", "dpkube.nodeagent", "--workdir", str(self.workdir / "agent")])
+        if self.node_agent:
+            self._spawn("nodeagent", [python, "-m", "dpkube.nodeagent", "--workdir", str(self.workdir / "agent")])
         if self.facade:
             self._start_facade()
         time.sleep(0.5)

@@ -166,9 +166,10 @@ class KubeConfig:
 class KubeClient:
     """REST verbs on API paths; one connection pool per client."""
 
-    def __init__(self, config: KubeConfig, *, timeout: float = 30.0, max_connections: int = 50):
+    def __init__(self, config: KubeConfig, *, timeout: float = 30.0, max_connections: int = 50,
+                 user_agent: str = "dpkube"):
         self.config = config
-        headers = {"Accept": "application/json", "User-Agent": "dpkube"}
+        headers = {"Accept": "application/json", "User-Agent": user_agent}
         if token := config.bearer():
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.AsyncClient(

@@ -26,6 +26,8 @@ from dpkube.models.payloads import (
     SmartnoiseSynthPayload,
 )
 
+RELEASE_FINALIZER = "dpkube.io/release-budget"
+"""Kept on a query that may hold a reservation or a pod, until its ending has settled both."""
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_DUMMY_ROWS = 100_000

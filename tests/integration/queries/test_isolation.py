@@ -22,6 +22,7 @@ from dpkube.models.dataset import DatasetSpec
 from dpkube.models.kinds import DATASET, DPQUERY
 from dpkube.operator.domain.lifecycle import QueryView
 from dpkube.operator.launcher import Launcher
+from dpkube.operator.podkeys import PodKeys
 from dpkube.operator.registry import Registry
 from dpkube.operator.settings import OperatorSettings
 from dpkube_testing.builders import dpquery
@@ -123,7 +124,7 @@ async def test_the_runner_gets_the_metadata_its_query_was_priced_on_whatever_cha
     await admin.create(DATASET.api_path(system_namespace), dataset_manifest(system_namespace, name, spec))
     settings = OperatorSettings(system_namespace=system_namespace)
     datasets = Datasets(admin, system_namespace)
-    launcher = Launcher(admin, settings, datasets, Snapshots(admin, system_namespace), Registry())
+    launcher = Launcher(admin, settings, datasets, Snapshots(admin, system_namespace), Registry(), PodKeys())
     priced_on = await datasets.get(name)
     assert priced_on is not None
     digest = await Snapshots(admin, system_namespace).keep(priced_on.metadata)

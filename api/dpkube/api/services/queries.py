@@ -36,7 +36,16 @@ from dpkube.models.conditions import ConditionType, Reason
 from dpkube.models.cost import ZERO, Cost
 from dpkube.models.crd import API_VERSION
 from dpkube.models.dataset import dataset_object_name
-from dpkube.models.dpquery import PAYLOAD_FIELD, DPQuerySpec, DPQueryStatus, DummySpec, Mode, Phase, phase_of
+from dpkube.models.dpquery import (
+    PAYLOAD_FIELD,
+    RELEASE_FINALIZER,
+    DPQuerySpec,
+    DPQueryStatus,
+    DummySpec,
+    Mode,
+    Phase,
+    phase_of,
+)
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.payloads import Library
 
@@ -139,6 +148,8 @@ class Queries:
             "metadata": {
                 "name": f"lomas-{mode.value}-{uuid.uuid4().hex[:16]}",
                 "namespace": self.namespace,
+                # Set at creation, so the operator need not add it before it reserves the query's cost.
+                "finalizers": [RELEASE_FINALIZER],
                 "labels": {
                     USER_LABEL: user_hash(user),
                     DATASET_LABEL: dataset_object_name(dataset)[:63].strip("-"),

@@ -18,12 +18,12 @@ from enum import StrEnum
 from typing import Any
 
 from dpkube.models.conditions import Reason
-from dpkube.models.dpquery import DPQuerySpec, DPQueryStatus, Mode, Phase
+from dpkube.models.dpquery import RELEASE_FINALIZER, DPQuerySpec, DPQueryStatus, Mode, Phase
 from dpkube.models.runner import RunnerOutput
 from dpkube.operator.domain import status as S
 from dpkube.operator.domain.durations import parse_duration
 
-FINALIZER = "dpkube.io/release-budget"
+FINALIZER = RELEASE_FINALIZER
 GENERIC_FAILURE = "the library failed on the private data; the query was charged"
 
 

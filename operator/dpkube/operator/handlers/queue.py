@@ -16,6 +16,8 @@ async def queue_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **
     name = body["metadata"]["name"]
     if event.get("type") == "DELETED":
         memo.scheduler.queues.pop(name, None)
+        memo.reconciler.admission.forget_queue(name)
     else:
         memo.scheduler.queues[name] = dict(body.get("spec") or {})
+        memo.reconciler.admission.observe_queue(dict(body))
     memo.registry.dirty_queues.add(name)

@@ -15,9 +15,14 @@ from typing import Any
 
 import pandas as pd
 import snsql
+from opendp.typing import set_default_int_type
 from snsql import Mechanism, Stat
 from snsql._ast.ast import AliasedRelation, AliasedSubquery, Join, Table
+from snsql.sql._mechanisms.gaussian import Gaussian
+from snsql.sql._mechanisms.laplace import Laplace
 from snsql.sql.parse import QueryParser
+from snsql.sql.private_reader import PrivateReader
+from snsql.sql.reader.base import SqlReader
 
 from dpkube.engine import limits
 from dpkube.engine.errors import ExternalLibraryError, PayloadRejected
@@ -27,6 +32,39 @@ from dpkube.models.payloads import Library, SmartnoiseSQLPayload
 
 LIBRARY = Library.SMARTNOISE_SQL
 MECHANISM_KEYS = ("count", "sum_int", "sum_large_int", "sum_float", "threshold")
+SCALE_CACHE_SIZE = 4096
+
+
+def _memoise_noise_scales() -> None:
+    """Remember each mechanism's noise scale: smartnoise-sql binary-searches it (with OpenDP) for every
+    aggregate of every query, most of a query's pricing time, although it is a pure function of the
+    mechanism, epsilon, delta, bounds, contribution bound and bit depth. The same search answers the
+    same scale, so pricing and release are unchanged; only the repeated search is gone."""
+    scales: dict[tuple[Any, ...], float] = {}
+
+    def memoised(search: Any, after_hit: Any) -> Any:
+        def compute_noise_scale(self: Any) -> None:
+            if self.scale is not None:
+                return
+            key = (type(self), self.epsilon, self.delta, self.lower, self.upper, self.max_contrib, self.bit_depth)
+            if key in scales:
+                after_hit(self)
+                self.scale = scales[key]
+                return
+            search(self)
+            if len(scales) >= SCALE_CACHE_SIZE:
+                scales.clear()
+            scales[key] = self.scale
+
+        return compute_noise_scale
+
+    # The Gaussian search also sets OpenDP's default integer type for its bit depth: so does a hit.
+    Gaussian._compute_noise_scale = memoised(  # type: ignore[method-assign]
+        Gaussian._compute_noise_scale, lambda m: set_default_int_type(f"i{m.bit_depth}"))
+    Laplace._compute_noise_scale = memoised(Laplace._compute_noise_scale, lambda m: None)  # type: ignore[method-assign]
+
+
+_memoise_noise_scales()
 
 
 def check_query(query_str: str) -> None:
@@ -80,10 +118,19 @@ def _reader(metadata: Metadata, frame: pd.DataFrame, payload: SmartnoiseSQLPaylo
     return snsql.from_df(frame, privacy=privacy(payload), metadata=metadata.smartnoise_sql())
 
 
+@lru_cache(maxsize=16)
+def _empty_table_reader(metadata_json: str) -> Any:
+    """The SQL reader over an empty frame of a metadata: building it copies the frame into SQLite, so it
+    is built once per metadata; pricing never executes anything on it."""
+    metadata = Metadata.model_validate_json(metadata_json)
+    return SqlReader.from_connection(_empty_frame(tuple(metadata.columns)), metadata=metadata.smartnoise_sql())
+
+
 def cost(payload: SmartnoiseSQLPayload, metadata: Metadata) -> Cost:
     """smartnoise-sql's `get_privacy_cost`, on a reader over an empty frame (no data is read)."""
     check_query(payload.query_str)
-    reader = _reader(metadata, _empty_frame(tuple(metadata.columns)), payload)
+    reader = PrivateReader(_empty_table_reader(metadata.model_dump_json(by_alias=True)), metadata.smartnoise_sql(),
+                           privacy=privacy(payload))
     try:
         epsilon, delta = reader.get_privacy_cost(payload.query_str)
     except Exception as e:
