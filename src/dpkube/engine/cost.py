@@ -24,7 +24,7 @@ def as_payload(library: Library, payload: Payload | Mapping[str, Any]) -> Payloa
     """The payload as the library's model; a dict is validated, a wrong model is refused."""
     model = PAYLOAD_TYPES[Library(library)]
     if isinstance(payload, model):
-        return payload  # type: ignore[return-value]
+        return payload
     if isinstance(payload, Mapping):
         try:
             return model.model_validate(dict(payload))  # type: ignore[return-value]
@@ -53,7 +53,7 @@ def estimate_cost(library: Library, payload: Payload | Mapping[str, Any], metada
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    cost = library_module(library).cost(payload, metadata)
+    cost: Cost = library_module(library).cost(payload, metadata)
     with _cache_lock:
         _cache[key] = cost
         if len(_cache) > CACHE_SIZE:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import numpy.typing as npt
 
 from dpkube.engine.errors import PayloadRejected
 
@@ -31,13 +32,13 @@ _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.|\\\Z)*(?:"|\Z)', re.DOTALL)
 """A JSON string; unclosed, or ending in a lone backslash, it runs to the end (no match can fail and backtrack)."""
 
 
-def _max_depth(opening: np.ndarray, closing: np.ndarray) -> int:
+def _max_depth(opening: npt.NDArray[np.bool_], closing: npt.NDArray[np.bool_]) -> int:
     """The deepest point of a running sum of openings minus closings (0 when there is none)."""
     steps = opening.astype(np.int64) - closing.astype(np.int64)
     return int(np.cumsum(steps).max(initial=0))
 
 
-def _codes(text: str) -> np.ndarray:
+def _codes(text: str) -> npt.NDArray[np.uint32]:
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import diffprivlib
 import diffprivlib.models
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from diffprivlib.accountant import BudgetAccountant
 from diffprivlib.utils import PrivacyLeakWarning
@@ -104,17 +105,18 @@ def _decode(value: Any, where: str, depth: int = 0) -> Any:
     raise PayloadRejected(f"{where} holds an unsupported value (objects other than _tuple)")
 
 
-def _step_class(step: Any, index: int) -> type:
+def _step_class(step: Any, index: int) -> type[Any]:
     kind = step.get("type") if isinstance(step, dict) else None
     name = kind.removeprefix(TYPE_PREFIX) if isinstance(kind, str) else None
     if not isinstance(kind, str) or not kind.startswith(TYPE_PREFIX) or name not in REQUIRED:
         raise PayloadRejected(
             f"pipeline step {index} has type {kind!r}; allowed: " + ", ".join(TYPE_PREFIX + n for n in REQUIRED)
         )
-    return getattr(diffprivlib.models, name)
+    cls: type[Any] = getattr(diffprivlib.models, name)
+    return cls
 
 
-def _step_params(cls: type, raw: Any, index: int) -> dict[str, Any]:
+def _step_params(cls: type[Any], raw: Any, index: int) -> dict[str, Any]:
     """Checked constructor arguments, with a fresh accountant whatever the request said."""
     if not isinstance(raw, dict):
         raise PayloadRejected(f"pipeline step {index} params must be an object")
@@ -156,7 +158,7 @@ def _step_params(cls: type, raw: Any, index: int) -> dict[str, Any]:
     return params
 
 
-def _steps(payload: DiffPrivLibPayload) -> list[tuple[str, type, dict[str, Any]]]:
+def _steps(payload: DiffPrivLibPayload) -> list[tuple[str, type[Any], dict[str, Any]]]:
     document = documents.parse(payload.diffprivlib_json, "diffprivlib_json")
     if not isinstance(document, dict) or document.get("module") != "diffprivlib":
         raise PayloadRejected('diffprivlib_json must be {"module": "diffprivlib", ...}')
@@ -192,7 +194,7 @@ CATEGORICAL_TARGETS = (StrCategoricalColumn, IntCategoricalColumn, BooleanColumn
 class Plan:
     """A request checked against the metadata: its steps and the public facts the fit may use."""
 
-    steps: list[tuple[str, type, dict[str, Any]]]
+    steps: list[tuple[str, type[Any], dict[str, Any]]]
     facts: PublicFacts
 
 
@@ -215,7 +217,9 @@ def _categories(column: Any) -> list[Any]:
     return [False, True] if isinstance(column, BooleanColumn) else list(column.categories)
 
 
-def _classes(final: str, params: dict[str, Any], payload: DiffPrivLibPayload, metadata: Metadata) -> Any:
+def _classes(
+    final: str, params: dict[str, Any], payload: DiffPrivLibPayload, metadata: Metadata
+) -> npt.NDArray[Any] | None:
     """The target's categories for a classifier (sorted), after the target rules of the final step."""
     targets = payload.target_columns or []
     if final in REGRESSORS:
@@ -273,7 +277,7 @@ def _check_step(kind: str, params: dict[str, Any], width: int | None, n_targets:
     except (ValueError, TypeError) as e:
         raise PayloadRejected(f"{kind}: {e}") from None
     if kind == "KMeans":
-        clusters = params.get("n_clusters", 8)
+        clusters: int = params.get("n_clusters", 8)
         if clusters > n_train:
             raise PayloadRejected(f"KMeans.n_clusters must not exceed the training rows ({n_train} by the metadata)")
         return clusters
@@ -343,7 +347,9 @@ def _impute(frame: pd.DataFrame, strategy: str, metadata: Metadata) -> pd.DataFr
     return frame.fillna({c: v for c, v in fills.items() if v is not None}).dropna()
 
 
-def _training_split(payload: DiffPrivLibPayload, frame: pd.DataFrame, plan: Plan, metadata: Metadata) -> tuple:
+def _training_split(
+    payload: DiffPrivLibPayload, frame: pd.DataFrame, plan: Plan, metadata: Metadata
+) -> tuple[pd.DataFrame, npt.NDArray[Any] | None]:
     """Features and targets of the training split (no targets for an unsupervised final step); rows with a
     target outside the categories are left out."""
     targets = payload.target_columns or []

@@ -17,6 +17,7 @@ from typing import Any
 
 import diffprivlib.models
 import numpy as np
+import numpy.typing as npt
 from diffprivlib.mechanisms import GeometricTruncated
 from diffprivlib.models.logistic_regression import _logistic_regression_path
 from diffprivlib.utils import check_random_state
@@ -26,10 +27,16 @@ from diffprivlib.utils import check_random_state
 class PublicFacts:
     """What a fit may use besides the rows, all derived from the request and the metadata."""
 
-    classes: np.ndarray | None
+    classes: npt.NDArray[Any] | None
     """The target's categories, sorted (None without a categorical target)."""
     n_train: int
     """The training split's size for a table of the metadata's row count."""
+
+    def target_classes(self) -> npt.NDArray[Any]:
+        """The classes a classifier is fitted for; only a categorical target has them."""
+        if self.classes is None:
+            raise ValueError("a classifier needs the categories of a categorical target")
+        return self.classes
 
 
 def public_train_size(rows: int, test_size: float) -> int:
@@ -42,6 +49,8 @@ class GaussianNB(diffprivlib.models.GaussianNB):
     variances whether or not it occurs, and the noisy counts are not forced to the exact total."""
 
     facts: PublicFacts
+    bounds: tuple[Any, Any] | None
+    """diffprivlib's parameter: (lower, upper), each a number or one per feature; arrays once checked."""
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> GaussianNB:
         self._validate_params()
@@ -50,7 +59,7 @@ class GaussianNB(diffprivlib.models.GaussianNB):
         X, y = self._validate_data(X, y)
         self.bounds = self._check_bounds(self.bounds, shape=X.shape[1])
         X = self._clip_to_bounds(X, self.bounds)
-        classes = self.facts.classes
+        classes = self.facts.target_classes()
         counter = GeometricTruncated(
             epsilon=self.epsilon / 3, sensitivity=1, lower=1, upper=self.facts.n_train, random_state=random_state
         )
@@ -83,7 +92,7 @@ class LogisticRegression(diffprivlib.models.LogisticRegression):
         random_state = check_random_state(self.random_state)
         X, y = self._validate_data(X, y, accept_sparse=False, dtype=float, order="C")
         X = self._clip_to_norm(X, self.data_norm)
-        classes = self.facts.classes
+        classes = self.facts.target_classes()
         positives = classes[1:] if len(classes) == 2 else classes
         paths = [
             _logistic_regression_path(
@@ -112,7 +121,9 @@ class KMeans(diffprivlib.models.KMeans):
         return int(super()._calc_iters(n_dims, self.facts.n_train, rho))
 
 
-FITTING = {"GaussianNB": GaussianNB, "LogisticRegression": LogisticRegression, "KMeans": KMeans}
+FITTING: dict[str, type[GaussianNB | LogisticRegression | KMeans]] = {
+    "GaussianNB": GaussianNB, "LogisticRegression": LogisticRegression, "KMeans": KMeans,
+}
 """Classes fitted through a subclass; the others are fitted by diffprivlib's own class."""
 
 

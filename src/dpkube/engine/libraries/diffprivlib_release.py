@@ -17,6 +17,7 @@ from typing import Any
 
 import diffprivlib.models
 import numpy as np
+import numpy.typing as npt
 from diffprivlib.accountant import BudgetAccountant
 from sklearn.pipeline import Pipeline
 from sklearn.tree._tree import Tree
@@ -31,7 +32,7 @@ SHAPE = {
 }
 
 
-def _explained_variance(fitted: Any, facts: PublicFacts) -> np.ndarray:
+def _explained_variance(fitted: Any, facts: PublicFacts) -> npt.NDArray[np.float64]:
     """Noisy eigenvalues over the public training size (diffprivlib divides by the exact one)."""
     return np.asarray(fitted.singular_values_, dtype=np.float64) ** 2 / max(facts.n_train - 1, 1)
 
@@ -145,20 +146,20 @@ def _accountant(epsilon: float) -> BudgetAccountant:
     return accountant
 
 
-def _attribute(name: str, kind: str, fitted: Any, params: dict[str, Any]) -> Any:
+def _attribute(name: str, kind: str, fitted: Any, params: dict[str, Any], facts: PublicFacts) -> Any:
     value = getattr(fitted, name)
     if name == "tree_":
         return _tree(value)
     if name == "estimators_":
-        tree_params = {k: params[k] for k in ("epsilon", "bounds", "classes") if k in params}
+        tree_params: dict[str, Any] = {k: params[k] for k in ("epsilon", "bounds", "classes") if k in params}
         tree_params["max_depth"] = params.get("max_depth", 5)
-        return [release_estimator("DecisionTreeClassifier", tree, tree_params, None, spent=0.0) for tree in value]
+        return [release_estimator("DecisionTreeClassifier", tree, tree_params, facts, spent=0.0) for tree in value]
     if name == "estimator_":
         return diffprivlib.models.DecisionTreeClassifier(accountant=_accountant(0.0))
     return _plain(value)
 
 
-def release_estimator(kind: str, fitted: Any, params: dict[str, Any], facts: PublicFacts | None,
+def release_estimator(kind: str, fitted: Any, params: dict[str, Any], facts: PublicFacts,
                       spent: float | None = None) -> Any:
     """A fresh stock `kind` built from the request's `params` and the allowlisted attributes of `fitted`."""
     allowlist = ALLOWLISTS[kind]
@@ -167,13 +168,15 @@ def release_estimator(kind: str, fitted: Any, params: dict[str, Any], facts: Pub
     clean = getattr(diffprivlib.models, kind)(**constructor, accountant=_accountant(epsilon))
     for name in allowlist.copied:
         if hasattr(fitted, name):
-            setattr(clean, name, _attribute(name, kind, fitted, params))
+            setattr(clean, name, _attribute(name, kind, fitted, params, facts))
     for name, (derive, _) in allowlist.derived.items():
         setattr(clean, name, derive(fitted, facts))
     return clean
 
 
-def release_pipeline(fitted: Pipeline, steps: list[tuple[str, type, dict[str, Any]]], facts: PublicFacts) -> Pipeline:
+def release_pipeline(
+    fitted: Pipeline, steps: list[tuple[str, type[Any], dict[str, Any]]], facts: PublicFacts
+) -> Pipeline:
     """The pipeline as released: each step rebuilt by its class's allowlist."""
     return Pipeline([
         (name, release_estimator(cls.__name__, estimator, params, facts))

@@ -154,7 +154,7 @@ class _Builder:
         return key
 
     @staticmethod
-    def _items(node: dict) -> list:
+    def _items(node: dict[str, Any]) -> list[Any]:
         items = node.get("_items")
         if not isinstance(items, list):
             raise PayloadRejected("opendp_json list nodes need an _items array")
@@ -173,10 +173,10 @@ class _Builder:
         except Exception as e:
             raise ExternalLibraryError(LIBRARY, f"Error chaining pipeline: {e}") from None
 
-    def _call(self, node: dict, depth: int) -> Any:
-        module, func = node.get("module"), node.get("func")
-        module, func = RENAMES.get((module, func), (module, func))
-        if func not in ALLOWED.get(module, ()):  # type: ignore[arg-type]
+    def _call(self, node: dict[str, Any], depth: int) -> Any:
+        named: tuple[Any, Any] = (node.get("module"), node.get("func"))
+        module, func = RENAMES.get(named, named)
+        if func not in ALLOWED.get(module, ()):
             raise PayloadRejected(
                 f"opendp constructor {module}.{func} is not allowed; allowed are the built-in "
                 "transformations, measurements, combinators, domains, metrics and measures "
@@ -220,22 +220,28 @@ def _measure(meas: Measurement) -> str:
     return str(meas.output_measure).split("(")[0]
 
 
+def _privacy_map(meas: Measurement, d_in: int) -> Any:
+    """The measurement's privacy map at `d_in`: a number, an (epsilon, delta) pair or a curve, by output measure."""
+    return meas.map(d_in)  # type: ignore[no-untyped-call]  # opendp leaves Measurement.map unannotated
+
+
 def cost(payload: OpenDPPayload, metadata: Metadata) -> Cost:
     """The privacy map at d_in = max_ids; smoothed and zCDP curves read at `fixed_delta`."""
     meas = measurement(payload)
     kind, d_in = _measure(meas), metadata.max_ids
-    if kind in ("SmoothedMaxDivergence", "ZeroConcentratedDivergence") and not payload.fixed_delta:
+    fixed_delta = payload.fixed_delta or 0.0
+    if kind in ("SmoothedMaxDivergence", "ZeroConcentratedDivergence") and not fixed_delta:
         raise InvalidQuery("fixed_delta must be set for smooth max divergence and zero concentrated divergence.")
     try:
         if kind == "MaxDivergence":
-            return Cost(meas.map(d_in), 0.0)
+            return Cost(_privacy_map(meas, d_in), 0.0)
         if kind == "FixedSmoothedMaxDivergence":
-            return Cost(*meas.map(d_in))
+            return Cost(*_privacy_map(meas, d_in))
         if kind == "ZeroConcentratedDivergence":
             meas = opendp.combinators.make_zCDP_to_approxDP(meas)
         if kind in ("SmoothedMaxDivergence", "ZeroConcentratedDivergence"):
-            curve = meas.map(d_in)
-            return Cost(curve.epsilon(delta=payload.fixed_delta), payload.fixed_delta)
+            curve = _privacy_map(meas, d_in)
+            return Cost(curve.epsilon(delta=fixed_delta), fixed_delta)
     except Exception as e:
         raise ExternalLibraryError(LIBRARY, f"Error obtaining cost:{e}") from None
     raise InvalidQuery(f"The output measure {kind} is not supported.")

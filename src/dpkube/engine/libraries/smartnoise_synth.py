@@ -246,6 +246,9 @@ def _default_transformer(column: Any, cube: bool, nullable: bool) -> Any:
     if isinstance(column, StrCategoricalColumn | IntCategoricalColumn | BooleanColumn):
         label = t.LabelTransformer(nullable=nullable)
         return label if cube else t.ChainTransformer([label, t.OneHotEncoder()])
+    lower: float
+    upper: float
+    first: list[Any]
     if isinstance(column, DatetimeColumn):
         lower, upper, first = 0, (column.upper - column.lower).days, [DateTimeTransformer(epoch=column.lower)]
     elif isinstance(column, IntColumn | FloatColumn):

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from snsynth.mwem import Histogram, MWEMSynthesizer
 from snsynth.pytorch.nn import dpctgan as dpctgan_module
@@ -33,7 +34,7 @@ class MWEM(MWEMSynthesizer):
     public_rows: int
     cardinality: list[int]
 
-    def _histogram_from_data_attributes(self, data: np.ndarray, splits: Any = ()) -> list[Histogram]:
+    def _histogram_from_data_attributes(self, data: npt.NDArray[Any], splits: Any = ()) -> list[Histogram]:
         histograms = []
         for split in splits:
             columns = [int(i) for i in split]
@@ -46,11 +47,11 @@ class MWEM(MWEMSynthesizer):
             histograms.append(Histogram(counts, dims, [np.arange(size + 1) for size in dims], columns))
         return histograms
 
-    def _initialize_a(self, histogram: np.ndarray, dimensions: Any) -> np.ndarray:
+    def _initialize_a(self, histogram: npt.NDArray[np.float64], dimensions: Any) -> npt.NDArray[np.float64]:
         return np.full(histogram.shape, self.public_rows / float(np.prod(dimensions)))
 
 
-def public_category_weights(transformers: list[Any]) -> list[np.ndarray]:
+def public_category_weights(transformers: list[Any]) -> list[npt.NDArray[np.float64]]:
     """Uniform weights over each categorical output's categories, padded to the widest."""
     widths = [t.output_width for t in transformers if t.is_categorical]
     widest = max(widths, default=0)
@@ -60,11 +61,12 @@ def public_category_weights(transformers: list[Any]) -> list[np.ndarray]:
 class PublicDataSampler(DataSampler):
     """CTGAN's sampler with public category weights and uniform row draws (see the module docstring)."""
 
-    def __init__(self, data: np.ndarray, transformers: list[Any], *ignore: Any, **kwargs: Any) -> None:
+    def __init__(self, data: npt.NDArray[Any], transformers: list[Any], *ignore: Any, **kwargs: Any) -> None:
         super().__init__(data, transformers, discrete_column_category_prob=public_category_weights(transformers))
 
-    def sample_data(self, n: int, col: Any, opt: Any) -> np.ndarray:
-        return super().sample_data(n, None, None)
+    def sample_data(self, n: int, col: Any, opt: Any) -> npt.NDArray[Any]:
+        rows: npt.NDArray[Any] = super().sample_data(n, None, None)
+        return rows
 
 
 _sampler_lock = threading.Lock()
