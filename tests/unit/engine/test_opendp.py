@@ -126,6 +126,13 @@ def test_constructor_outside_allowlist_is_rejected(penguin_metadata: Metadata, m
         estimate_cost(OPENDP, {"opendp_json": pipeline(constructor(module, func))}, penguin_metadata)
 
 
+@pytest.mark.parametrize("name", [["transformations"], {"a": 1}])
+def test_a_constructor_named_by_a_non_string_is_rejected(penguin_metadata: Metadata, name: Any) -> None:
+    node = {**constructor("transformations", "make_split_dataframe"), "module": name}
+    with pytest.raises(PayloadRejected, match="module and func must be strings"):
+        estimate_cost(OPENDP, {"opendp_json": pipeline(node)}, penguin_metadata)
+
+
 def test_unknown_node_type_is_rejected(penguin_metadata: Metadata) -> None:
     with pytest.raises(PayloadRejected, match="node type 'pickle' is not supported"):
         estimate_cost(OPENDP, {"opendp_json": pipeline({"_type": "pickle"})}, penguin_metadata)

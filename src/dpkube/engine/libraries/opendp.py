@@ -175,6 +175,8 @@ class _Builder:
 
     def _call(self, node: dict[str, Any], depth: int) -> Any:
         named: tuple[Any, Any] = (node.get("module"), node.get("func"))
+        if not all(isinstance(part, str) for part in named):
+            raise PayloadRejected("opendp constructor module and func must be strings")
         module, func = RENAMES.get(named, named)
         if func not in ALLOWED.get(module, ()):
             raise PayloadRejected(

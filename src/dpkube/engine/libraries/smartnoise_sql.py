@@ -44,7 +44,8 @@ def _memoise_noise_scales() -> None:
 
     def memoised(search: Any, after_hit: Any) -> Any:
         def compute_noise_scale(self: Any) -> None:
-            if self.scale is not None:
+            known = self.scale
+            if known is not None:
                 return
             key = (type(self), self.epsilon, self.delta, self.lower, self.upper, self.max_contrib, self.bit_depth)
             if key in scales:
@@ -59,9 +60,9 @@ def _memoise_noise_scales() -> None:
         return compute_noise_scale
 
     # The Gaussian search also sets OpenDP's default integer type for its bit depth: so does a hit.
-    Gaussian._compute_noise_scale = memoised(  # type: ignore[method-assign]
+    Gaussian._compute_noise_scale = memoised(
         Gaussian._compute_noise_scale, lambda m: set_default_int_type(f"i{m.bit_depth}"))
-    Laplace._compute_noise_scale = memoised(Laplace._compute_noise_scale, lambda m: None)  # type: ignore[method-assign]
+    Laplace._compute_noise_scale = memoised(Laplace._compute_noise_scale, lambda m: None)
 
 
 _memoise_noise_scales()
