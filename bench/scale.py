@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dpkube.controlplane.platform import QUERY_NAMESPACE, SYSTEM_NAMESPACE, LocalPlatform
-from dpkube.k8s.client import KubeClient
+from dpkube.k8s.client import ApiError, KubeClient
 from dpkube.models.kinds import DPQUERY, QUEUE
 
 KUEUE_ADMITTED_PER_SECOND = 43.0
@@ -88,7 +88,14 @@ class Watcher:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        listing = await self.client.list(DPQUERY.api_path(self.namespace))
+        for _ in range(100):  # a freshly installed CRD's storage answers 429 for a moment
+            try:
+                listing = await self.client.list(DPQUERY.api_path(self.namespace))
+                break
+            except ApiError as exc:
+                if exc.status != 429:
+                    raise
+                await asyncio.sleep(0.2)
         self._task = asyncio.create_task(self._run(listing["metadata"]["resourceVersion"]))
 
     async def _run(self, version: str) -> None:
@@ -222,6 +229,11 @@ async def audited(platform: LocalPlatform, count: int) -> None:
             print(f"API calls per query, {label}: {len(operator) / count:.1f} by the operator "
                   f"({len(writes) / count:.1f} writes, {len(status) / count:.1f} DPQuery status writes); "
                   f"{len(result.settled)}/{count} settled")
+            kinds = collections.Counter(
+                f"{e['verb']} {e.get('objectRef', {}).get('resource', '?')}"
+                f"{'/' + e['objectRef']['subresource'] if e.get('objectRef', {}).get('subresource') else ''}"
+                for e in operator)
+            print("    " + ", ".join(f"{kind} {n / count:.1f}" for kind, n in kinds.most_common()))
         await watcher.stop()
 
 

@@ -30,10 +30,12 @@ from dpkube.models.kinds import DPQUERY, EXPERIMENT, QUEUE
 from dpkube.models.queue import QueueSpec
 from dpkube.operator.domain import admission as rules
 from dpkube.operator.domain.lifecycle import QueryView
+from dpkube.operator.metrics import ADMISSIONS, PRICINGS
 from dpkube.operator.registry import Registry
 
 log = logging.getLogger(__name__)
 MAX_QUEUE_RETRIES = 20
+PRICES_KEPT = 50_000
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Admitted:
     metadata_digest: str
     dataset: Dataset
     queue: QueueSpec | None
+    queue_serial: int | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class Admission:
         self.budgets = budgets
         self.pricing = pricing
         self._queues: dict[str, dict[str, Any]] = {}
+        self._prices: dict[tuple[str, str], Cost] = {}
         self._queue_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def decide(self, query: QueryView, ensure_finalizer: Any) -> Outcome:
@@ -123,11 +127,12 @@ class Admission:
         if decision.verdict is rules.Verdict.WAIT:
             return Waiting(decision.reason, decision.message)
         queue: QueueSpec | None = None
+        serial: int | None = None
         if spec.queue:
             slot = await self._take_queue_slot(spec.queue, query.uid)
-            if not isinstance(slot, QueueSpec):
+            if not isinstance(slot, tuple):
                 return slot
-            queue = slot
+            queue, serial = slot
         await ensure_finalizer()
         if spec.mode == Mode.QUERY:
             try:
@@ -136,7 +141,8 @@ class Admission:
             except L.BudgetError as exc:
                 return Refused(Phase.REJECTED, exc.reason, str(exc))
         digest = await self.snapshots.keep(dataset.metadata)
-        return Admitted(priced, digest, dataset, queue)
+        ADMISSIONS.inc()
+        return Admitted(priced, digest, dataset, queue, serial)
 
     def observe_queue(self, body: dict[str, Any]) -> None:
         """A Queue as its watch saw it: admissions decide on the newest version known."""
@@ -148,7 +154,7 @@ class Admission:
     def forget_queue(self, name: str) -> None:
         self._queues.pop(name, None)
 
-    async def _take_queue_slot(self, name: str, uid: str) -> QueueSpec | Waiting | Busy:
+    async def _take_queue_slot(self, name: str, uid: str) -> tuple[QueueSpec, int] | Waiting | Busy:
         """Take one of the queue's slots for `uid`, ordered against every change of the queue (kueue#1651).
 
         The queue's admission serial is bumped on the resourceVersion the decision was made on, so a lock
@@ -168,8 +174,8 @@ class Admission:
                 self._queues[name] = body
                 decision = rules.queue_ready(name, self._queue_facts(uid, body))
                 if decision.verdict is not rules.Verdict.ADMIT:
-                    if not fresh:
-                        fresh = True  # decided on a remembered version: make sure on the stored one
+                    if not fresh and decision.reason != Reason.WAITING_FOR_QUEUE:
+                        fresh = True  # locked or full in a remembered version: make sure on the stored one
                         continue
                     return Waiting(decision.reason, decision.message)
                 meta, status = body["metadata"], body.get("status") or {}
@@ -186,14 +192,25 @@ class Admission:
                     return Waiting(Reason.QUEUE_NOT_FOUND, f"queue {name} does not exist")
                 self._queues[name] = updated
                 self.registry.set_phase(uid, Phase.ADMITTED)  # the slot is taken before the status says so
-                return QueueSpec.model_validate(updated.get("spec") or {})
+                serial = int((updated.get("status") or {}).get("admissionSerial") or 0)
+                return QueueSpec.model_validate(updated.get("spec") or {}), serial
         return Busy()
 
     async def _price(self, query: QueryView, dataset: Dataset) -> Cost | Refused | Busy:
-        """The library's own cost, computed in the pricing pool on this metadata; a refusal is free."""
+        """The library's own cost, computed in the pricing pool on this metadata; a refusal is free.
+
+        A query that waits is priced once per metadata version, not at every attempt to admit it.
+        """
+        key = (query.uid, dataset.metadata_digest)
+        if key in self._prices:
+            return self._prices[key]
         try:
             cost: Cost = await self.pricing.run(estimate_cost, query.spec.library, query.spec.payload,
                                                 dataset.metadata)
+            PRICINGS.inc()
+            if len(self._prices) >= PRICES_KEPT:
+                self._prices.pop(next(iter(self._prices)))
+            self._prices[key] = cost
             return cost
         except PoolBusy:
             return Busy()

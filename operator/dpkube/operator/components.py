@@ -18,14 +18,16 @@ from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, KubeConfig
 from dpkube.k8s.datasets import Datasets
 from dpkube.k8s.events import EventRecorder
+from dpkube.k8s.informer import Informer
 from dpkube.k8s.snapshots import Snapshots
 from dpkube.models.crd import GROUP, VERSION
-from dpkube.models.kinds import DPQUERY, QUEUE
+from dpkube.models.kinds import DATASET, DPQUERY, QUEUE
 from dpkube.operator.admission import Admission
 from dpkube.operator.channel import Channel
 from dpkube.operator.endings import Endings
 from dpkube.operator.experiments import ExperimentCascade
 from dpkube.operator.launcher import Launcher
+from dpkube.operator.metrics import count_request
 from dpkube.operator.podkeys import PodKeys
 from dpkube.operator.reconciler import Reconciler, utc_now
 from dpkube.operator.registry import Registry
@@ -34,6 +36,9 @@ from dpkube.operator.settings import OperatorSettings
 from dpkube.operator.warm import WarmPools
 
 COMPONENT = "dpkube-operator"
+PRICING_QUEUE = 100_000
+"""A burst waits its turn for a pricing worker rather than being turned away: each waiting job is a few
+hundred bytes, and a time limit still bounds every job."""
 
 
 @dataclass
@@ -45,13 +50,14 @@ class Components:
     cascade: ExperimentCascade
     events: EventRecorder
     pricing: WorkerPool
+    dataset_feed: Informer
     scheduler_task: asyncio.Task[Any] | None = None
     channel: web.AppRunner | None = None
 
 
 async def assemble(config: OperatorSettings) -> Components:
     """Every part, the registry filled by a full listing of the served namespaces, the channel serving."""
-    client = KubeClient(KubeConfig.load(), max_connections=100, user_agent=COMPONENT)
+    client = KubeClient(KubeConfig.load(), max_connections=32, user_agent=COMPONENT, observe=count_request)
     registry = Registry()
     paths = [DPQUERY.api_path(ns) for ns in config.namespaces] or [f"/apis/{GROUP}/{VERSION}/{DPQUERY.plural}"]
     for path in paths:
@@ -59,11 +65,14 @@ async def assemble(config: OperatorSettings) -> Components:
             registry.observe(item)
     registry.listed = True
     pricing = WorkerPool(workers=config.pricing_workers, timeout=config.pricing_timeout_seconds,
-                         preload=tuple(MODULES.values()))
+                         max_queued=PRICING_QUEUE, preload=tuple(MODULES.values()))
     await pricing.start()
     events = EventRecorder(client, COMPONENT)
     budgets = Budgets(client, config.system_namespace)
-    datasets = Datasets(client, config.system_namespace)
+    dataset_feed = Informer(client, DATASET.api_path(config.system_namespace))
+    dataset_feed.start()
+    await dataset_feed.wait_synced(30.0)
+    datasets = Datasets(client, config.system_namespace, dataset_feed)
     snapshots = Snapshots(client, config.system_namespace)
     keys = PodKeys()
     warm = WarmPools(client, config, keys)
@@ -79,7 +88,7 @@ async def assemble(config: OperatorSettings) -> Components:
                           warm_namespaces=set(config.warm_namespaces))
     for item in await client.list_all(QUEUE.api_path(config.system_namespace)):
         scheduler.queues[item["metadata"]["name"]] = item.get("spec") or {}
-    parts = Components(client, registry, reconciler, scheduler, cascade, events, pricing)
+    parts = Components(client, registry, reconciler, scheduler, cascade, events, pricing, dataset_feed)
     parts.scheduler_task = asyncio.create_task(scheduler.run(config.sweep_interval_seconds))
     channel = Channel(client, reconciler, warm, keys, config.result_max_bytes)
     parts.channel = await channel.serve(config.claim_listen, healthy=scheduler.healthy)
@@ -92,5 +101,6 @@ async def shutdown(parts: Components) -> None:
     if parts.channel is not None:
         await parts.channel.cleanup()
     await parts.events.drain()
+    await parts.dataset_feed.stop()
     await parts.pricing.close()
     await parts.client.close()

@@ -24,6 +24,7 @@ from dpkube.models.cost import ZERO, Cost
 from dpkube.models.dpquery import DPQueryStatus, Mode, Phase
 from dpkube.operator.domain import status as S
 from dpkube.operator.domain.lifecycle import FINALIZER, End, QueryView
+from dpkube.operator.metrics import STATUS_WRITES
 from dpkube.operator.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class Endings:
             status = S.set_condition(status, ConditionType.CHARGED, True, Reason.CHARGED,
                                      "cost moved from reserved to spent", now)
         status = S.transition(status, phase, reason, message, now, **updates)
+        STATUS_WRITES.inc()
         written = await dpqueries.write_status(self.client, body, S.serialise(status))
         self.registry.observe(written)
         self.events.record(written, reason, message, warning=phase != Phase.SUCCEEDED)

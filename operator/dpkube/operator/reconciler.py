@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -31,9 +32,12 @@ from dpkube.operator.domain import lifecycle as LC
 from dpkube.operator.domain import status as S
 from dpkube.operator.endings import Endings
 from dpkube.operator.launcher import Launcher, LaunchRefused
+from dpkube.operator.metrics import STATUS_WRITES
 from dpkube.operator.registry import Registry
 
 log = logging.getLogger(__name__)
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
 
 
 def _version(body: dict[str, Any]) -> int:
@@ -65,6 +69,10 @@ class Reconciler:
         """The newest body of each admitted or running query: every status write to it is this process's,
         made under its lock, so its runner's calls and its events need not read it again."""
         self.deadlines: dict[str, tuple[float, str, str]] = {}
+        self._retries: dict[tuple[str, str], tuple[float, int]] = {}
+        """Queries whose last step failed: when to try again, and how many failures in a row."""
+        self._written: dict[str, str] = {}
+        """The resourceVersion of each query's last status this process wrote: its watch echo needs nothing."""
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -75,11 +83,27 @@ class Reconciler:
         wrote last is the current state; without either, the query is read.
         """
         async with self._locks[(namespace, name)]:
-            body = self._newest(seen) if seen is not None else None
-            if body is None:
-                body = await self._read(namespace, name)
-            if body is not None:
-                await self._advance(body, None)
+            try:
+                body = self._newest(seen) if seen is not None else None
+                if body is None:
+                    body = await self._read(namespace, name)
+                if body is not None:
+                    await self._advance(body, None)
+            except Exception:
+                _, failures = self._retries.get((namespace, name), (0.0, 0))
+                delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** failures)
+                self._retries[(namespace, name)] = (time.monotonic() + delay, failures + 1)
+                raise
+            self._retries.pop((namespace, name), None)
+
+    def due_retries(self, now: float) -> set[tuple[str, str]]:
+        """Queries whose failed step is due to be tried again."""
+        return {key for key, (due, _) in self._retries.items() if due <= now}
+
+    def is_echo(self, body: dict[str, Any]) -> bool:
+        """Whether a watch event only brings back the status this process wrote last, or something older."""
+        written = self._written.get(body["metadata"]["uid"])
+        return written is not None and _version(body) <= int(written)
 
     async def deliver(self, namespace: str, uid: str, output: RunnerOutput) -> bool:
         """A runner's output: the query ends as it says (charged first when released); False if it already ended."""
@@ -166,7 +190,8 @@ class Reconciler:
                        if query.spec.mode == Mode.QUERY else "admitted (dummy data, free)")
             now = self.clock()
             status = S.transition(admitted.status, Phase.ADMITTED, Reason.ADMITTED, message, now, cost=outcome.cost,
-                                  metadata_digest=outcome.metadata_digest, pod_name=pod, queue_position=None)
+                                  metadata_digest=outcome.metadata_digest, pod_name=pod, queue_position=None,
+                                  queue_serial=outcome.queue_serial)
             status = S.set_condition(status, ConditionType.POD_CREATED, True, Reason.POD_CREATED,
                                      f"pod {pod} runs the query", now)
             await self._write(body, status, Reason.ADMITTED, message)
@@ -224,8 +249,10 @@ class Reconciler:
 
     def _keep(self, body: dict[str, Any]) -> None:
         """Remember the body of an admitted or running query; forget any other."""
-        uid = body["metadata"]["uid"]
-        if phase_of(body) in (Phase.ADMITTED, Phase.RUNNING) and not body["metadata"].get("deletionTimestamp"):
+        uid, phase = body["metadata"]["uid"], phase_of(body)
+        if phase is not None and phase.terminal:
+            self._written.pop(uid, None)
+        if phase in (Phase.ADMITTED, Phase.RUNNING) and not body["metadata"].get("deletionTimestamp"):
             self._bodies[uid] = body
         else:
             self._bodies.pop(uid, None)
@@ -238,6 +265,8 @@ class Reconciler:
             if uid:
                 self.registry.forget(uid)
                 self.deadlines.pop(uid, None)
+                self._bodies.pop(uid, None)
+                self._written.pop(uid, None)
             self._locks.pop((namespace, name), None)
             return None
         self.registry.observe(body)
@@ -254,10 +283,13 @@ class Reconciler:
             return None
 
     async def _write(self, body: dict[str, Any], status: DPQueryStatus, event: str | None, message: str) -> None:
+        STATUS_WRITES.inc()
         written = await dpqueries.write_status(self.client, body, S.serialise(status))
         body.update(written)
         self.registry.observe(written)
         self._keep(written)
+        if written["metadata"].get("resourceVersion"):
+            self._written[written["metadata"]["uid"]] = written["metadata"]["resourceVersion"]
         if event is not None:
             self.events.record(written, event, message)
 

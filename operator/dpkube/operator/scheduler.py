@@ -8,6 +8,7 @@ costs no API call unless something can actually move.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import datetime as dt
 import logging
 import time
@@ -31,7 +32,10 @@ log = logging.getLogger(__name__)
 WARM_UPKEEP_SECONDS = 1.0
 MAX_RECONCILES_PER_PASS = 32
 RESYNC_SECONDS = 5.0
-"""Level-based safety net: unfinished queries are looked at again this often, whatever the events."""
+"""Level-based safety net: this often, the next few unfinished queries are looked at again, whatever the
+events (a failed step is retried sooner, on its own backoff)."""
+RESYNC_BATCH = 64
+"""Unfinished queries looked at per resync: a backlog of thousands is swept in turns, never all at once."""
 UNSEEN_AFTER_SECONDS = 10.0
 """A query still without a phase this long after creation missed its event; the resync picks it up."""
 
@@ -62,6 +66,7 @@ class Scheduler:
         self._last_audit = time.monotonic()
         self.last_tick = time.monotonic()
         self._last_resync = time.monotonic()
+        self._sweep_after: tuple[str, str] = ("", "")
         self.audit_interval = audit_interval
         self.warm = warm
         self.warm_namespaces = warm_namespaces or set()
@@ -82,14 +87,15 @@ class Scheduler:
                 log.exception("scheduler pass failed")
             await asyncio.sleep(interval)
 
-    def movable(self) -> list[Entry]:
+    def movable(self) -> list[list[Entry]]:
         """Waiting queries whose reason for waiting may have gone away: the ended dependencies', and the
         heads of each open queue, as many as it has free slots (the pure queue rule decides, in FIFO order).
+        Each list is reconciled in its order, one after the other: a head admitted lets the next one in.
 
         A query not looked at yet (no phase) is the event handler's: reconciling it here too would multiply
         the API calls of a burst of new queries by the number of passes it takes.
         """
-        moving = [e for e in self.registry.dependency_waiters()
+        moving = [[e] for e in self.registry.dependency_waiters()
                   if e.phase is not None and self.registry.dependencies_settled(e)]
         for queue in self.registry.waiting_queues():
             raw = self.queues.get(queue)
@@ -102,8 +108,10 @@ class Scheduler:
                                      running=running)
             if free <= 0 or rules.queue_ready(queue, facts).verdict is not rules.Verdict.ADMIT:
                 continue
-            moving += [e for e in self.registry.ready_heads(queue, free) if e.phase is not None
-                       and e.reason in QUEUE_REASONS]
+            heads = [e for e in self.registry.ready_heads(queue, free) if e.phase is not None
+                     and e.reason in QUEUE_REASONS]
+            if heads:
+                moving.append(heads)
         return moving
 
     def unfinished(self) -> list[Entry]:
@@ -114,15 +122,35 @@ class Scheduler:
                 or (e.phase is None and not e.deleting and e.created < cutoff)
                 or (e.phase is not None and e.phase.terminal and e.has_finalizer)]
 
+    async def _in_order(self, line: list[Entry]) -> None:
+        for entry in line:
+            try:
+                await self.reconciler.reconcile(entry.namespace, entry.name)
+            except Exception:  # retried on its own backoff; the next in line may still go
+                log.exception("reconcile of %s/%s failed", entry.namespace, entry.name)
+
+    def _next_sweep(self) -> set[tuple[str, str]]:
+        """The next RESYNC_BATCH unfinished queries, in turn."""
+        unfinished = sorted((e.namespace, e.name) for e in self.unfinished())
+        if not unfinished:
+            return set()
+        start = bisect.bisect_right(unfinished, self._sweep_after) % len(unfinished)
+        chosen = (unfinished[start:] + unfinished[:start])[:RESYNC_BATCH]
+        self._sweep_after = chosen[-1]
+        return set(chosen)
+
     async def tick(self) -> None:
-        movable = self.movable()
+        lines = self.movable()
         now = time.time()
         expired = [(ns, name) for deadline, ns, name in list(self.reconciler.deadlines.values()) if now > deadline]
-        targets = {(e.namespace, e.name) for e in movable} | set(expired)
+        targets = set(expired)
+        targets |= self.reconciler.due_retries(time.monotonic())
         if time.monotonic() - self._last_resync > RESYNC_SECONDS:
             self._last_resync = time.monotonic()
-            targets |= {(e.namespace, e.name) for e in self.unfinished()}
-        for batch in _batches(sorted(targets), MAX_RECONCILES_PER_PASS):
+            targets |= self._next_sweep()
+        in_line = {(e.namespace, e.name) for line in lines for e in line}
+        await asyncio.gather(*(self._in_order(line) for line in lines), return_exceptions=True)
+        for batch in _batches(sorted(targets - in_line), MAX_RECONCILES_PER_PASS):
             await asyncio.gather(*(self.reconciler.reconcile(ns, name) for ns, name in batch),
                                  return_exceptions=True)
         for namespace, name in list(self.cascade.deleting):

@@ -9,11 +9,12 @@ read; on 409 Conflict it reads again and retries. The API server is the only sta
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dpkube.budget import ledger as L
@@ -75,6 +76,27 @@ def grant_manifest(
     }
 
 
+Batch = list[tuple[Callable[[L.Ledger], L.Ledger], "asyncio.Future[L.Ledger]"]]
+
+
+@dataclass
+class _GrantLine:
+    """One grant's movements in this process: the body last read or written, and those waiting their turn."""
+
+    body: dict[str, Any] | None = None
+    waiting: Batch = field(default_factory=list)
+    committing: bool = False
+
+
+def _newer(candidate: dict[str, Any], known: dict[str, Any] | None) -> bool:
+    if known is None:
+        return True
+    try:
+        return int(candidate["metadata"]["resourceVersion"]) > int(known["metadata"]["resourceVersion"])
+    except (KeyError, ValueError):
+        return True
+
+
 @dataclass(frozen=True)
 class Grant:
     """A grant ConfigMap as read: its name, the resourceVersion read, and its ledger."""
@@ -92,6 +114,7 @@ class Budgets:
     def __init__(self, client: KubeClient, namespace: str):
         self.client = client
         self.namespace = namespace
+        self._lines: dict[str, _GrantLine] = {}
 
     async def find(self, user: str, dataset: str) -> Grant:
         """The grant of (user, dataset): the conventional name first, then any grant that names them."""
@@ -129,29 +152,66 @@ class Budgets:
                      item)
 
     async def move(self, grant: Grant | str, movement: Callable[[L.Ledger], L.Ledger]) -> L.Ledger:
-        """Apply `movement` to a grant atomically; retried on conflict, skipped when a no-op.
+        """Apply `movement` to a grant atomically; retried on conflict, skipped when a no-op; the ledger after it.
 
-        Given a Grant just read, its body is the first attempt's starting point (no second read).
+        Movements of one grant that arrive while another is being written are committed together: each is
+        applied in turn to the ledger as read, and one write conditioned on that read carries them all, or
+        none (on a conflict they are re-applied to what is stored then). A movement that raises is left
+        out, and its caller gets the exception; the others go through.
         """
         name = grant if isinstance(grant, str) else grant.name
-        path = core_path("configmaps", self.namespace, name)
-        current: dict[str, Any] | None = None if isinstance(grant, str) else grant.body
-        for attempt in range(MAX_ATTEMPTS):
-            if current is None:
-                current = await self.client.get(path)
-            before = L.from_data(current.get("data") or {})
-            after = movement(before)
-            if after == before:
-                return after
-            updated = {**current, "data": {**(current.get("data") or {}), **L.to_data(after)}}
+        line = self._lines.setdefault(name, _GrantLine())
+        if isinstance(grant, Grant) and _newer(grant.body, line.body):
+            line.body = grant.body
+        done: asyncio.Future[L.Ledger] = asyncio.get_running_loop().create_future()
+        line.waiting.append((movement, done))
+        if not line.committing:
+            line.committing = True
             try:
-                await self.client.replace(path, updated)
-            except Conflict:
-                current = None
-                await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-                continue
-            return after
-        raise L.BudgetError(f"grant {name} kept changing; gave up after {MAX_ATTEMPTS} attempts")
+                while line.waiting:
+                    batch, line.waiting = line.waiting, []
+                    await self._commit(name, line, batch)
+            finally:
+                line.committing = False
+        return await done
+
+    async def _commit(self, name: str, line: _GrantLine, batch: Batch) -> None:
+        path = core_path("configmaps", self.namespace, name)
+        try:
+            for attempt in range(MAX_ATTEMPTS):
+                if line.body is None:
+                    line.body = await self.client.get(path)
+                current = line.body
+                before = ledger = L.from_data(current.get("data") or {})
+                results: builtins.list[L.Ledger | L.BudgetError] = []
+                for movement, _ in batch:
+                    try:
+                        ledger = movement(ledger)
+                        results.append(ledger)
+                    except L.BudgetError as exc:
+                        results.append(exc)
+                if ledger != before:
+                    updated = {**current, "data": {**(current.get("data") or {}), **L.to_data(ledger)}}
+                    try:
+                        line.body = await self.client.replace(path, updated)
+                    except Conflict:
+                        line.body = None
+                        await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                        continue
+                for (_, done), result in zip(batch, results, strict=True):
+                    if isinstance(result, L.BudgetError):
+                        done.set_exception(result)
+                    else:
+                        done.set_result(result)
+                return
+            raise L.BudgetError(f"grant {name} kept changing; gave up after {MAX_ATTEMPTS} attempts")
+        except BaseException as exc:
+            line.body = None
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
 
     async def grant(self, user: str, dataset: str, epsilon: float, delta: float, *, may_query: bool = True) -> None:
         """Create or update a grant's initial budget (admin), keeping what was spent and reserved."""

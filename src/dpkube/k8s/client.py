@@ -12,7 +12,7 @@ import json
 import os
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,8 +167,10 @@ class KubeClient:
     """REST verbs on API paths; one connection pool per client."""
 
     def __init__(self, config: KubeConfig, *, timeout: float = 30.0, max_connections: int = 50,
-                 user_agent: str = "dpkube"):
+                 user_agent: str = "dpkube", observe: Callable[[str, str], None] | None = None):
         self.config = config
+        self.observe = observe
+        """Called with (method, path) before every request (a component counting its API calls)."""
         headers = {"Accept": "application/json", "User-Agent": user_agent}
         if token := config.bearer():
             headers["Authorization"] = f"Bearer {token}"
@@ -198,6 +200,8 @@ class KubeClient:
         params: Mapping[str, Any] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
+        if self.observe is not None:
+            self.observe(method, path)
         response = await self._http.request(
             method,
             path,

@@ -6,6 +6,7 @@ The one place that turns a Dataset object into a validated spec and Lomas metada
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ class Dataset:
     spec: DatasetSpec
     metadata: Metadata
 
-    @property
+    @functools.cached_property
     def metadata_digest(self) -> str:
         """sha256 of the metadata's canonical JSON: what a query was priced on, whatever changes later."""
         return metadata_digest(self.metadata)

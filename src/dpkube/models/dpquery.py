@@ -190,6 +190,8 @@ class DPQueryStatus(KubeModel):
     """The pod that runs (or ran) the query."""
     queue_position: int | None = None
     """Position among the queue's waiting queries (1 = next)."""
+    queue_serial: int | None = None
+    """The queue's admission serial this query's admission took: queries of a queue are admitted in this order."""
     admitted_at: dt.datetime | None = None
     """When the cost was reserved."""
     start_time: dt.datetime | None = None

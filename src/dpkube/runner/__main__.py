@@ -40,7 +40,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def warm_up(libraries: str) -> None:
     """Import the named libraries now, so the query does not pay for it."""
     for name in filter(None, (n.strip() for n in libraries.split(","))):
-        library_module(Library(name))
+        module = library_module(Library(name))
+        getattr(module, "warm_up", lambda: None)()  # what only a run needs (torch for the synthesizers)
 
 
 def run(job: RunnerInput, settings: RunnerSettings, channel: RunnerChannel | None = None) -> RunnerOutput:

@@ -13,7 +13,7 @@ import pytest
 from dpkube.engine.cost import estimate_cost
 from dpkube.engine.dummy import dummy_frame
 from dpkube.engine.errors import InvalidQuery, PayloadRejected
-from dpkube.engine.libraries.smartnoise_synth import dpctgan_epsilon
+from dpkube.engine.libraries.smartnoise_synth_training import dpctgan_epsilon
 from dpkube.engine.release import run_query
 from dpkube.models.examples import query_payload as seed_query
 from dpkube.models.metadata import Metadata
