@@ -18,6 +18,9 @@ from dpkube.engine.errors import EngineError
 from dpkube.engine.pool import FRAME
 
 PARENT_CHECK_SECONDS = 1.0
+NICENESS = 10
+"""Workers yield the CPU to their parent: its event loop (and /healthz) stays responsive while a
+pathological job runs out its time limit."""
 
 
 def _read(channel: BinaryIO, size: int) -> bytes | None:
@@ -66,6 +69,7 @@ def serve() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     sys.stdout = sys.stderr
+    os.nice(NICENESS)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     message = _receive(jobs)
     if message is None:
