@@ -10,11 +10,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from dpkube.models.base import KubeModel
 
 MAX_SQL_CHARS = 10_000
+MAX_SQL_NESTING = 32
+"""Deepest nesting of parentheses in a SQL query: smartnoise-sql parses recursively, and a thousand
+nested parentheses take it seconds to refuse."""
 MAX_JSON_CHARS = 200_000
 MAX_COLUMNS = 512
 MAX_SAMPLES = 100_000
@@ -22,6 +25,25 @@ MAX_SAMPLES = 100_000
 PositiveEpsilon = Annotated[float, Field(gt=0, le=1_000)]
 Delta = Annotated[float, Field(ge=0, lt=1)]
 ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+def shallow_sql(query: str) -> str:
+    """`query` unless its parentheses (outside quoted text) nest deeper than MAX_SQL_NESTING."""
+    depth = deepest = 0
+    quote = ""
+    for char in query:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"`":
+            quote = char
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    if deepest > MAX_SQL_NESTING:
+        raise ValueError(f"parentheses nest deeper than {MAX_SQL_NESTING} levels")
+    return query
 
 
 class Library(StrEnum):
@@ -41,7 +63,7 @@ class Library(StrEnum):
 class SmartnoiseSQLPayload(KubeModel):
     """A SQL aggregate over the table `df`, answered by smartnoise-sql."""
 
-    query_str: str = Field(min_length=1, max_length=MAX_SQL_CHARS)
+    query_str: Annotated[str, Field(min_length=1, max_length=MAX_SQL_CHARS), AfterValidator(shallow_sql)]
     """The SQL query; it may read only the table `df` (e.g. `SELECT COUNT(*) AS NB_ROW FROM df`)."""
     epsilon: PositiveEpsilon
     """Epsilon given to each mechanism; the query's real cost is the library's own accounting."""
@@ -111,7 +133,7 @@ class SmartnoiseSynthPayload(KubeModel):
     """Serialised per-column transformers overriding the defaults (Lomas format); empty for none."""
     return_model: bool = False
     """Return the fitted synthesizer instead of samples."""
-    condition: str = Field(default="", max_length=1_000)
+    condition: Annotated[str, Field(max_length=1_000), AfterValidator(shallow_sql)] = ""
     """A condition on the samples (e.g. `bill_length_mm < 40`); empty for none."""
     nb_samples: int = Field(default=200, gt=0, le=MAX_SAMPLES)
     """How many synthetic rows to return."""
