@@ -33,7 +33,8 @@ FRAME = struct.Struct("!Q")
 """Every message on a worker's pipes: its length, then a pickle."""
 WORKER_MODULE = "dpkube.engine.pool_worker"
 START_SECONDS = 120.0
-"""How long a worker may take to import its preload modules (torch takes a while on a busy node)."""
+"""How long a worker may take to import its preload modules, or a job's module (torch takes a while on a
+busy node); imports never count against a job's time limit."""
 RESTART_DELAY_SECONDS = 1.0
 """Pause before replacing a worker that failed to start, so a broken install does not spin."""
 
@@ -191,15 +192,24 @@ class WorkerPool:
             self._replace(worker)
 
     async def _exchange(self, worker: _Worker, job: bytes, limit: float) -> tuple[Any, ...]:
+        """Send the job; once the worker has loaded it (imports and all), give it `limit` seconds to answer."""
         process = worker.process
         assert process.stdin is not None and process.stdout is not None
         try:
-            async with asyncio.timeout(limit):
-                process.stdin.write(_frame(job))
-                await process.stdin.drain()
-                reply: tuple[Any, ...] = await _read_message(process.stdout)
-        except TimeoutError:
-            raise JobTimedOut(limit) from None
+            try:
+                async with asyncio.timeout(START_SECONDS):
+                    process.stdin.write(_frame(job))
+                    await process.stdin.drain()
+                    loaded: tuple[Any, ...] = await _read_message(process.stdout)
+            except TimeoutError:
+                raise WorkerFailed("the job could not be loaded in time") from None
+            if loaded[0] != "started":
+                return loaded
+            try:
+                async with asyncio.timeout(limit):
+                    reply: tuple[Any, ...] = await _read_message(process.stdout)
+            except TimeoutError:
+                raise JobTimedOut(limit) from None
         except (asyncio.IncompleteReadError, ConnectionError):
             raise JobCrashed(await process.wait()) from None
         return reply

@@ -1,5 +1,8 @@
 """One worker of `dpkube.engine.pool`: runs the jobs its parent sends, one at a time, until its input closes.
 
+A job is loaded first (unpickling it imports its function's module), then announced as started: only what
+follows counts against the job's time limit.
+
 Messages are length-prefixed pickles on stdin and stdout, which are moved to private descriptors first so
 that anything a library prints goes to stderr, never into a reply. The worker exits when its parent is gone.
 """
@@ -86,11 +89,15 @@ def serve() -> None:
     while (job := _receive(jobs)) is not None:
         try:
             fn, args = pickle.loads(job)
+        except BaseException as exc:
+            _send(replies, error_reply(exc))
+            continue
+        _send(replies, ("started",))
+        try:
             reply: tuple[Any, ...] = ("ok", fn(*args))
         except BaseException as exc:
             reply = error_reply(exc)
         _send(replies, reply)
-
 
 if __name__ == "__main__":
     serve()

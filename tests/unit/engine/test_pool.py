@@ -152,3 +152,14 @@ async def test_a_preload_that_cannot_be_imported_fails_jobs_as_worker_failed() -
             await pool.run(pool_jobs.add, 1, 1)
     finally:
         await pool.close()
+
+
+async def test_importing_a_jobs_module_does_not_count_against_its_time_limit() -> None:
+    from dpkube_testing import slow_import
+
+    pool = WorkerPool(timeout=slow_import.IMPORT_SECONDS / 2)
+    await pool.start()
+    try:
+        assert await pool.run(slow_import.pid) in pool.pids
+    finally:
+        await pool.close()
