@@ -1,7 +1,9 @@
 """A watch-fed, in-memory view of one collection, so hot reads never go to the API server.
 
-List once, then watch from the list's resourceVersion; on any watch failure list again. Readers
-check `synced` and read through to the API server when the view is not (yet) trustworthy.
+List once (in pages), then watch from the list's resourceVersion; on any watch failure list again.
+Readers check `synced` and read through to the API server when the view is not (yet) trustworthy.
+A `transform` keeps only what readers need of each object (or drops it), so a large collection
+costs little memory.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from dpkube.k8s.client import KubeClient
@@ -17,6 +20,10 @@ from dpkube.k8s.client import KubeClient
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
+PAGE_SIZE = 500
+
+Transform = Callable[[dict[str, Any]], dict[str, Any] | None]
+"""What the view keeps of an object (with its metadata name and resourceVersion), or None to keep nothing."""
 
 
 def newer(candidate: dict[str, Any], current: dict[str, Any] | None) -> bool:
@@ -33,12 +40,15 @@ class Informer:
     """Objects of one collection by name, kept current by a watch."""
 
     def __init__(self, client: KubeClient, path: str, *, label_selector: str | None = None,
-                 watch_timeout_seconds: int = 60) -> None:
+                 watch_timeout_seconds: int = 60, transform: Transform | None = None) -> None:
         self.client = client
         self.path = path
         self.label_selector = label_selector
         self.watch_timeout_seconds = watch_timeout_seconds
+        self.transform = transform
         self.objects: dict[str, dict[str, Any]] = {}
+        self.version = 0
+        """The resourceVersion the view is current at (0 before the first list)."""
         self.synced_at: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._synced = asyncio.Event()
@@ -68,7 +78,17 @@ class Informer:
         """Record an object read elsewhere (a read-through), unless the view already holds a later one."""
         name = obj["metadata"]["name"]
         if newer(obj, self.objects.get(name)):
-            self.objects[name] = obj
+            self._store(name, obj)
+
+    def _kept(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        return obj if self.transform is None else self.transform(obj)
+
+    def _store(self, name: str, obj: dict[str, Any]) -> None:
+        kept = self._kept(obj)
+        if kept is None:
+            self.objects.pop(name, None)
+        else:
+            self.objects[name] = kept
 
     async def _run(self) -> None:
         while True:
@@ -82,10 +102,24 @@ class Informer:
                 self._synced.clear()
                 await asyncio.sleep(RETRY_SECONDS)
 
+    async def _list(self) -> str:
+        """Replace the view with a fresh list, read page by page (one snapshot); its resourceVersion."""
+        objects: dict[str, dict[str, Any]] = {}
+        token: str | None = None
+        while True:
+            page = await self.client.list(self.path, label_selector=self.label_selector, limit=PAGE_SIZE,
+                                          continue_token=token)
+            for item in page.get("items", []):
+                if (kept := self._kept(item)) is not None:
+                    objects[item["metadata"]["name"]] = kept
+            token = page["metadata"].get("continue")
+            if not token:
+                self.objects = objects
+                return str(page["metadata"]["resourceVersion"])
+
     async def _list_and_watch(self) -> None:
-        listing = await self.client.list(self.path, label_selector=self.label_selector)
-        self.objects = {item["metadata"]["name"]: item for item in listing.get("items", [])}
-        version = listing["metadata"]["resourceVersion"]
+        version = await self._list()
+        self._seen(version)
         self.synced_at = time.monotonic()
         self._synced.set()
         while True:
@@ -95,7 +129,12 @@ class Informer:
                 obj = event.get("object") or {}
                 version = obj.get("metadata", {}).get("resourceVersion", version)
                 if event["type"] in ("ADDED", "MODIFIED"):
-                    self.objects[obj["metadata"]["name"]] = obj
+                    self._store(obj["metadata"]["name"], obj)
                 elif event["type"] == "DELETED":
                     self.objects.pop(obj["metadata"]["name"], None)
+                self._seen(version)
                 self.synced_at = time.monotonic()
+
+    def _seen(self, version: str) -> None:
+        with contextlib.suppress(ValueError):
+            self.version = max(self.version, int(version))
