@@ -81,6 +81,11 @@ class LocalPlatform:
         self.check()
         asyncio.run(self._issue_tokens())
 
+    def restart_facade(self) -> None:
+        """Stop the facade and start a fresh one (a benchmark that left it stuck); users get new tokens."""
+        self.children.pop("facade").stop(grace=2.0)
+        self._start_facade()
+
     async def _issue_tokens(self) -> None:
         assert self.plane is not None
         async with KubeClient(KubeConfig.from_kubeconfig(self.plane.kubeconfig)) as client:
