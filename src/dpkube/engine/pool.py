@@ -148,6 +148,11 @@ class WorkerPool:
         worker = await self._acquire()
         try:
             reply = await self._exchange(worker, job, self.timeout if timeout is None else timeout)
+        except JobCrashed:
+            self._replace(worker)
+            if self._closed:
+                raise PoolBusy("the worker pool is closing") from None
+            raise
         except BaseException:
             self._replace(worker)
             raise

@@ -163,3 +163,13 @@ async def test_importing_a_jobs_module_does_not_count_against_its_time_limit() -
         assert await pool.run(slow_import.pid) in pool.pids
     finally:
         await pool.close()
+
+
+async def test_a_job_running_when_the_pool_closes_is_refused_as_busy() -> None:
+    pool = WorkerPool()
+    await pool.start()
+    running = asyncio.create_task(pool.run(pool_jobs.sleep_then_pid, 5.0))
+    await asyncio.sleep(0.5)
+    await pool.close()
+    with pytest.raises(PoolBusy):
+        await running
