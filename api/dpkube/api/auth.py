@@ -114,6 +114,8 @@ class Authenticator:
         return identity
 
     async def _identity(self, token: str) -> Identity | None:
+        """The token's identity, trusted for auth_cache_seconds after the read that found it (the revocation
+        delay); None for a bad token, remembered for auth_failure_cache_seconds."""
         key = hash_token(token)
         now = time.monotonic()
         cached = self._cache.get(key)
@@ -124,14 +126,16 @@ class Authenticator:
             return None
         if token.startswith(TOKEN_PREFIX):
             identity = await self._from_secret(key, now)
+            checked = self.tokens.read_at
         else:
             identity = await self._from_cluster(token)
+            checked = now
         if identity is None:
             self._remember_failure(key, now)
         elif self.settings.auth_cache_seconds > 0:
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[key] = (now + self.settings.auth_cache_seconds, identity)
+            self._cache[key] = (checked + self.settings.auth_cache_seconds, identity)
         return identity
 
     def _remember_failure(self, key: str, now: float) -> None:

@@ -131,12 +131,19 @@ class WorkerPool:
         return self._waiting
 
     async def start(self) -> None:
-        """Spawn the workers; they import their preload modules in the background (jobs wait for that)."""
+        """Spawn the workers in the background, one after another: each imports its preload modules before the
+        next starts, so a starting pool takes one CPU, not one per worker. Jobs wait for a started worker."""
         if self._started:
             return
         self._started = True
+        self._background(self._spawn_in_turn())
+
+    async def _spawn_in_turn(self) -> None:
         for _ in range(self.workers):
-            self._idle.put_nowait(await self._spawn())
+            worker = await self._spawn()
+            self._idle.put_nowait(worker)
+            with contextlib.suppress(EngineError):
+                await asyncio.shield(worker.ready)
 
     async def run(self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None) -> Any:
         """`fn(*args)` in a worker (`fn` is a module-level function, `args` picklable); its result or its error."""

@@ -10,6 +10,7 @@ import pytest
 from dpkube.api.settings import ApiSettings
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, core_path
+from dpkube.k8s.tokens import hash_token
 from dpkube.models import examples
 
 from .conftest import CountingClient, http_client, running_app
@@ -174,3 +175,15 @@ async def test_a_cluster_token_for_another_audience_is_401(own_audience_http, ad
     token = await service_account_token(admin, namespace, budgets)
     response = await own_audience_http.post(BUDGET, json=examples.GET_DB_DATA, headers=bearer(token))
     assert response.status_code == 401
+
+
+async def test_a_revoked_token_is_refused_once_the_cache_time_has_passed(settings: ApiSettings, admin, caller,
+                                                                         system_namespace, engine_pool) -> None:
+    async for app in running_app(settings.model_copy(update={"auth_cache_seconds": 0.3}), admin, engine_pool):
+        async with http_client(app) as http:
+            before = await http.post(BUDGET, json=examples.GET_DB_DATA, headers=caller.headers)
+            await admin.patch(core_path("secrets", system_namespace, settings.token_secret),
+                              {"data": {hash_token(caller.token): None}})
+            await asyncio.sleep(0.4)
+            after = await http.post(BUDGET, json=examples.GET_DB_DATA, headers=caller.headers)
+    assert (before.status_code, after.status_code) == (200, 401)
