@@ -93,6 +93,7 @@ def create_app(settings: ApiSettings, client: KubeClient | None = None, pool: Wo
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.informers = informers
+    app.state.pool = workers
     app.state.authenticator = Authenticator(kube, settings)
     app.state.rates = RateLimiter(settings.requests_per_second, settings.request_burst)
     app.state.lomas = Lomas(dataset_view, budget_view, queries, History(kube, settings.query_namespace), compute,

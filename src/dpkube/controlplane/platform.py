@@ -20,6 +20,9 @@ from dpkube.k8s.tokens import create_token
 
 SYSTEM_NAMESPACE = "dpkube-system"
 QUERY_NAMESPACE = "dpkube"
+FACADE_READY_SECONDS = 180.0
+"""The facade is ready once its workers have imported the DP libraries, one after another: on a busy
+two-core machine that takes a minute."""
 
 
 class PlatformError(RuntimeError):
@@ -75,7 +78,7 @@ class LocalPlatform:
                              self.workdir / "facade.log", env).start()
         self.children["facade"] = child
         try:
-            child.wait_until_ok(f"{self.url}/readyz", timeout=60)
+            child.wait_until_ok(f"{self.url}/readyz", timeout=FACADE_READY_SECONDS)
         except NotReady as e:
             raise PlatformError(str(e)) from None
         self.check()

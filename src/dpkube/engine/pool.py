@@ -118,6 +118,7 @@ class WorkerPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiting = 0
         self._started = False
+        self._warm = asyncio.Event()
         self._closed = False
 
     @property
@@ -129,6 +130,15 @@ class WorkerPool:
     def waiting(self) -> int:
         """Jobs waiting for a worker."""
         return self._waiting
+
+    @property
+    def warm(self) -> bool:
+        """Every worker of the first start has imported its preload modules (or failed to); stays true while
+        workers are replaced, so a timed-out job never makes its caller look unready."""
+        return self._warm.is_set()
+
+    async def wait_warm(self) -> None:
+        await self._warm.wait()
 
     async def start(self) -> None:
         """Spawn the workers in the background, one after another: each imports its preload modules before the
@@ -144,6 +154,7 @@ class WorkerPool:
             self._idle.put_nowait(worker)
             with contextlib.suppress(EngineError):
                 await asyncio.shield(worker.ready)
+        self._warm.set()
 
     async def run(self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None) -> Any:
         """`fn(*args)` in a worker (`fn` is a module-level function, `args` picklable); its result or its error."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -86,7 +84,7 @@ async def engine_pool() -> AsyncIterator[WorkerPool]:
     test runs: importing them would slow the tests that measure latency)."""
     pool = worker_pool(ApiSettings(pool_timeout_seconds=SHARED_POOL_TIMEOUT))
     await pool.start()
-    await asyncio.gather(*(pool.run(os.getpid) for _ in range(pool.workers)))
+    await pool.wait_warm()
     yield pool
     await pool.close()
 

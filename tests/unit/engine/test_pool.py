@@ -120,7 +120,7 @@ async def test_a_job_past_a_full_queue_is_refused_at_once() -> None:
 async def test_close_leaves_no_worker_process() -> None:
     pool = WorkerPool(workers=2)
     await pool.start()
-    await asyncio.gather(pool.run(pool_jobs.sleep_then_pid, 0.2), pool.run(pool_jobs.sleep_then_pid, 0.2))
+    await pool.wait_warm()
     pids = pool.pids
     await pool.close()
     assert len(pids) == 2
@@ -140,8 +140,8 @@ async def test_workers_start_one_after_another() -> None:
     await pool.start()
     try:
         await asyncio.sleep(slow_import.IMPORT_SECONDS / 3)
-        assert len(pool.pids) == 1
-        await asyncio.gather(pool.run(pool_jobs.sleep_then_pid, 0.2), pool.run(pool_jobs.sleep_then_pid, 0.2))
+        assert (len(pool.pids), pool.warm) == (1, False)
+        await pool.wait_warm()
         assert len(pool.pids) == 2
     finally:
         await pool.close()
@@ -184,3 +184,15 @@ async def test_a_job_running_when_the_pool_closes_is_refused_as_busy() -> None:
     await pool.close()
     with pytest.raises(PoolBusy):
         await running
+
+
+async def test_a_pool_stays_warm_while_a_timed_out_worker_is_replaced() -> None:
+    pool = WorkerPool(timeout=0.5)
+    await pool.start()
+    try:
+        await pool.wait_warm()
+        with pytest.raises(JobTimedOut):
+            await pool.run(pool_jobs.spin_forever)
+        assert pool.warm
+    finally:
+        await pool.close()
