@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) -m bench.operator
 	$(PY) -m bench.api
 	$(PY) -m bench.failover
+	$(PY) -m bench.attacks
 
 lint: $(STAMP)  ## style, the import layers (import-linter) and types (mypy: strict on models, budget, engine, domain)
 	$(PY) -m ruff check src operator api tests bench hack

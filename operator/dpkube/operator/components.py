@@ -65,7 +65,7 @@ async def assemble(config: OperatorSettings) -> Components:
             registry.observe(item)
     registry.listed = True
     pricing = WorkerPool(workers=config.pricing_workers, timeout=config.pricing_timeout_seconds,
-                         max_queued=PRICING_QUEUE, preload=tuple(MODULES.values()))
+                         max_queued=PRICING_QUEUE, preload=("dpkube.engine.cost", *MODULES.values()))
     await pricing.start()
     events = EventRecorder(client, COMPONENT)
     budgets = Budgets(client, config.system_namespace)

@@ -20,6 +20,9 @@ from dpkube.k8s.tokens import create_token
 
 SYSTEM_NAMESPACE = "dpkube-system"
 QUERY_NAMESPACE = "dpkube"
+FACADE_READY_SECONDS = 180.0
+"""The facade is ready once its workers have imported the DP libraries, one after another: on a busy
+two-core machine that takes a minute."""
 
 
 class PlatformError(RuntimeError):
@@ -80,11 +83,16 @@ class LocalPlatform:
                              self.workdir / "facade.log", env).start()
         self.children["facade"] = child
         try:
-            child.wait_until_ok(f"{self.url}/readyz", timeout=60)
+            child.wait_until_ok(f"{self.url}/readyz", timeout=FACADE_READY_SECONDS)
         except NotReady as e:
             raise PlatformError(str(e)) from None
         self.check()
         asyncio.run(self._issue_tokens())
+
+    def restart_facade(self) -> None:
+        """Stop the facade and start a fresh one (a benchmark that left it stuck); users get new tokens."""
+        self.children.pop("facade").stop(grace=2.0)
+        self._start_facade()
 
     async def _issue_tokens(self) -> None:
         assert self.plane is not None

@@ -1,5 +1,8 @@
 """Payload fields that carry a JSON document with a version (opendp_json, diffprivlib_json, synth constraints):
-parsed and version-checked alike for every library, with the same refusals."""
+parsed and version-checked alike for every library, with the same refusals.
+
+A document nested deeper than `limits.MAX_JSON_DEPTH` is refused before it is even parsed: the libraries'
+decoders recurse once or more per level."""
 
 from __future__ import annotations
 

@@ -33,7 +33,8 @@ FRAME = struct.Struct("!Q")
 """Every message on a worker's pipes: its length, then a pickle."""
 WORKER_MODULE = "dpkube.engine.pool_worker"
 START_SECONDS = 120.0
-"""How long a worker may take to import its preload modules (torch takes a while on a busy node)."""
+"""How long a worker may take to import its preload modules, or a job's module (torch takes a while on a
+busy node); imports never count against a job's time limit."""
 RESTART_DELAY_SECONDS = 1.0
 """Pause before replacing a worker that failed to start, so a broken install does not spin."""
 
@@ -117,6 +118,7 @@ class WorkerPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiting = 0
         self._started = False
+        self._warm = asyncio.Event()
         self._closed = False
 
     @property
@@ -129,13 +131,30 @@ class WorkerPool:
         """Jobs waiting for a worker."""
         return self._waiting
 
+    @property
+    def warm(self) -> bool:
+        """Every worker of the first start has imported its preload modules (or failed to); stays true while
+        workers are replaced, so a timed-out job never makes its caller look unready."""
+        return self._warm.is_set()
+
+    async def wait_warm(self) -> None:
+        await self._warm.wait()
+
     async def start(self) -> None:
-        """Spawn the workers; they import their preload modules in the background (jobs wait for that)."""
+        """Spawn the workers in the background, one after another: each imports its preload modules before the
+        next starts, so a starting pool takes one CPU, not one per worker. Jobs wait for a started worker."""
         if self._started:
             return
         self._started = True
+        self._background(self._spawn_in_turn())
+
+    async def _spawn_in_turn(self) -> None:
         for _ in range(self.workers):
-            self._idle.put_nowait(await self._spawn())
+            worker = await self._spawn()
+            self._idle.put_nowait(worker)
+            with contextlib.suppress(EngineError):
+                await asyncio.shield(worker.ready)
+        self._warm.set()
 
     async def run(self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None) -> Any:
         """`fn(*args)` in a worker (`fn` is a module-level function, `args` picklable); its result or its error."""
@@ -147,6 +166,11 @@ class WorkerPool:
         worker = await self._acquire()
         try:
             reply = await self._exchange(worker, job, self.timeout if timeout is None else timeout)
+        except JobCrashed:
+            self._replace(worker)
+            if self._closed:
+                raise PoolBusy("the worker pool is closing") from None
+            raise
         except BaseException:
             self._replace(worker)
             raise
@@ -191,15 +215,24 @@ class WorkerPool:
             self._replace(worker)
 
     async def _exchange(self, worker: _Worker, job: bytes, limit: float) -> tuple[Any, ...]:
+        """Send the job; once the worker has loaded it (imports and all), give it `limit` seconds to answer."""
         process = worker.process
         assert process.stdin is not None and process.stdout is not None
         try:
-            async with asyncio.timeout(limit):
-                process.stdin.write(_frame(job))
-                await process.stdin.drain()
-                reply: tuple[Any, ...] = await _read_message(process.stdout)
-        except TimeoutError:
-            raise JobTimedOut(limit) from None
+            try:
+                async with asyncio.timeout(START_SECONDS):
+                    process.stdin.write(_frame(job))
+                    await process.stdin.drain()
+                    loaded: tuple[Any, ...] = await _read_message(process.stdout)
+            except TimeoutError:
+                raise WorkerFailed("the job could not be loaded in time") from None
+            if loaded[0] != "started":
+                return loaded
+            try:
+                async with asyncio.timeout(limit):
+                    reply: tuple[Any, ...] = await _read_message(process.stdout)
+            except TimeoutError:
+                raise JobTimedOut(limit) from None
         except (asyncio.IncompleteReadError, ConnectionError):
             raise JobCrashed(await process.wait()) from None
         return reply

@@ -1,5 +1,8 @@
 """One worker of `dpkube.engine.pool`: runs the jobs its parent sends, one at a time, until its input closes.
 
+A job is loaded first (unpickling it imports its function's module), then announced as started: only what
+follows counts against the job's time limit.
+
 Messages are length-prefixed pickles on stdin and stdout, which are moved to private descriptors first so
 that anything a library prints goes to stderr, never into a reply. The worker exits when its parent is gone.
 """
@@ -18,6 +21,9 @@ from dpkube.engine.errors import EngineError
 from dpkube.engine.pool import FRAME
 
 PARENT_CHECK_SECONDS = 1.0
+NICENESS = 10
+"""Workers yield the CPU to their parent: its event loop (and /healthz) stays responsive while a
+pathological job runs out its time limit."""
 
 
 def _read(channel: BinaryIO, size: int) -> bytes | None:
@@ -66,6 +72,7 @@ def serve() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     sys.stdout = sys.stderr
+    os.nice(NICENESS)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     message = _receive(jobs)
     if message is None:
@@ -82,11 +89,15 @@ def serve() -> None:
     while (job := _receive(jobs)) is not None:
         try:
             fn, args = pickle.loads(job)
+        except BaseException as exc:
+            _send(replies, error_reply(exc))
+            continue
+        _send(replies, ("started",))
+        try:
             reply: tuple[Any, ...] = ("ok", fn(*args))
         except BaseException as exc:
             reply = error_reply(exc)
         _send(replies, reply)
-
 
 if __name__ == "__main__":
     serve()

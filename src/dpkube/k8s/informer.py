@@ -2,7 +2,8 @@
 
 Every (re)list hands over the complete current set, so missed or collapsed watch events never matter;
 the list is redone when the watch answers Gone or the connection fails. `Informer` keeps the feed as
-an in-memory view, so hot reads never go to the API server.
+an in-memory view, so hot reads never go to the API server; its `transform` keeps only what readers
+need of each object (or drops it), so a large collection costs little memory.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ log = logging.getLogger(__name__)
 OnList = Callable[[list[dict[str, Any]]], None]
 OnEvent = Callable[[str, dict[str, Any]], None]
 OnError = Callable[[], None]
+Transform = Callable[[dict[str, Any]], dict[str, Any] | None]
+"""What a view keeps of an object (with its metadata name and resourceVersion), or None to keep nothing."""
 RETRY_SECONDS = 1.0
+PAGE_SIZE = 500
 
 
 async def list_and_watch(
@@ -33,9 +37,8 @@ async def list_and_watch(
     `on_error()` when the feed broke and what was handed over may be stale until the next list."""
     while True:
         try:
-            listing = await client.list(path, field_selector=field_selector, label_selector=label_selector)
-            on_list(listing.get("items", []))
-            version = listing["metadata"]["resourceVersion"]
+            items, version = await _list(client, path, field_selector, label_selector)
+            on_list(items)
             while True:
                 async for event in client.watch(path, resource_version=version, field_selector=field_selector,
                                                 label_selector=label_selector, timeout_seconds=watch_seconds):
@@ -51,6 +54,20 @@ async def list_and_watch(
             if on_error is not None:
                 on_error()
             await asyncio.sleep(retry_seconds)
+
+
+async def _list(client: KubeClient, path: str, field_selector: str | None,
+                label_selector: str | None) -> tuple[list[dict[str, Any]], str]:
+    """Every item, read page by page from one snapshot, and that snapshot's resourceVersion."""
+    items: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        page = await client.list(path, field_selector=field_selector, label_selector=label_selector,
+                                 limit=PAGE_SIZE, continue_token=token)
+        items += page.get("items", [])
+        token = page["metadata"].get("continue")
+        if not token:
+            return items, str(page["metadata"]["resourceVersion"])
 
 
 def _version(obj: Mapping[str, Any]) -> str | None:
@@ -71,12 +88,15 @@ class Informer:
     """Objects of one collection by name, kept current by `list_and_watch`; readers check `synced`."""
 
     def __init__(self, client: KubeClient, path: str, *, label_selector: str | None = None,
-                 watch_timeout_seconds: int = 60) -> None:
+                 watch_timeout_seconds: int = 60, transform: Transform | None = None) -> None:
         self.client = client
         self.path = path
         self.label_selector = label_selector
         self.watch_timeout_seconds = watch_timeout_seconds
+        self.transform = transform
         self.objects: dict[str, dict[str, Any]] = {}
+        self.version = 0
+        """The resourceVersion the view is current at (0 before the first list)."""
         self.synced_at: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._synced = asyncio.Event()
@@ -111,10 +131,24 @@ class Informer:
         """Record an object read elsewhere (a read-through), unless the view already holds a later one."""
         name = obj["metadata"]["name"]
         if newer(obj, self.objects.get(name)):
-            self.objects[name] = obj
+            self._store(name, obj)
+
+    def _store(self, name: str, obj: dict[str, Any]) -> None:
+        kept = obj if self.transform is None else self.transform(obj)
+        if kept is None:
+            self.objects.pop(name, None)
+        else:
+            self.objects[name] = kept
+
+    def _seen(self, obj: dict[str, Any]) -> None:
+        with contextlib.suppress(TypeError, ValueError):
+            self.version = max(self.version, int(_version(obj) or 0))
 
     def _listed(self, items: list[dict[str, Any]]) -> None:
-        self.objects = {item["metadata"]["name"]: item for item in items}
+        self.objects = {}
+        for item in items:
+            self._store(item["metadata"]["name"], item)
+            self._seen(item)
         self.synced_at = time.monotonic()
         self._synced.set()
 
@@ -124,7 +158,8 @@ class Informer:
 
     def _changed(self, kind: str, obj: dict[str, Any]) -> None:
         if kind in ("ADDED", "MODIFIED"):
-            self.objects[obj["metadata"]["name"]] = obj
+            self._store(obj["metadata"]["name"], obj)
         elif kind == "DELETED":
             self.objects.pop(obj["metadata"]["name"], None)
+        self._seen(obj)
         self.synced_at = time.monotonic()

@@ -115,6 +115,32 @@ class Service(KubeModel):
     """Port the Service listens on."""
 
 
+class ApiLimits(KubeModel):
+    """What one user may ask of the facade; past a limit the answer is 429 with Retry-After."""
+
+    queries_in_flight: int = Field(default=16, ge=1)
+    """Unfinished queries of one user (Lomas queries and Dioptra jobs), counted across replicas."""
+    requests_per_second: float = Field(default=20.0, gt=0)
+    """Sustained requests per second of one user, per replica."""
+    request_burst: int = Field(default=40, ge=1)
+    """Requests one user may send at once above that rate."""
+    max_dummy_rows: int = Field(default=10_000, ge=1)
+    """Most rows /get_dummy_dataset builds (more is a 400)."""
+    auth_failure_cache_seconds: float = Field(default=5.0, ge=0)
+    """How long a failed token is refused from memory, without asking the API server again."""
+
+
+class ApiWorkers(KubeModel):
+    """Worker processes that price and validate requests (costs, dummy data, uploads) off the event loop."""
+
+    count: int = Field(default=2, ge=1, le=32)
+    """Worker processes per facade replica; each imports the DP libraries (about 500 MB)."""
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    """Time limit of one job; past it the worker is killed and the request refused with 400."""
+    max_queued: int = Field(default=32, ge=0)
+    """Jobs waiting for a worker; beyond, requests are answered 503 with Retry-After."""
+
+
 class Api(Placement):
     """The REST facade (Lomas 0.3 and Dioptra v0 compatible)."""
 
@@ -123,13 +149,22 @@ class Api(Placement):
     trusted_header: bool = False
     """Take the Lomas `user-name` header as the caller's identity. Only behind a proxy that sets it after
     authenticating the caller: otherwise anyone can spend anyone's budget."""
+    token_review_audiences: list[str] = Field(
+        default_factory=lambda: ["https://kubernetes.default.svc.cluster.local"], min_length=1)
+    """Audiences a cluster token must be meant for (TokenReview); the API server's own audience on most
+    clusters (its --api-audiences, else its --service-account-issuer)."""
+    limits: ApiLimits = Field(default_factory=ApiLimits)
+    """Per-user limits."""
+    workers: ApiWorkers = Field(default_factory=ApiWorkers)
+    """The worker pool."""
     service: Service = Field(default_factory=Service)
     """How the facade is exposed inside the cluster."""
     ingress: Ingress = Field(default_factory=Ingress)
     """How the facade is exposed outside the cluster."""
     resources: ContainerResources = Field(default_factory=lambda: ContainerResources(
-        requests=ResourceList(cpu="100m", memory="256Mi"), limits=ResourceList(cpu="1", memory="768Mi")))
-    """The facade container's resources."""
+        requests=ResourceList(cpu="250m", memory="1Gi"), limits=ResourceList(cpu="3", memory="2Gi")))
+    """The facade container's resources: its workers share them, so allow a CPU per worker plus one for the
+    event loop (a throttled container answers late, /healthz included)."""
     disruption_budget: DisruptionBudget = Field(default_factory=DisruptionBudget)
     """Keeps a replica serving through node drains."""
     extra_env: dict[str, str] = Field(default_factory=dict)

@@ -15,6 +15,7 @@ import yaml
 
 from dpkube.cli.manifests import CHART
 from dpkube.controlplane.local import ADMIN, LocalControlPlane, free_port
+from dpkube.controlplane.platform import FACADE_READY_SECONDS
 from dpkube.controlplane.processes import ChildProcess
 from dpkube.k8s import policy
 from dpkube.k8s.client import KubeClient, KubeConfig
@@ -83,7 +84,7 @@ async def platform(release: Release, cluster_admin: KubeClient) -> AsyncIterator
                           {**base, **container_env(facade_deployment, {"KUBECONFIG": str(api_config)})}).start()
     try:
         operator.wait_until_ok(f"http://127.0.0.1:{claim}/healthz", timeout=90)
-        facade.wait_until_ok(f"http://127.0.0.1:{http}/readyz", timeout=90)
+        facade.wait_until_ok(f"http://127.0.0.1:{http}/readyz", timeout=FACADE_READY_SECONDS)
         yield Platform(f"http://127.0.0.1:{http}", operator, facade)
     finally:
         for child in (facade, agent, operator):

@@ -12,7 +12,7 @@ import pytest
 from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
 from dpkube.engine.pool import JobCrashed, JobTimedOut, PoolBusy, WorkerFailed, WorkerPool
 from dpkube.models.payloads import Library
-from dpkube_testing import pool_jobs
+from dpkube_testing import pool_jobs, slow_import
 
 
 def alive(pid: int) -> bool:
@@ -104,6 +104,7 @@ async def test_a_job_past_a_full_queue_is_refused_at_once() -> None:
     pool = WorkerPool(workers=1, timeout=5.0, max_queued=1)
     await pool.start()
     try:
+        await pool.run(pool_jobs.add, 0, 0)
         running = asyncio.create_task(pool.run(pool_jobs.sleep_then_pid, 1.0))
         queued = asyncio.create_task(pool.run(pool_jobs.add, 1, 2))
         while pool.waiting < 1:
@@ -119,7 +120,7 @@ async def test_a_job_past_a_full_queue_is_refused_at_once() -> None:
 async def test_close_leaves_no_worker_process() -> None:
     pool = WorkerPool(workers=2)
     await pool.start()
-    await pool.run(pool_jobs.add, 1, 1)
+    await pool.wait_warm()
     pids = pool.pids
     await pool.close()
     assert len(pids) == 2
@@ -132,6 +133,18 @@ async def test_a_job_after_close_is_refused() -> None:
     await pool.close()
     with pytest.raises(PoolBusy):
         await pool.run(pool_jobs.add, 1, 1)
+
+
+async def test_workers_start_one_after_another() -> None:
+    pool = WorkerPool(workers=2, preload=("dpkube_testing.slow_import",))
+    await pool.start()
+    try:
+        await asyncio.sleep(slow_import.IMPORT_SECONDS / 3)
+        assert (len(pool.pids), pool.warm) == (1, False)
+        await pool.wait_warm()
+        assert len(pool.pids) == 2
+    finally:
+        await pool.close()
 
 
 async def test_preloaded_modules_are_imported_by_the_workers_only() -> None:
@@ -150,5 +163,36 @@ async def test_a_preload_that_cannot_be_imported_fails_jobs_as_worker_failed() -
     try:
         with pytest.raises(WorkerFailed, match="ModuleNotFoundError"):
             await pool.run(pool_jobs.add, 1, 1)
+    finally:
+        await pool.close()
+
+
+async def test_importing_a_jobs_module_does_not_count_against_its_time_limit() -> None:
+    pool = WorkerPool(timeout=slow_import.IMPORT_SECONDS / 2)
+    await pool.start()
+    try:
+        assert await pool.run(slow_import.pid) in pool.pids
+    finally:
+        await pool.close()
+
+
+async def test_a_job_running_when_the_pool_closes_is_refused_as_busy() -> None:
+    pool = WorkerPool()
+    await pool.start()
+    running = asyncio.create_task(pool.run(pool_jobs.sleep_then_pid, 5.0))
+    await asyncio.sleep(0.5)
+    await pool.close()
+    with pytest.raises(PoolBusy):
+        await running
+
+
+async def test_a_pool_stays_warm_while_a_timed_out_worker_is_replaced() -> None:
+    pool = WorkerPool(timeout=0.5)
+    await pool.start()
+    try:
+        await pool.wait_warm()
+        with pytest.raises(JobTimedOut):
+            await pool.run(pool_jobs.spin_forever)
+        assert pool.warm
     finally:
         await pool.close()

@@ -215,7 +215,7 @@ def test_a_condition_that_does_not_parse_is_refused_before_reading(penguin_metad
 
 def test_a_deeply_nested_condition_is_refused_by_the_scanner(penguin_metadata: Metadata) -> None:
     payload = seed_query(SYNTH, return_model=False, condition="(" * 300 + "sex = 'MALE'" + ")" * 300)
-    with pytest.raises(PayloadRejected, match="nests parentheses deeper than"):
+    with pytest.raises(PayloadRejected, match="parentheses nest deeper than"):
         estimate_cost(SYNTH, payload, penguin_metadata)
 
 

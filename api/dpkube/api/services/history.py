@@ -10,6 +10,8 @@ import datetime as dt
 import json
 from typing import Any
 
+from pydantic.alias_generators import to_camel
+
 from dpkube.api.services.queries import (
     CLIENT_INPUT_ANNOTATION,
     SUBMITTED_AT_ANNOTATION,
@@ -37,7 +39,7 @@ def _client_input(query: dict[str, Any], library: Library) -> dict[str, Any]:
     raw = (query["metadata"].get("annotations") or {}).get(CLIENT_INPUT_ANNOTATION)
     if raw:
         return json.loads(raw)
-    payload_key = PAYLOAD_TYPES[library].model_config["alias_generator"](PAYLOAD_FIELD[library])  # type: ignore[misc]
+    payload_key = to_camel(PAYLOAD_FIELD[library])
     payload = PAYLOAD_TYPES[library].model_validate(query["spec"].get(payload_key) or {})
     return {"dataset_name": query["spec"]["dataset"], **payload.model_dump(mode="json")}
 

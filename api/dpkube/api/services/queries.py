@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -48,6 +48,9 @@ from dpkube.models.dpquery import (
 )
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.payloads import Library
+
+if TYPE_CHECKING:
+    from dpkube.api.services.quotas import InFlight
 
 log = logging.getLogger(__name__)
 
@@ -101,23 +104,26 @@ class Queries:
     """Creates DPQueries for callers and follows them to their end."""
 
     def __init__(self, client: KubeClient, namespace: str, datasets: Datasets, budgets: BudgetView,
-                 wait_seconds: float, on_end: Callable[[Library, Mode, str, str], None] | None = None) -> None:
+                 wait_seconds: float, on_end: Callable[[Library, Mode, str, str], None] | None = None,
+                 in_flight: InFlight | None = None) -> None:
         self.client = client
         self.namespace = namespace
         self.datasets = datasets
         self.budgets = budgets
         self.wait_seconds = wait_seconds
         self.on_end = on_end
+        self.in_flight = in_flight
 
     async def run(self, user: str, library: Library, mode: Mode, body: WireModel) -> Outcome:
-        """Check the dataset (400) and access (403), submit the query, and wait for its outcome."""
+        """Check the dataset (400), access (403) and the caller's unfinished queries (429), submit the query, and
+        wait for its outcome."""
         dataset = body.dataset_name  # type: ignore[attr-defined]
         await self.datasets.get(dataset)
         ledger = await self.budgets.ledger(user, dataset)
         if mode == Mode.QUERY and not ledger.may_query:
             raise UnauthorizedAccessException(f"{user} is not allowed to query {dataset}.")
         manifest = self.manifest(user, library, mode, body)
-        created = await retrying(lambda: self.client.create(DPQUERY.api_path(self.namespace), manifest))
+        created = await self._create(user, manifest)
         if mode == Mode.QUERY:
             self.budgets.mark_stale(user, dataset)
         try:
@@ -126,6 +132,14 @@ class Queries:
             if mode == Mode.QUERY:
                 self.budgets.mark_stale(user, dataset)
         return await self._outcome(final, library, mode)
+
+    async def _create(self, user: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        if self.in_flight is None:
+            return await retrying(lambda: self.client.create(DPQUERY.api_path(self.namespace), manifest))
+        async with self.in_flight.slot(user) as slot:
+            created = await retrying(lambda: self.client.create(DPQUERY.api_path(self.namespace), manifest))
+            slot.created(created)
+        return created
 
     def manifest(self, user: str, library: Library, mode: Mode, body: WireModel) -> dict[str, Any]:
         """The DPQuery of a Lomas request, in the caller's name; 400 when the platform's limits refuse it."""

@@ -24,7 +24,6 @@ from snsql.sql.parse import QueryParser
 from snsql.sql.private_reader import PrivateReader
 from snsql.sql.reader.base import SqlReader
 
-from dpkube.engine import limits
 from dpkube.engine.errors import ExternalLibraryError, PayloadRejected
 from dpkube.models.cost import Cost
 from dpkube.models.metadata import SMARTNOISE_SQL_TABLE, Metadata
@@ -73,7 +72,6 @@ def check_query(query_str: str) -> None:
 
     The text is scanned for depth and size first: the parser is slow on deep nesting.
     """
-    limits.check_sql(query_str)
     try:
         queries = QueryParser().queries(query_str)
     except Exception as e:
