@@ -25,12 +25,14 @@ test: $(STAMP)
 crds: $(STAMP)  ## CRDs, examples/ and the chart's generated files
 	$(PY) -m dpkube.cli.manifests .
 
-bench: $(STAMP)
+bench: $(STAMP)  ## bench.lomas installs lomas-server 0.3.5 from PyPI into ~/.cache/dpkube on first use
 	$(PY) -m bench.engine
 	$(PY) -m bench.operator
 	$(PY) -m bench.api
 	$(PY) -m bench.failover
 	$(PY) -m bench.attacks
+	$(PY) -m bench.scale
+	$(PY) -m bench.lomas
 
 lint: $(STAMP)  ## style, the import layers (import-linter) and types (mypy: strict on models, budget, engine, domain)
 	$(PY) -m ruff check src operator api tests bench hack
