@@ -158,7 +158,7 @@ class Scheduler:
         await self.write_counts()
         if self.warm is not None and time.monotonic() - self._last_warm > WARM_UPKEEP_SECONDS:
             self._last_warm = time.monotonic()
-            pooled = {name: spec for name, spec in self.queues.items() if spec.get("warmPods")}
+            pooled = {name: spec for name, spec in self.queues.items() if _pooled(spec)}
             if pooled:
                 namespaces = self.warm_namespaces | {e.namespace for e in self.registry.entries.values()
                                                      if e.queue in pooled}
@@ -201,7 +201,7 @@ class Scheduler:
             await self._write_status(("experiment", namespace, name), EXPERIMENT.api_path(namespace, name), status)
         queues, self.registry.dirty_queues = self.registry.dirty_queues, set()
         if self.warm is not None:
-            queues |= {name for name, spec in self.queues.items() if spec.get("warmPods")}
+            queues |= {name for name, spec in self.queues.items() if _pooled(spec)}
         for name in queues:
             status = {"running": self.registry.running(name), "waiting": self.registry.waiting_count(name),
                       "warm": self.warm.ready_count(name) if self.warm is not None else 0}
@@ -215,6 +215,11 @@ class Scheduler:
         except NotFound:
             return
         self._written[key] = status
+
+
+def _pooled(spec: dict[str, Any]) -> bool:
+    """A queue that keeps warm pods, at least while it is busy."""
+    return bool(spec.get("warmPods") or spec.get("warmPodsMax"))
 
 
 def _batches(items: list[tuple[str, str]], size: int) -> list[list[tuple[str, str]]]:

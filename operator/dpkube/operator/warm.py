@@ -10,8 +10,10 @@ its next poll gets that same query.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import secrets
+import time
 from typing import Any
 
 from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
@@ -22,6 +24,8 @@ from dpkube.operator.podkeys import PodKeys
 from dpkube.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
+DEMAND_WINDOW = 60.0
+"""Seconds of claims a pool's size follows: busy, it grows by its recent claims; idle, back to its floor."""
 
 
 class WarmPools:
@@ -34,6 +38,8 @@ class WarmPools:
         self.isolate = isolate
         """`await isolate(namespace)` before the first pod of a namespace (its NetworkPolicy)."""
         self._polling: dict[tuple[str, str], asyncio.Event] = {}
+        self._claims: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        """When each queue's warm pods were claimed, over the last DEMAND_WINDOW seconds."""
         self._claimed: set[tuple[str, str]] = set()
         self._pool_of: dict[tuple[str, str], str] = {}
 
@@ -49,16 +55,26 @@ class WarmPools:
                 except NotFound:
                     continue  # the namespace does not exist (yet)
 
+    def size(self, queue_name: str, spec: QueueSpec, now: float) -> int:
+        """The idle pods a pool should keep: its floor, plus as many as were claimed in the last
+        DEMAND_WINDOW seconds, up to its ceiling."""
+        claims = self._claims[queue_name]
+        while claims and claims[0] < now - DEMAND_WINDOW:
+            claims.popleft()
+        ceiling = spec.warm_pods if spec.warm_pods_max is None else max(spec.warm_pods, spec.warm_pods_max)
+        return min(ceiling, spec.warm_pods + len(claims))
+
     async def _keep_pool(self, queue_name: str, namespace: str, spec: QueueSpec) -> None:
         pods = await self.client.list(core_path("pods", namespace),
                                       label_selector=f"{WARM_POOL_LABEL}={queue_name},!{QUERY_UID_LABEL}")
         idle = [p for p in pods.get("items", []) if not p["metadata"].get("deletionTimestamp")
                 and (p.get("status") or {}).get("phase") in (None, "Pending", "Running")]
-        if len(idle) < spec.warm_pods and self.isolate is not None:
+        wanted = self.size(queue_name, spec, time.monotonic())
+        if len(idle) < wanted and self.isolate is not None:
             await self.isolate(namespace)
-        for _ in range(spec.warm_pods - len(idle)):
+        for _ in range(wanted - len(idle)):
             await self._create(queue_name, namespace, spec)
-        for extra in idle[spec.warm_pods:]:
+        for extra in idle[wanted:]:
             await self._delete(namespace, extra["metadata"]["name"])
 
     async def _create(self, queue_name: str, namespace: str, spec: QueueSpec) -> None:
@@ -110,6 +126,7 @@ class WarmPools:
                 continue
             self._claimed.add((namespace, name))
             self.keys.claimed(namespace, name, query["metadata"]["uid"])
+            self._claims[queue_name].append(time.monotonic())
             return name
         return None
 

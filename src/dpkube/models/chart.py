@@ -12,7 +12,7 @@ from pydantic import Field
 
 from dpkube.models.base import KubeModel
 from dpkube.models.experiment import ExperimentSpec
-from dpkube.models.queue import QueueSpec
+from dpkube.models.queue import DEFAULT_QUEUE, QueueSpec, default_queue_spec
 
 K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
@@ -220,7 +220,7 @@ class NamedExperiment(KubeModel):
     """The Experiment's spec, as in an Experiment manifest."""
 
 
-DEFAULT_QUEUES = [NamedQueue(name="default", spec=QueueSpec(display_name="default", max_concurrent=4))]
+DEFAULT_QUEUES = [NamedQueue(name=DEFAULT_QUEUE, spec=default_queue_spec())]
 
 
 class Demo(KubeModel):
