@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +22,7 @@ from dpkube.k8s.client import KubeClient, NotFound, core_path
 from dpkube.k8s.events import EventRecorder
 from dpkube.k8s.snapshots import SnapshotMissing
 from dpkube.models.conditions import ConditionType, Reason
-from dpkube.models.dpquery import DPQueryStatus, Mode, Phase, phase_of
+from dpkube.models.dpquery import DPQueryStatus, Mode, Phase
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.runner import RunnerOutput
 from dpkube.operator import admission as A
@@ -33,18 +32,10 @@ from dpkube.operator.domain import status as S
 from dpkube.operator.endings import Endings
 from dpkube.operator.launcher import Launcher, LaunchRefused
 from dpkube.operator.metrics import STATUS_WRITES
+from dpkube.operator.recall import Recall
 from dpkube.operator.registry import Registry
 
 log = logging.getLogger(__name__)
-RETRY_FIRST_SECONDS = 0.5
-RETRY_MAX_SECONDS = 30.0
-
-
-def _version(body: dict[str, Any]) -> int:
-    try:
-        return int(body["metadata"].get("resourceVersion") or 0)
-    except ValueError:
-        return 0
 
 
 def utc_now() -> dt.datetime:
@@ -65,14 +56,7 @@ class Reconciler:
         self.endings = endings
         self.clock = clock
         self._locks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._bodies: dict[str, dict[str, Any]] = {}
-        """The newest body of each admitted or running query: every status write to it is this process's,
-        made under its lock, so its runner's calls and its events need not read it again."""
-        self.deadlines: dict[str, tuple[float, str, str]] = {}
-        self._retries: dict[tuple[str, str], tuple[float, int]] = {}
-        """Queries whose last step failed: when to try again, and how many failures in a row."""
-        self._written: dict[str, str] = {}
-        """The resourceVersion of each query's last status this process wrote: its watch echo needs nothing."""
+        self.recall = Recall()
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -84,26 +68,13 @@ class Reconciler:
         """
         async with self._locks[(namespace, name)]:
             try:
-                body = self._newest(seen) if seen is not None else None
-                if body is None:
-                    body = await self._read(namespace, name)
+                body = self.recall.newest(seen) if seen is not None else await self._read(namespace, name)
                 if body is not None:
                     await self._advance(body, None)
             except Exception:
-                _, failures = self._retries.get((namespace, name), (0.0, 0))
-                delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** failures)
-                self._retries[(namespace, name)] = (time.monotonic() + delay, failures + 1)
+                self.recall.failed((namespace, name))
                 raise
-            self._retries.pop((namespace, name), None)
-
-    def due_retries(self, now: float) -> set[tuple[str, str]]:
-        """Queries whose failed step is due to be tried again."""
-        return {key for key, (due, _) in self._retries.items() if due <= now}
-
-    def is_echo(self, body: dict[str, Any]) -> bool:
-        """Whether a watch event only brings back the status this process wrote last, or something older."""
-        written = self._written.get(body["metadata"]["uid"])
-        return written is not None and _version(body) <= int(written)
+            self.recall.succeeded((namespace, name))
 
     async def deliver(self, namespace: str, uid: str, output: RunnerOutput) -> bool:
         """A runner's output: the query ends as it says (charged first when released); False if it already ended."""
@@ -152,13 +123,13 @@ class Reconciler:
             await self._write(body, S.transition(query.status, Phase.RUNNING, Reason.POD_RUNNING, message,
                                                  self.clock()), Reason.POD_RUNNING, message)
         elif isinstance(step, LC.Release):
-            self._keep(await self.endings.release(body, query, step.response))
+            self.recall.keep(await self.endings.release(body, query, step.response))
         elif isinstance(step, LC.End):
-            self._keep(await self.endings.end(body, query, step))
+            self.recall.keep(await self.endings.end(body, query, step))
         elif isinstance(step, LC.CleanUp):
             await self.endings.clean_up(body)
         if isinstance(step, LC.End | LC.Release | LC.CleanUp):
-            self.deadlines.pop(query.uid, None)
+            self.recall.deadlines.pop(query.uid, None)
         else:
             self._track_deadline(LC.QueryView.of(body))
 
@@ -174,17 +145,16 @@ class Reconciler:
                 changed = previous is None or previous.reason != outcome.reason
                 await self._write(body, status, outcome.reason if changed else None, outcome.message)
         elif isinstance(outcome, A.Refused):
-            self._keep(await self.endings.end(body, query, LC.End(outcome.phase, outcome.reason, outcome.message,
+            self.recall.keep(await self.endings.end(body, query, LC.End(outcome.phase, outcome.reason, outcome.message,
                                                                   charge=False)))
         elif isinstance(outcome, A.Priced):
-            self._keep(await self.endings.priced(body, query, outcome.cost))
+            self.recall.keep(await self.endings.priced(body, query, outcome.cost))
         elif isinstance(outcome, A.Admitted):
             admitted = LC.QueryView.of(body)
             try:
                 pod = await self.launcher.start(body, admitted, outcome.dataset, outcome.queue)
             except LaunchRefused as exc:
-                self._keep(await self.endings.end(body, admitted, LC.End(Phase.FAILED, Reason.FAILED, str(exc),
-                                                                         charge=False)))
+                await self._launch_refused(body, admitted, exc)
                 return
             message = (f"reserved epsilon {outcome.cost.epsilon}, delta {outcome.cost.delta}"
                        if query.spec.mode == Mode.QUERY else "admitted (dummy data, free)")
@@ -200,11 +170,16 @@ class Reconciler:
         try:
             pod = await self.launcher.start(body, query)
         except LaunchRefused as exc:
-            self._keep(await self.endings.end(body, query, LC.End(Phase.FAILED, Reason.FAILED, str(exc), charge=False)))
+            await self._launch_refused(body, query, exc)
             return
         status = S.set_condition(query.status.model_copy(update={"pod_name": pod}), ConditionType.POD_CREATED, True,
                                  Reason.POD_CREATED, f"pod {pod} runs the query", self.clock())
         await self._write(body, status, None, "")
+
+    async def _launch_refused(self, body: dict[str, Any], query: LC.QueryView, why: LaunchRefused) -> None:
+        """No pod can run the query (nothing was read): it fails, and its reservation comes back."""
+        self.recall.keep(await self.endings.end(body, query, LC.End(Phase.FAILED, Reason.FAILED, str(why),
+                                                                    charge=False)))
 
     async def _delivered(self, body: dict[str, Any], query: LC.QueryView, output: RunnerOutput) -> bool:
         if query.status.phase.terminal or query.deleting or query.status.phase == Phase.PENDING:
@@ -234,28 +209,10 @@ class Reconciler:
         if entry is None or entry.namespace != namespace:
             return False
         async with self._locks[(namespace, entry.name)]:
-            body = self._bodies.get(uid) or await self._read(namespace, entry.name)
+            body = self.recall.body(uid) or await self._read(namespace, entry.name)
             if body is None or body["metadata"]["uid"] != uid:
                 return False
             return bool(await act(body, LC.QueryView.of(body)))
-
-    def _newest(self, seen: dict[str, Any]) -> dict[str, Any]:
-        """The newer of an event's object and the one this process last wrote."""
-        mine = self._bodies.get(seen["metadata"]["uid"])
-        if mine is not None and _version(mine) > _version(seen):
-            return mine
-        self._keep(seen)
-        return seen
-
-    def _keep(self, body: dict[str, Any]) -> None:
-        """Remember the body of an admitted or running query; forget any other."""
-        uid, phase = body["metadata"]["uid"], phase_of(body)
-        if phase is not None and phase.terminal:
-            self._written.pop(uid, None)
-        if phase in (Phase.ADMITTED, Phase.RUNNING) and not body["metadata"].get("deletionTimestamp"):
-            self._bodies[uid] = body
-        else:
-            self._bodies.pop(uid, None)
 
     async def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -264,13 +221,11 @@ class Reconciler:
             uid = self.registry.by_name.get((namespace, name))
             if uid:
                 self.registry.forget(uid)
-                self.deadlines.pop(uid, None)
-                self._bodies.pop(uid, None)
-                self._written.pop(uid, None)
+                self.recall.forget(uid)
             self._locks.pop((namespace, name), None)
             return None
         self.registry.observe(body)
-        self._keep(body)
+        self.recall.keep(body)
         return body
 
     async def _pod(self, query: LC.QueryView) -> LC.PodView | None:
@@ -287,9 +242,7 @@ class Reconciler:
         written = await dpqueries.write_status(self.client, body, S.serialise(status))
         body.update(written)
         self.registry.observe(written)
-        self._keep(written)
-        if written["metadata"].get("resourceVersion"):
-            self._written[written["metadata"]["uid"]] = written["metadata"]["resourceVersion"]
+        self.recall.wrote(written)
         if event is not None:
             self.events.record(written, event, message)
 
@@ -297,6 +250,6 @@ class Reconciler:
         """Remember when an unfinished query times out, so the scheduler wakes it then."""
         deadline = query.deadline()
         if deadline is None or query.status.phase.terminal or query.deleting:
-            self.deadlines.pop(query.uid, None)
+            self.recall.deadlines.pop(query.uid, None)
         else:
-            self.deadlines[query.uid] = (deadline.timestamp(), query.namespace, query.name)
+            self.recall.deadlines[query.uid] = (deadline.timestamp(), query.namespace, query.name)

@@ -141,10 +141,7 @@ class Scheduler:
 
     async def tick(self) -> None:
         lines = self.movable()
-        now = time.time()
-        expired = [(ns, name) for deadline, ns, name in list(self.reconciler.deadlines.values()) if now > deadline]
-        targets = set(expired)
-        targets |= self.reconciler.due_retries(time.monotonic())
+        targets = self.reconciler.recall.expired(time.time()) | self.reconciler.recall.due_retries(time.monotonic())
         if time.monotonic() - self._last_resync > RESYNC_SECONDS:
             self._last_resync = time.monotonic()
             targets |= self._next_sweep()
