@@ -194,6 +194,11 @@ class Registry:
                 taken += 1
                 yield entry
 
+    def positions(self, queue: str) -> Iterator[tuple[Entry, int]]:
+        """Each waiting query of a queue with its place (1 = next), in FIFO order."""
+        for place, order in enumerate(self._waiting.get(queue, []), start=1):
+            yield self.entries[order[-1]], place
+
     def ahead_of(self, uid: str) -> int:
         """Waiting queries of the same queue that came first and are not blocked by a dependency."""
         entry = self.entries.get(uid)

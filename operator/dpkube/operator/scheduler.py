@@ -20,7 +20,7 @@ from dpkube.k8s.client import KubeClient, NotFound
 from dpkube.k8s.timestamps import rfc3339
 from dpkube.models.conditions import Reason
 from dpkube.models.dpquery import Phase
-from dpkube.models.kinds import EXPERIMENT, QUEUE
+from dpkube.models.kinds import DPQUERY, EXPERIMENT, QUEUE
 from dpkube.models.queue import QueueSpec
 from dpkube.operator.domain import admission as rules
 from dpkube.operator.experiments import ExperimentCascade
@@ -36,6 +36,10 @@ RESYNC_SECONDS = 5.0
 events (a failed step is retried sooner, on its own backoff)."""
 RESYNC_BATCH = 64
 """Unfinished queries looked at per resync: a backlog of thousands is swept in turns, never all at once."""
+POSITION_SECONDS = 2.0
+"""How often waiting queries' queue positions are brought up to date."""
+POSITION_WRITES = 64
+"""Most position writes per pass."""
 UNSEEN_AFTER_SECONDS = 10.0
 """A query still without a phase this long after creation missed its event; the resync picks it up."""
 
@@ -66,6 +70,9 @@ class Scheduler:
         self._last_audit = time.monotonic()
         self.last_tick = time.monotonic()
         self._last_resync = time.monotonic()
+        self._last_positions = 0.0
+        self._positions: dict[str, int] = {}
+        """The queue position last written of each waiting query."""
         self._sweep_after: tuple[str, str] = ("", "")
         self.audit_interval = audit_interval
         self.warm = warm
@@ -153,6 +160,9 @@ class Scheduler:
         for namespace, name in list(self.cascade.deleting):
             await self.cascade.cascade(namespace, name)
         await self.write_counts()
+        if time.monotonic() - self._last_positions > POSITION_SECONDS:
+            self._last_positions = time.monotonic()
+            await self.write_positions()
         if self.warm is not None and time.monotonic() - self._last_warm > WARM_UPKEEP_SECONDS:
             self._last_warm = time.monotonic()
             pooled = {name: spec for name, spec in self.queues.items() if _pooled(spec)}
@@ -203,6 +213,26 @@ class Scheduler:
             status = {"running": self.registry.running(name), "waiting": self.registry.waiting_count(name),
                       "warm": self.warm.ready_count(name) if self.warm is not None else 0}
             await self._write_status(("queue", name), QUEUE.api_path(self.system_namespace, name), status)
+
+    async def write_positions(self) -> None:
+        """Each waiting query's place in its queue (kueue#1657), written only when it changed, and at most
+        POSITION_WRITES per pass, nearest the head first: a long backlog is refreshed in turns."""
+        changed: list[tuple[Entry, int]] = []
+        waiting: set[str] = set()
+        for queue in self.registry.waiting_queues():
+            for entry, place in self.registry.positions(queue):
+                waiting.add(entry.uid)
+                if entry.phase is not None and self._positions.get(entry.uid) != place:
+                    changed.append((entry, place))
+        self._positions = {uid: place for uid, place in self._positions.items() if uid in waiting}
+        for entry, place in sorted(changed, key=lambda item: item[1])[:POSITION_WRITES]:
+            try:
+                written = await self.client.patch(DPQUERY.api_path(entry.namespace, entry.name) + "/status",
+                                                  {"status": {"queuePosition": place}})
+            except NotFound:
+                continue
+            self.reconciler.recall.wrote(written)  # its watch event is an echo: nothing to reconcile
+            self._positions[entry.uid] = place
 
     async def _write_status(self, key: Any, path: str, status: dict[str, Any]) -> None:
         if self._written.get(key) == status:

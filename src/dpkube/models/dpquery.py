@@ -189,7 +189,7 @@ class DPQueryStatus(KubeModel):
     pod_name: str | None = None
     """The pod that runs (or ran) the query."""
     queue_position: int | None = None
-    """Position among the queue's waiting queries (1 = next)."""
+    """Position among the queue's waiting queries (1 = next), refreshed every few seconds (kueue#1657)."""
     queue_serial: int | None = None
     """The queue's admission serial this query's admission took: queries of a queue are admitted in this order."""
     admitted_at: dt.datetime | None = None

@@ -21,6 +21,7 @@ DPQUERY = Kind(
         PrinterColumn("Library", "string", ".spec.library"),
         PrinterColumn("Mode", "string", ".spec.mode", priority=1),
         PrinterColumn("Phase", "string", ".status.phase"),
+        PrinterColumn("Position", "integer", ".status.queuePosition", "Place among the queue's waiting queries"),
         PrinterColumn("Eps-Spent", "number", ".status.spent.epsilon", "Epsilon charged"),
         PrinterColumn("Delta-Spent", "number", ".status.spent.delta", "Delta charged", priority=1),
         PrinterColumn("Queue", "string", ".spec.queue", priority=1),

@@ -72,6 +72,15 @@ async def counting(kube_config: KubeConfig) -> AsyncIterator[CountingClient]:
 
 
 @pytest.fixture
+async def counted_http(settings: ApiSettings, counting: CountingClient, engine_pool: WorkerPool
+                       ) -> AsyncIterator[httpx.AsyncClient]:
+    """A facade whose API-server calls `counting` records."""
+    async for app in running_app(settings, counting, engine_pool):
+        async with http_client(app) as http:
+            yield http
+
+
+@pytest.fixture
 def settings(namespace: str, system_namespace: str) -> ApiSettings:
     """The facade's settings: this test's own query namespace, short waits, no request-rate limit to speak of."""
     return ApiSettings(query_namespace=namespace, system_namespace=system_namespace, query_wait_seconds=120,

@@ -93,13 +93,6 @@ async def test_in_trusted_header_mode_a_request_without_the_header_still_needs_c
     assert response.status_code == 401
 
 
-@pytest.fixture
-async def counted_http(settings: ApiSettings, counting: CountingClient, engine_pool):
-    async for app in running_app(settings, counting, engine_pool):
-        async with http_client(app) as http:
-            yield http
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
