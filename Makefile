@@ -34,17 +34,22 @@ cluster-down: $(STAMP)  ## stop it: every process by PID, the bridge, mounts and
 	$(PY) -m dpkube.cli cluster down
 
 crds: $(STAMP)  ## CRDs, examples/ and the chart's generated files
-	$(PY) -m dpkube.models.manifests .
+	$(PY) -m dpkube.cli.manifests .
 
-bench: $(STAMP)
+bench: $(STAMP)  ## bench.lomas installs lomas-server 0.3.5 from PyPI into ~/.cache/dpkube on first use
 	$(PY) -m bench.engine
 	$(PY) -m bench.operator
 	$(PY) -m bench.api
 	$(PY) -m bench.failover
+	$(PY) -m bench.attacks
+	$(PY) -m bench.scale
+	$(PY) -m bench.lomas
 	$(PY) -m bench.cluster
 
-lint: $(STAMP)
+lint: $(STAMP)  ## style, the import layers (import-linter) and types (mypy: strict on models, budget, engine, domain)
 	$(PY) -m ruff check src operator api tests bench hack
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 image: $(STAMP)  ## $(IMAGE) (every role) and $(IMAGE)-core (no torch), with BuildKit; a private dockerd if none runs
 	$(PY) -m dpkube.cli image --tag $(IMAGE) --core-tag $(IMAGE)-core

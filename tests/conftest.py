@@ -101,13 +101,14 @@ async def system_namespace(admin: KubeClient, crds: None) -> str:
 @pytest.fixture(scope="session")
 def platform_env(control_plane: LocalControlPlane) -> dict[str, str]:
     """The environment of the platform's processes (one claim port per session, on loopback)."""
-    claim_port = free_port()
+    claim_port, health_port = free_port(), free_port()
     return {
         **os.environ,
         "KUBECONFIG": str(control_plane.kubeconfig),
         "DPKUBE_SYSTEM_NAMESPACE": SYSTEM_NAMESPACE,
         "DPKUBE_CLAIM_LISTEN": f"127.0.0.1:{claim_port}",
         "DPKUBE_CLAIM_URL": f"http://127.0.0.1:{claim_port}",
+        "DPKUBE_HEALTH_LISTEN": f"127.0.0.1:{health_port}",
         "DPKUBE_LEDGER_AUDIT_SECONDS": "1",
         "PYTHONUNBUFFERED": "1",
     }

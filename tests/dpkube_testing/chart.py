@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,18 +39,6 @@ def helm(plane: LocalControlPlane, workdir: Path, *args: str) -> subprocess.Comp
            "HELM_CONFIG_HOME": str(workdir / "helm-config"), "HELM_DATA_HOME": str(workdir / "helm-data")}
     return subprocess.run([str(binaries.binary("helm")), "--kubeconfig", str(plane.kubeconfig), *args],
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
-
-
-API_SERVER_ADDRESS = "192.0.2.10"
-"""What a cluster's API server publishes in `default/kubernetes`; ours listens on loopback, which Endpoints
-cannot hold, so the test publishes a documentation address in its place."""
-
-
-def publish_api_server_endpoints(plane: LocalControlPlane) -> None:
-    manifest = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "kubernetes", "namespace": "default"},
-                "subsets": [{"addresses": [{"ip": API_SERVER_ADDRESS}], "ports": [{"name": "https", "port": 6443}]}]}
-    subprocess.run([str(binaries.binary("kubectl")), "--kubeconfig", str(plane.kubeconfig), "apply", "-f", "-"],
-                   input=json.dumps(manifest), capture_output=True, text=True, check=True)
 
 
 async def account_token(admin: KubeClient, account: str) -> str:

@@ -41,6 +41,9 @@ def served_facade(settings: ApiSettings) -> Iterator[str]:
 
 
 def served_settings(query_namespace: str, system_namespace: str, kubeconfig: str) -> ApiSettings:
-    """Settings of a served facade on the session's API server, with waits short enough for tests."""
+    """Settings of a served facade on the session's API server, with waits short enough for tests. Its one
+    worker imports a library when a job first needs it (most tests need none), so its time limit allows for
+    that; the request rate allows a property-based test's bursts."""
     return ApiSettings(query_namespace=query_namespace, system_namespace=system_namespace, query_wait_seconds=120,
-                       kubeconfig=kubeconfig)
+                       kubeconfig=kubeconfig, pool_workers=1, pool_preload=[], pool_timeout_seconds=120,
+                       requests_per_second=1000, request_burst=1000)

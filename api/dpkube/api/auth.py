@@ -1,30 +1,47 @@
 """Who is calling: API tokens (Bearer, or HTTP Basic user + token), cluster tokens, or a trusted header.
 
-API tokens are random strings stored only as sha256 hashes in a Secret of the system namespace,
-so a leaked Secret spends nobody's budget. Tokens not found there are asked to the API server
-(TokenReview), which makes every cluster identity (people, service accounts) usable as is.
+API tokens are random strings (prefixed `dpk_`) stored only as sha256 hashes in a Secret of the system
+namespace, so a leaked Secret spends nobody's budget. Other tokens are asked to the API server
+(TokenReview, for the configured audiences), which makes every cluster identity usable as is.
+
+A flood of bad tokens costs the API server next to nothing: the Secret is read by one request at a
+time, at most every READ_INTERVAL seconds, for everyone waiting; a failed token is refused from memory
+for a while; TokenReviews run a few at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import logging
+import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from dpkube.api.errors import InternalServerException, NotAuthenticated, UnauthorizedAccessException
+from dpkube.api.errors import InternalServerException, NotAuthenticated, ServiceBusy, UnauthorizedAccessException
+from dpkube.api.services.quotas import RateLimiter
 from dpkube.api.settings import ApiSettings
 from dpkube.k8s.client import ApiError, KubeClient, NotFound, core_path
-from dpkube.k8s.tokens import hash_token
+from dpkube.k8s.tokens import TOKEN_PREFIX, hash_token
+
+log = logging.getLogger(__name__)
 
 USER_HEADER = "user-name"
 """The Lomas identity header (FastAPI's form of its `user_name` parameter)."""
 TOKEN_REVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 CACHE_LIMIT = 10_000
+"""Entries of each cache (successes, failures): a flood of distinct tokens cannot grow memory past it."""
+READ_INTERVAL = 0.1
+"""Least time between two reads of the token Secret."""
+CONCURRENT_REVIEWS = 8
+WAITING_REVIEWS = 64
+"""TokenReviews waiting for their turn; more sign-ins at once are answered 503."""
 
 
 @dataclass(frozen=True)
@@ -37,13 +54,49 @@ class Identity:
     """token (API token), cluster (TokenReview) or header (trusted `user-name`)."""
 
 
+class TokenSecret:
+    """The entries of the API token Secret, read once for every request that waits, never more often than
+    every READ_INTERVAL seconds."""
+
+    def __init__(self, client: KubeClient, namespace: str, name: str) -> None:
+        self.client = client
+        self.path = core_path("secrets", namespace, name)
+        self.entries: dict[str, str] = {}
+        self.read_at = -math.inf
+        """When the read that gave `entries` started (monotonic)."""
+        self._reading: asyncio.Task[None] | None = None
+
+    async def since(self, moment: float) -> dict[str, str]:
+        """The entries as read at `moment` or later."""
+        while self.read_at < moment:
+            if self._reading is None or self._reading.done():
+                self._reading = asyncio.create_task(self._read())
+            await asyncio.shield(self._reading)
+        return self.entries
+
+    async def _read(self) -> None:
+        pause = self.read_at + READ_INTERVAL - time.monotonic()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        started = time.monotonic()
+        try:
+            secret = await self.client.get(self.path)
+        except NotFound:
+            secret = {}
+        self.entries, self.read_at = dict(secret.get("data") or {}), started
+
+
 class Authenticator:
-    """Turns a request's credentials into an Identity; successful look-ups are cached briefly."""
+    """Turns a request's credentials into an Identity; successes and failures are cached briefly."""
 
     def __init__(self, client: KubeClient, settings: ApiSettings) -> None:
         self.client = client
         self.settings = settings
+        self.tokens = TokenSecret(client, settings.system_namespace, settings.token_secret)
         self._cache: dict[str, tuple[float, Identity]] = {}
+        self._failures: OrderedDict[str, float] = OrderedDict()
+        self._reviews = asyncio.Semaphore(CONCURRENT_REVIEWS)
+        self._waiting_reviews = 0
 
     async def identify(self, request: Request) -> Identity:
         header_user = request.headers.get(USER_HEADER)
@@ -61,24 +114,43 @@ class Authenticator:
         return identity
 
     async def _identity(self, token: str) -> Identity | None:
+        """The token's identity, trusted for auth_cache_seconds after the read that found it (the revocation
+        delay); None for a bad token, remembered for auth_failure_cache_seconds."""
         key = hash_token(token)
+        now = time.monotonic()
         cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
+        if cached is not None and cached[0] > now:
             return cached[1]
-        identity = await self._from_secret(key) or await self._from_cluster(token)
-        if identity is not None and self.settings.auth_cache_seconds > 0:
+        failed_until = self._failures.get(key)
+        if failed_until is not None and failed_until > now:
+            return None
+        if token.startswith(TOKEN_PREFIX):
+            identity = await self._from_secret(key, now)
+            checked = self.tokens.read_at
+        else:
+            identity = await self._from_cluster(token)
+            checked = now
+        if identity is None:
+            self._remember_failure(key, now)
+        elif self.settings.auth_cache_seconds > 0:
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[key] = (time.monotonic() + self.settings.auth_cache_seconds, identity)
+            self._cache[key] = (checked + self.settings.auth_cache_seconds, identity)
         return identity
 
-    async def _from_secret(self, key: str) -> Identity | None:
-        try:
-            secret = await self.client.get(core_path("secrets", self.settings.system_namespace,
-                                                     self.settings.token_secret))
-        except NotFound:
-            return None
-        raw = (secret.get("data") or {}).get(key)
+    def _remember_failure(self, key: str, now: float) -> None:
+        if self.settings.auth_failure_cache_seconds <= 0:
+            return
+        self._failures[key] = now + self.settings.auth_failure_cache_seconds
+        self._failures.move_to_end(key)
+        while len(self._failures) > CACHE_LIMIT:
+            self._failures.popitem(last=False)
+
+    async def _from_secret(self, key: str, arrived: float) -> Identity | None:
+        """The token's entry, from a read no older than the cache time, else from a read after `arrived`."""
+        raw = (await self.tokens.since(arrived - self.settings.auth_cache_seconds)).get(key)
+        if raw is None:
+            raw = (await self.tokens.since(arrived)).get(key)
         if raw is None:
             return None
         try:
@@ -88,13 +160,28 @@ class Authenticator:
             raise InternalServerException("unreadable entry in the API token Secret") from None
 
     async def _from_cluster(self, token: str) -> Identity | None:
-        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+        """A TokenReview for our audiences; the answer must name one of them (an audience-aware check)."""
+        if self._waiting_reviews >= WAITING_REVIEWS:
+            raise ServiceBusy("Too many sign-ins at once. Retry after 1 s.")
+        audiences = self.settings.token_review_audiences
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                  "spec": {"token": token, "audiences": audiences}}
+        self._waiting_reviews += 1
+        try:
+            await self._reviews.acquire()
+        finally:
+            self._waiting_reviews -= 1
         try:
             result: dict[str, Any] = await self.client.create(TOKEN_REVIEW_PATH, review)
         except ApiError as exc:
             raise InternalServerException(f"TokenReview failed: {exc.status} {exc.reason}") from None
+        finally:
+            self._reviews.release()
         status = result.get("status") or {}
         if not status.get("authenticated"):
+            return None
+        if not set(status.get("audiences") or []) & set(audiences):
+            log.warning("TokenReview answered for none of our audiences", extra={"audiences": audiences})
             return None
         user = status.get("user") or {}
         groups = user.get("groups") or []
@@ -119,9 +206,12 @@ def _credentials(authorization: str | None) -> tuple[str | None, str | None]:
 
 
 async def authenticate(request: Request) -> Identity:
-    """FastAPI dependency: the caller, or 401."""
+    """FastAPI dependency: the caller (401 without one), within their request rate (429 past it)."""
     authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.identify(request)
+    identity = await authenticator.identify(request)
+    rates: RateLimiter = request.app.state.rates
+    rates.take(identity.user)
+    return identity
 
 
 async def require_admin(identity: Annotated[Identity, Depends(authenticate)]) -> Identity:

@@ -7,15 +7,17 @@ anything unexpected becomes the constant 500 body and is logged, never shown.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dpkube.engine.errors import EngineError, ExternalLibraryError, InvalidQuery
+from dpkube.engine.pool import PoolBusy
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,32 @@ class PayloadTooLarge(InvalidQueryException):
     status_code = 413
 
 
+class TooManyRequests(InvalidQueryException):
+    """A per-user limit (requests per second, queries in flight, requests waiting): 429 with Retry-After."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(f"{message} Retry after {self.retry_after} s.")
+
+    def body(self) -> dict[str, Any]:
+        return {self.key: f"Too many requests: {self.message}"}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ServiceBusy(ApiException):
+    """Every worker is busy for every user: 503 with Retry-After (nobody's fault, nothing was done)."""
+
+    status_code = 503
+    retry_after = 1
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class QueryStillRunning(ApiException):
     """The query did not finish within the wait; it keeps running and can be found by name."""
 
@@ -110,8 +138,8 @@ class QueryStillRunning(ApiException):
 DIOPTRA_PREFIX = "/api/"
 """Routes under this prefix speak Dioptra: every error body is `{"message": ...}`."""
 DIOPTRA_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-                  405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
-                  503: "Service Unavailable"}
+                  405: "Method Not Allowed", 413: "Payload Too Large", 429: "Too Many Requests",
+                  500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 class DioptraError(ApiException):
@@ -168,6 +196,8 @@ def from_engine(error: EngineError) -> ApiException:
     """The API error of an engine refusal (raised in-process: costs, dummy data, metadata)."""
     if isinstance(error, ExternalLibraryError):
         return ExternalLibraryException(error.message, error.library.lomas_name)
+    if isinstance(error, PoolBusy):
+        return ServiceBusy(f"The service is busy: {error.message}. Retry after {ServiceBusy.retry_after} s.")
     if isinstance(error, InvalidQuery):
         return InvalidQueryException(error.message)
     return InternalServerException(error.message)
@@ -191,7 +221,7 @@ def install_error_handlers(app: FastAPI) -> None:
                                 headers=exc.headers())
         return error_response(exc)
 
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if _is_dioptra(request):
             return JSONResponse(dioptra_body(exc.status_code, str(exc.detail)), status_code=exc.status_code,

@@ -17,35 +17,52 @@ from dpkube.api.limits import BodyLimitMiddleware
 from dpkube.api.metrics import ApiMetrics, MetricsMiddleware
 from dpkube.api.routes import dioptra, health, lomas
 from dpkube.api.services.budgets import BudgetView
+from dpkube.api.services.compute import Compute
 from dpkube.api.services.datasets import Datasets
 from dpkube.api.services.dioptra import Dioptra
 from dpkube.api.services.history import History
-from dpkube.api.services.informer import Informer
 from dpkube.api.services.lomas import Lomas
 from dpkube.api.services.queries import Queries
+from dpkube.api.services.quotas import InFlight, RateLimiter
 from dpkube.api.settings import ApiSettings
+from dpkube.engine.pool import WorkerPool
 from dpkube.k8s.budgets import GRANT_SELECTOR
 from dpkube.k8s.client import KubeClient, KubeConfig, core_path
+from dpkube.k8s.informer import Informer
 from dpkube.models.kinds import DATASET
 
 CACHE_SYNC_SECONDS = 10.0
+JOB_MODULES = ("dpkube.api.services.compute", "dpkube.api.services.dioptra.workflows",
+               "dpkube.api.services.dioptra.plugins")
+"""Modules of the facade's pool jobs: preloaded too, so that no first job waits for them."""
 
 
-def create_app(settings: ApiSettings, client: KubeClient | None = None) -> FastAPI:
-    """The facade for one API server; `client` is owned (and closed) by the app only when created here."""
-    owned = client is None
+def worker_pool(settings: ApiSettings) -> WorkerPool:
+    """The pool that prices and validates requests, as the settings size it."""
+    return WorkerPool(workers=settings.pool_workers, timeout=settings.pool_timeout_seconds,
+                      max_queued=settings.pool_max_queued, preload=[*settings.pool_preload, *JOB_MODULES])
+
+
+def create_app(settings: ApiSettings, client: KubeClient | None = None, pool: WorkerPool | None = None) -> FastAPI:
+    """The facade for one API server; `client` and `pool` are owned (started and closed) by the app only when
+    created here."""
+    owned_client, owned_pool = client is None, pool is None
     kube = client or KubeClient(KubeConfig.load(settings.kubeconfig))
+    workers = pool or worker_pool(settings)
     informers: list[Informer] = []
-    grants = datasets = None
+    grants = datasets = unfinished = None
     if settings.cache:
         grants = Informer(kube, core_path("configmaps", settings.system_namespace), label_selector=GRANT_SELECTOR,
                           watch_timeout_seconds=settings.watch_timeout_seconds)
         datasets = Informer(kube, DATASET.api_path(settings.system_namespace),
                             watch_timeout_seconds=settings.watch_timeout_seconds)
-        informers = [grants, datasets]
+        unfinished = InFlight.view(kube, settings.query_namespace, settings.watch_timeout_seconds)
+        informers = [grants, datasets, unfinished]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owned_pool:
+            await workers.start()
         for informer in informers:
             informer.start()
         for informer in informers:
@@ -55,7 +72,9 @@ def create_app(settings: ApiSettings, client: KubeClient | None = None) -> FastA
         finally:
             for informer in informers:
                 await informer.stop()
-            if owned:
+            if owned_pool:
+                await workers.close()
+            if owned_client:
                 await kube.close()
 
     app = FastAPI(
@@ -67,14 +86,19 @@ def create_app(settings: ApiSettings, client: KubeClient | None = None) -> FastA
     metrics = ApiMetrics()
     dataset_view = Datasets(kube, settings.system_namespace, datasets)
     budget_view = BudgetView(kube, settings.system_namespace, grants)
+    compute = Compute(workers, settings.pool_jobs_per_user)
+    in_flight = InFlight(kube, settings.query_namespace, settings.max_queries_in_flight, unfinished)
     queries = Queries(kube, settings.query_namespace, dataset_view, budget_view, settings.query_wait_seconds,
-                      on_end=metrics.query_ended)
+                      on_end=metrics.query_ended, in_flight=in_flight)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.informers = informers
+    app.state.pool = workers
     app.state.authenticator = Authenticator(kube, settings)
-    app.state.lomas = Lomas(dataset_view, budget_view, queries, History(kube, settings.query_namespace))
-    app.state.dioptra = Dioptra.over(kube, settings.query_namespace, settings.system_namespace)
+    app.state.rates = RateLimiter(settings.requests_per_second, settings.request_burst)
+    app.state.lomas = Lomas(dataset_view, budget_view, queries, History(kube, settings.query_namespace), compute,
+                            settings.max_dummy_rows)
+    app.state.dioptra = Dioptra.over(kube, settings.query_namespace, settings.system_namespace, compute, in_flight)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(lomas.router)

@@ -54,9 +54,9 @@ class GetDummyDataset(GetDbData, DummyFields):
     """A dummy dataset request."""
 
 
-def _wire_field(info: FieldInfo, optional: bool) -> tuple[Any, FieldInfo]:
+def _wire_field(info: FieldInfo, optional: bool) -> tuple[Any, Any]:
     """The payload field with its type, bounds and description, required unless Lomas says optional."""
-    annotation = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+    annotation: Any = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
     default = None if optional else ...
     return annotation, Field(default, description=info.description)
 
@@ -74,7 +74,8 @@ def _body_model(library: Library, name: str, *, query: bool, dummy: bool) -> typ
     }
     if dummy:
         fields |= {field: (info.annotation, info) for field, info in DummyFields.model_fields.items()}
-    return create_model(name, __base__=WireModel, __doc__=payload.__doc__, **fields)  # type: ignore[call-overload]
+    model: type[WireModel] = create_model(name, __base__=WireModel, __doc__=payload.__doc__, **fields)
+    return model
 
 
 def _name(library: Library) -> str:

@@ -72,22 +72,6 @@ topologySpreadConstraints:
 {{- end }}
 {{- end -}}
 
-{{/* Where query pods reach the API server, as JSON {"cidrs": [...], "ports": [...]}: the values, else the
-endpoints of `default/kubernetes` looked up at install time (nothing under `helm template`). */}}
-{{- define "dpkube.apiServerEgress" -}}
-{{- $np := .Values.networkPolicies -}}
-{{- $cidrs := $np.apiServerCidrs -}}
-{{- $ports := $np.apiServerPorts -}}
-{{- if not $cidrs }}
-{{- $endpoints := lookup "v1" "Endpoints" "default" "kubernetes" -}}
-{{- range ($endpoints.subsets | default list) }}
-{{- range .addresses }}{{ $cidrs = append $cidrs (printf "%s/32" .ip) }}{{ end }}
-{{- range .ports }}{{ $ports = append $ports .port }}{{ end }}
-{{- end }}
-{{- end }}
-{{- dict "cidrs" $cidrs "ports" ($ports | uniq) | toJson -}}
-{{- end -}}
-
 {{/* A read-only root: whatever the libraries cache goes to the /tmp emptyDir. */}}
 {{- define "dpkube.writableHome" -}}
 - name: HOME

@@ -2,23 +2,28 @@
 queue slots and FIFO order, dependency look-ups, timeouts, and Experiment/Queue counts.
 
 It is a cache, never the truth: it is filled by a full listing before any handler runs and then by
-watch events, and every decision that moves money re-reads the object from the API server.
-Admissions are recorded here at once (before their watch event arrives), so two admissions in a
-row cannot both take the last slot of a queue.
+watch events, and every decision that moves money is conditioned in the API server. Admissions are
+recorded here at once (before their watch event arrives), so two admissions in a row cannot both take
+the last slot of a queue. Every view is kept incrementally, so a backlog of ten thousand waiting
+queries costs nothing per pass: a queue's order is a sorted list, its slots and an experiment's counts
+are counters.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
+import bisect
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dpkube.models.conditions import Reason
 from dpkube.models.dpquery import Phase
 
 ACTIVE = frozenset({Phase.ADMITTED, Phase.RUNNING})
 
 
-@dataclass
+@dataclass(frozen=True)
 class Entry:
     uid: str
     namespace: str
@@ -31,13 +36,25 @@ class Entry:
     deleting: bool
     depends_on: tuple[str, ...] = ()
     has_finalizer: bool = False
+    dataset: str | None = None
+    fresh: bool = field(default=False, compare=False)
+    """First seen, unadmitted, after the start-up listing: no earlier replica can have made it a pod."""
 
     @property
     def waiting(self) -> bool:
         return not self.deleting and self.phase in (None, Phase.PENDING)
 
+    @property
+    def active(self) -> bool:
+        return self.phase in ACTIVE
 
-def entry_of(body: dict[str, Any]) -> Entry:
+    @property
+    def order(self) -> tuple[str, str, str, str]:
+        """First come, first served; ties broken by name."""
+        return (self.created, self.namespace, self.name, self.uid)
+
+
+def entry_of(body: dict[str, Any], fresh: bool = False) -> Entry:
     meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
     phase = status.get("phase")
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
@@ -53,45 +70,70 @@ def entry_of(body: dict[str, Any]) -> Entry:
         deleting=bool(meta.get("deletionTimestamp")),
         depends_on=tuple(spec.get("dependsOn") or ()),
         has_finalizer=bool(meta.get("finalizers")),
+        dataset=spec.get("dataset"),
+        fresh=fresh and not phase,
     )
 
 
 class Registry:
-    """All known DPQueries by uid, with the derived views the scheduler needs."""
+    """All known DPQueries by uid, with the derived views the scheduler needs, kept as entries change."""
 
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}
         self.by_name: dict[tuple[str, str], str] = {}
         self.dirty_experiments: set[tuple[str, str]] = set()
         self.dirty_queues: set[str] = set()
+        self.listed = False
+        """The start-up listing is done: entries seen from now on for the first time are new queries."""
+        self._waiting: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
+        self._active: Counter[str] = Counter()
+        self._experiments: dict[tuple[str, str], Counter[Phase]] = defaultdict(Counter)
+        self._dependency_waits: set[str] = set()
 
     def observe(self, body: dict[str, Any]) -> Entry:
         """Record the current state of one query (from a watch event or our own write)."""
-        entry = entry_of(body)
-        previous = self.entries.get(entry.uid)
-        if previous is not None and _rank(previous.phase) > _rank(entry.phase):
-            # A stale watch event must not move a query backwards past what we already wrote.
-            entry.phase, entry.reason = previous.phase, previous.reason
-        self.entries[entry.uid] = entry
-        self.by_name[(entry.namespace, entry.name)] = entry.uid
-        self._mark(entry, previous)
+        uid = body["metadata"]["uid"]
+        previous = self.entries.get(uid)
+        entry = entry_of(body, fresh=self.listed and previous is None)
+        if previous is not None:
+            entry = replace(entry, fresh=previous.fresh)
+            if _rank(previous.phase) > _rank(entry.phase):
+                # A stale watch event must not move a query backwards past what we already wrote.
+                entry = replace(entry, phase=previous.phase, reason=previous.reason)
+        self._put(entry, previous)
         return entry
 
     def set_phase(self, uid: str, phase: Phase | None, reason: str | None = None) -> None:
         """Record a phase we are about to write (or roll back one we did not)."""
         entry = self.entries.get(uid)
         if entry is not None:
-            previous = Entry(**vars(entry))
-            entry.phase, entry.reason = phase, reason
-            self._mark(entry, previous)
+            self._put(replace(entry, phase=phase, reason=reason), entry)
+
+    def first_start(self, uid: str) -> bool:
+        """Whether this is the first attempt to start a pod for a query no earlier replica can have seen
+        (no pod of it can exist yet); later attempts must look for one."""
+        entry = self.entries.get(uid)
+        if entry is None or not entry.fresh:
+            return False
+        self.entries[uid] = replace(entry, fresh=False)
+        return True
 
     def forget(self, uid: str) -> None:
-        entry = self.entries.pop(uid, None)
+        entry = self.entries.get(uid)
         if entry is not None:
-            self.by_name.pop((entry.namespace, entry.name), None)
-            self._mark(entry, None)
+            self._put(None, entry)
 
-    def _mark(self, entry: Entry, previous: Entry | None) -> None:
+    def _put(self, entry: Entry | None, previous: Entry | None) -> None:
+        """Replace `previous` by `entry` in every view (None: the query is gone)."""
+        if previous is not None:
+            self._unindex(previous)
+        if entry is not None:
+            self.entries[entry.uid] = entry
+            self.by_name[(entry.namespace, entry.name)] = entry.uid
+            self._index(entry)
+        elif previous is not None:
+            self.entries.pop(previous.uid, None)
+            self.by_name.pop((previous.namespace, previous.name), None)
         for item in (entry, previous):
             if item is None:
                 continue
@@ -99,6 +141,30 @@ class Registry:
                 self.dirty_experiments.add((item.namespace, item.experiment))
             if item.queue:
                 self.dirty_queues.add(item.queue)
+
+    def _index(self, entry: Entry) -> None:
+        if entry.queue and entry.waiting:
+            bisect.insort(self._waiting[entry.queue], entry.order)
+        if entry.queue and entry.active:
+            self._active[entry.queue] += 1
+        if entry.experiment:
+            self._experiments[(entry.namespace, entry.experiment)][entry.phase or Phase.PENDING] += 1
+        if entry.waiting and entry.reason == Reason.WAITING_FOR_DEPENDENCY:
+            self._dependency_waits.add(entry.uid)
+
+    def _unindex(self, entry: Entry) -> None:
+        if entry.queue and entry.waiting:
+            order = self._waiting[entry.queue]
+            index = bisect.bisect_left(order, entry.order)
+            if index < len(order) and order[index] == entry.order:
+                del order[index]
+        if entry.queue and entry.active:
+            self._active[entry.queue] -= 1
+        if entry.experiment:
+            self._experiments[(entry.namespace, entry.experiment)][entry.phase or Phase.PENDING] -= 1
+        self._dependency_waits.discard(entry.uid)
+
+    # -- views ---------------------------------------------------------------------------------
 
     def phase_of(self, namespace: str, name: str) -> Phase | bool | None:
         """The phase of a query by name: a Phase, None (no phase yet) or False (unknown query)."""
@@ -108,14 +174,30 @@ class Registry:
         return self.entries[uid].phase
 
     def running(self, queue: str) -> int:
-        return sum(1 for e in self.entries.values() if e.queue == queue and e.phase in ACTIVE)
+        return self._active[queue]
 
     def waiting(self, queue: str) -> list[Entry]:
         """Waiting queries of a queue, first come first."""
-        return sorted(
-            (e for e in self.entries.values() if e.queue == queue and e.waiting),
-            key=lambda e: (e.created, e.namespace, e.name),
-        )
+        return [self.entries[order[-1]] for order in self._waiting.get(queue, [])]
+
+    def waiting_count(self, queue: str) -> int:
+        return len(self._waiting.get(queue, []))
+
+    def ready_heads(self, queue: str, limit: int) -> Iterator[Entry]:
+        """The first `limit` waiting queries of a queue that no dependency holds back, in FIFO order."""
+        taken = 0
+        for order in self._waiting.get(queue, []):
+            if taken >= limit:
+                return
+            entry = self.entries[order[-1]]
+            if entry.reason != Reason.WAITING_FOR_DEPENDENCY:
+                taken += 1
+                yield entry
+
+    def positions(self, queue: str) -> Iterator[tuple[Entry, int]]:
+        """Each waiting query of a queue with its place (1 = next), in FIFO order."""
+        for place, order in enumerate(self._waiting.get(queue, []), start=1):
+            yield self.entries[order[-1]], place
 
     def ahead_of(self, uid: str) -> int:
         """Waiting queries of the same queue that came first and are not blocked by a dependency."""
@@ -123,27 +205,28 @@ class Registry:
         if entry is None or entry.queue is None:
             return 0
         ahead = 0
-        for other in self.waiting(entry.queue):
-            if other.uid == uid:
+        for order in self._waiting.get(entry.queue, []):
+            if order[-1] == uid:
                 return ahead
-            if other.reason != "WaitingForDependency":
+            if self.entries[order[-1]].reason != Reason.WAITING_FOR_DEPENDENCY:
                 ahead += 1
         return ahead
 
     def experiment_counts(self, namespace: str, experiment: str) -> Counter[Phase]:
-        return Counter(
-            e.phase or Phase.PENDING for e in self.entries.values()
-            if e.namespace == namespace and e.experiment == experiment
-        )
+        return +self._experiments.get((namespace, experiment), Counter())
 
-    def waiting_entries(self) -> list[Entry]:
-        return [e for e in self.entries.values() if e.waiting]
+    def dependency_waiters(self) -> list[Entry]:
+        """Queries waiting for a dependency to end."""
+        return [self.entries[uid] for uid in self._dependency_waits if uid in self.entries]
+
+    def waiting_queues(self) -> list[str]:
+        return [queue for queue, order in self._waiting.items() if order]
 
     def dependencies_settled(self, entry: Entry) -> bool:
         """All of the entry's dependencies have ended (or are unknown), so its wait may be over."""
         for name in entry.depends_on:
             phase = self.phase_of(entry.namespace, name)
-            if phase is not False and (phase is None or not phase.terminal):
+            if phase is not False and (phase is None or phase is True or not phase.terminal):
                 return False
         return True
 

@@ -8,16 +8,21 @@ costs no API call unless something can actually move.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import datetime as dt
 import logging
 import time
 from typing import Any
 
 from dpkube.budget import ledger as L
+from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, NotFound
+from dpkube.k8s.timestamps import rfc3339
 from dpkube.models.conditions import Reason
 from dpkube.models.dpquery import Phase
-from dpkube.models.kinds import EXPERIMENT, QUEUE
+from dpkube.models.kinds import DPQUERY, EXPERIMENT, QUEUE
+from dpkube.models.queue import QueueSpec
+from dpkube.operator.domain import admission as rules
 from dpkube.operator.experiments import ExperimentCascade
 from dpkube.operator.reconciler import Reconciler
 from dpkube.operator.registry import Entry, Registry
@@ -27,9 +32,19 @@ log = logging.getLogger(__name__)
 WARM_UPKEEP_SECONDS = 1.0
 MAX_RECONCILES_PER_PASS = 32
 RESYNC_SECONDS = 5.0
+"""Level-based safety net: this often, the next few unfinished queries are looked at again, whatever the
+events (a failed step is retried sooner, on its own backoff)."""
+RESYNC_BATCH = 64
+"""Unfinished queries looked at per resync: a backlog of thousands is swept in turns, never all at once."""
+POSITION_SECONDS = 2.0
+"""How often waiting queries' queue positions are brought up to date."""
+POSITION_WRITES = 64
+"""Most position writes per pass."""
 UNSEEN_AFTER_SECONDS = 10.0
 """A query still without a phase this long after creation missed its event; the resync picks it up."""
-"""Level-based safety net: unfinished queries are looked at again this often, whatever the events."""
+
+QUEUE_REASONS = frozenset({Reason.QUEUE_NOT_FOUND, Reason.QUEUE_LOCKED, Reason.QUEUE_FULL, Reason.WAITING_FOR_QUEUE})
+"""Waits that end only when the queue lets the query in."""
 
 PHASE_KEYS = {
     Phase.PENDING: "pending", Phase.ADMITTED: "admitted", Phase.RUNNING: "running",
@@ -41,10 +56,11 @@ PHASE_KEYS = {
 class Scheduler:
     """Runs `tick` every interval until cancelled."""
 
-    def __init__(self, client: KubeClient, registry: Registry, reconciler: Reconciler, system_namespace: str,
-                 cascade: ExperimentCascade, audit_interval: float = 30.0, warm: WarmPools | None = None,
-                 warm_namespaces: set[str] | None = None):
+    def __init__(self, client: KubeClient, registry: Registry, reconciler: Reconciler, budgets: Budgets,
+                 system_namespace: str, cascade: ExperimentCascade, audit_interval: float = 30.0,
+                 warm: WarmPools | None = None, warm_namespaces: set[str] | None = None):
         self.client = client
+        self.budgets = budgets
         self.cascade = cascade
         self.registry = registry
         self.reconciler = reconciler
@@ -54,6 +70,10 @@ class Scheduler:
         self._last_audit = time.monotonic()
         self.last_tick = time.monotonic()
         self._last_resync = time.monotonic()
+        self._last_positions = 0.0
+        self._positions: dict[str, int] = {}
+        """The queue position last written of each waiting query."""
+        self._sweep_after: tuple[str, str] = ("", "")
         self.audit_interval = audit_interval
         self.warm = warm
         self.warm_namespaces = warm_namespaces or set()
@@ -74,52 +94,78 @@ class Scheduler:
                 log.exception("scheduler pass failed")
             await asyncio.sleep(interval)
 
-    def may_move(self, entry: Entry) -> bool:
-        """Whether a waiting query's reason for waiting may have gone away.
+    def movable(self) -> list[list[Entry]]:
+        """Waiting queries whose reason for waiting may have gone away: the ended dependencies', and the
+        heads of each open queue, as many as it has free slots (the pure queue rule decides, in FIFO order).
+        Each list is reconciled in its order, one after the other: a head admitted lets the next one in.
 
-        A query that has not been looked at yet (no phase) is the event handler's: reconciling it here too
-        would multiply the API calls of a burst of new queries by the number of passes it takes.
+        A query not looked at yet (no phase) is the event handler's: reconciling it here too would multiply
+        the API calls of a burst of new queries by the number of passes it takes.
         """
-        if entry.phase is None or entry.reason is None:
-            return False
-        if entry.reason == Reason.WAITING_FOR_DEPENDENCY:
-            return self.registry.dependencies_settled(entry)
-        if entry.queue is None:
-            return False
-        queue = self.queues.get(entry.queue)
-        if entry.reason in (Reason.QUEUE_NOT_FOUND, Reason.QUEUE_LOCKED):
-            return queue is not None and not queue.get("locked")
-        if entry.reason in (Reason.QUEUE_FULL, Reason.WAITING_FOR_QUEUE):
-            limit = (queue or {}).get("maxConcurrent")
-            free = limit is None or self.registry.running(entry.queue) < limit
-            return free and self.registry.ahead_of(entry.uid) == 0
-        return False
+        moving = [[e] for e in self.registry.dependency_waiters()
+                  if e.phase is not None and self.registry.dependencies_settled(e)]
+        for queue in self.registry.waiting_queues():
+            raw = self.queues.get(queue)
+            if raw is None:
+                continue  # the queue's creation event brings its queries back
+            spec = QueueSpec.model_validate(raw)
+            running = self.registry.running(queue)
+            free = MAX_RECONCILES_PER_PASS if spec.max_concurrent is None else spec.max_concurrent - running
+            facts = rules.QueueFacts(exists=True, locked=spec.locked, max_concurrent=spec.max_concurrent,
+                                     running=running)
+            if free <= 0 or rules.queue_ready(queue, facts).verdict is not rules.Verdict.ADMIT:
+                continue
+            heads = [e for e in self.registry.ready_heads(queue, free) if e.phase is not None
+                     and e.reason in QUEUE_REASONS]
+            if heads:
+                moving.append(heads)
+        return moving
 
     def unfinished(self) -> list[Entry]:
         """Queries past admission that have not settled: a failed step of theirs is retried from here."""
-        cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=UNSEEN_AFTER_SECONDS)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        cutoff = rfc3339(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=UNSEEN_AFTER_SECONDS))
         return [e for e in self.registry.entries.values()
                 if e.phase in (Phase.ADMITTED, Phase.RUNNING)
                 or (e.phase is None and not e.deleting and e.created < cutoff)
                 or (e.phase is not None and e.phase.terminal and e.has_finalizer)]
 
+    async def _in_order(self, line: list[Entry]) -> None:
+        for entry in line:
+            try:
+                await self.reconciler.reconcile(entry.namespace, entry.name)
+            except Exception:  # retried on its own backoff; the next in line may still go
+                log.exception("reconcile of %s/%s failed", entry.namespace, entry.name)
+
+    def _next_sweep(self) -> set[tuple[str, str]]:
+        """The next RESYNC_BATCH unfinished queries, in turn."""
+        unfinished = sorted((e.namespace, e.name) for e in self.unfinished())
+        if not unfinished:
+            return set()
+        start = bisect.bisect_right(unfinished, self._sweep_after) % len(unfinished)
+        chosen = (unfinished[start:] + unfinished[:start])[:RESYNC_BATCH]
+        self._sweep_after = chosen[-1]
+        return set(chosen)
+
     async def tick(self) -> None:
-        movable = [e for e in self.registry.waiting_entries() if self.may_move(e)]
-        now = time.time()
-        expired = [(ns, name) for deadline, ns, name in list(self.reconciler.deadlines.values()) if now > deadline]
-        targets = {(e.namespace, e.name) for e in movable} | set(expired)
+        lines = self.movable()
+        targets = self.reconciler.recall.expired(time.time()) | self.reconciler.recall.due_retries(time.monotonic())
         if time.monotonic() - self._last_resync > RESYNC_SECONDS:
             self._last_resync = time.monotonic()
-            targets |= {(e.namespace, e.name) for e in self.unfinished()}
-        for batch in _batches(sorted(targets), MAX_RECONCILES_PER_PASS):
+            targets |= self._next_sweep()
+        in_line = {(e.namespace, e.name) for line in lines for e in line}
+        await asyncio.gather(*(self._in_order(line) for line in lines), return_exceptions=True)
+        for batch in _batches(sorted(targets - in_line), MAX_RECONCILES_PER_PASS):
             await asyncio.gather(*(self.reconciler.reconcile(ns, name) for ns, name in batch),
                                  return_exceptions=True)
         for namespace, name in list(self.cascade.deleting):
             await self.cascade.cascade(namespace, name)
         await self.write_counts()
+        if time.monotonic() - self._last_positions > POSITION_SECONDS:
+            self._last_positions = time.monotonic()
+            await self.write_positions()
         if self.warm is not None and time.monotonic() - self._last_warm > WARM_UPKEEP_SECONDS:
             self._last_warm = time.monotonic()
-            pooled = {name: spec for name, spec in self.queues.items() if spec.get("warmPods")}
+            pooled = {name: spec for name, spec in self.queues.items() if _pooled(spec)}
             if pooled:
                 namespaces = self.warm_namespaces | {e.namespace for e in self.registry.entries.values()
                                                      if e.queue in pooled}
@@ -134,7 +180,7 @@ class Scheduler:
         Normally every ending cleans up after itself; this catches what a force-removed finalizer or
         a lost race left behind, so a budget is never held forever by a query that cannot run.
         """
-        for grant in await self.reconciler.budgets.list():
+        for grant in await self.budgets.list():
             stale = [uid for uid in [*grant.ledger.reservations, *grant.ledger.charged] if self._settled(uid)]
             if not stale:
                 continue
@@ -144,7 +190,7 @@ class Scheduler:
                     ledger = L.forget(L.refund(ledger, uid), uid)
                 return ledger
 
-            await self.reconciler.budgets.move(grant, settle)
+            await self.budgets.move(grant, settle)
             log.warning("audit settled %d stale ledger entries of grant %s", len(stale), grant.name)
 
     def _settled(self, uid: str) -> bool:
@@ -162,11 +208,31 @@ class Scheduler:
             await self._write_status(("experiment", namespace, name), EXPERIMENT.api_path(namespace, name), status)
         queues, self.registry.dirty_queues = self.registry.dirty_queues, set()
         if self.warm is not None:
-            queues |= {name for name, spec in self.queues.items() if spec.get("warmPods")}
+            queues |= {name for name, spec in self.queues.items() if _pooled(spec)}
         for name in queues:
-            status = {"running": self.registry.running(name), "waiting": len(self.registry.waiting(name)),
+            status = {"running": self.registry.running(name), "waiting": self.registry.waiting_count(name),
                       "warm": self.warm.ready_count(name) if self.warm is not None else 0}
             await self._write_status(("queue", name), QUEUE.api_path(self.system_namespace, name), status)
+
+    async def write_positions(self) -> None:
+        """Each waiting query's place in its queue (kueue#1657), written only when it changed, and at most
+        POSITION_WRITES per pass, nearest the head first: a long backlog is refreshed in turns."""
+        changed: list[tuple[Entry, int]] = []
+        waiting: set[str] = set()
+        for queue in self.registry.waiting_queues():
+            for entry, place in self.registry.positions(queue):
+                waiting.add(entry.uid)
+                if entry.phase is not None and self._positions.get(entry.uid) != place:
+                    changed.append((entry, place))
+        self._positions = {uid: place for uid, place in self._positions.items() if uid in waiting}
+        for entry, place in sorted(changed, key=lambda item: item[1])[:POSITION_WRITES]:
+            try:
+                written = await self.client.patch(DPQUERY.api_path(entry.namespace, entry.name) + "/status",
+                                                  {"status": {"queuePosition": place}})
+            except NotFound:
+                continue
+            self.reconciler.recall.wrote(written)  # its watch event is an echo: nothing to reconcile
+            self._positions[entry.uid] = place
 
     async def _write_status(self, key: Any, path: str, status: dict[str, Any]) -> None:
         if self._written.get(key) == status:
@@ -176,6 +242,11 @@ class Scheduler:
         except NotFound:
             return
         self._written[key] = status
+
+
+def _pooled(spec: dict[str, Any]) -> bool:
+    """A queue that keeps warm pods, at least while it is busy."""
+    return bool(spec.get("warmPods") or spec.get("warmPodsMax"))
 
 
 def _batches(items: list[tuple[str, str]], size: int) -> list[list[tuple[str, str]]]:

@@ -9,6 +9,9 @@ import socket
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dpkube.k8s.isolation import QueryEgress
+from dpkube.k8s.pods import PodTemplate
+
 
 def default_identity() -> str:
     """The pod's name (or this host's) and a random suffix: a restarted replica is a new candidate."""
@@ -29,13 +32,27 @@ class OperatorSettings(BaseSettings):
     runner_command: list[str] = Field(default_factory=lambda: ["python", "-m", "dpkube.runner"])
     """Command of the per-query container."""
     runner_service_account: str = "dpkube-runner"
-    """Service account of query pods: it may only create result Secrets."""
+    """Service account of query pods, created in each namespace: no token is mounted and it holds no permission."""
     runner_cpu_request: str = "250m"
     runner_memory_request: str = "512Mi"
     runner_cpu_limit: str = "2"
     runner_memory_limit: str = "4Gi"
     result_inline_max_bytes: int = 32 * 1024
     """Results up to this size are kept in the DPQuery's status; larger ones in owned ConfigMaps."""
+    result_max_bytes: int = 64 * 1024 * 1024
+    """The largest result a runner may hand in over the claim channel."""
+    pricing_workers: int = Field(default=2, ge=1, le=16)
+    """Processes that price queries (the DP libraries are imported there, never in the operator itself)."""
+    pricing_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A query whose price takes longer is rejected; its worker is replaced."""
+    query_network_policy: bool = True
+    """Create the query pods' NetworkPolicy in every namespace that runs them (required for dataset credentials)."""
+    operator_pod_labels: dict[str, str] = Field(default_factory=lambda: {"app.kubernetes.io/component": "operator"})
+    """Labels of the operator's pods: the only peer query pods may reach, on the claim port."""
+    dataset_store_cidrs: list[str] = Field(default_factory=list)
+    """Where query pods may fetch datasets from (object stores, databases), as CIDRs."""
+    dataset_store_ports: list[int] = Field(default_factory=lambda: [443])
+    """The TCP ports of those stores."""
     sweep_interval_seconds: float = 0.25
     """How often waiting queries, timeouts and experiment/queue counts are re-checked."""
     ledger_audit_seconds: float = 30.0
@@ -43,9 +60,9 @@ class OperatorSettings(BaseSettings):
     watch_timeout_seconds: int = 60
     """Server-side watch timeout: a watch that silently stalls is restarted at least this often."""
     claim_listen: str = "127.0.0.1:8081"
-    """Where the operator serves warm runners' claims (host:port)."""
+    """Where the operator serves the runners' claim channel (host:port): input, leave to read data, results."""
     claim_url: str = "http://127.0.0.1:8081"
-    """How warm runner pods reach that endpoint (in a cluster: the operator's Service)."""
+    """How runner pods reach that endpoint (in a cluster: the operator's Service)."""
     warm_namespaces: list[str] = Field(default_factory=lambda: ["dpkube"])
     """Namespaces that get warm pools even before a query of theirs used the queue."""
     liveness_endpoint: str | None = None
@@ -66,3 +83,19 @@ class OperatorSettings(BaseSettings):
     """This replica's name in the Lease's holderIdentity."""
     health_listen: str | None = None
     """Where `/livez` is served (host:port), both while standing by and while leading."""
+
+    @property
+    def claim_port(self) -> int:
+        return int(self.claim_listen.rpartition(":")[2])
+
+    def pod_template(self) -> PodTemplate:
+        """What every runner pod gets unless its Queue says otherwise."""
+        return PodTemplate(
+            image=self.runner_image, command=tuple(self.runner_command), service_account=self.runner_service_account,
+            requests={"cpu": self.runner_cpu_request, "memory": self.runner_memory_request},
+            limits={"cpu": self.runner_cpu_limit, "memory": self.runner_memory_limit})
+
+    def query_egress(self) -> QueryEgress:
+        return QueryEgress(operator_namespace=self.system_namespace, operator_labels=dict(self.operator_pod_labels),
+                           claim_port=self.claim_port, dataset_cidrs=tuple(self.dataset_store_cidrs),
+                           dataset_ports=tuple(self.dataset_store_ports))

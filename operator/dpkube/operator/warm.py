@@ -1,45 +1,45 @@
 """Warm runner pools: pre-started pods that have imported the DP libraries, each claiming one query.
 
-A warm pod long-polls the operator's claim endpoint with a per-pod token. To give it a query the
-operator (1) labels the pod with the query's uid, conditioned on the pod's resourceVersion, so no
-two queries can take one pod; (2) records the pod in the query's status; (3) answers the pod's poll
-with the runner input. A pod never gets a second query: the runner exits after one. After a crash
-the label and the status say which query a pod holds, and its next poll gets that same query.
+A warm pod long-polls the claim channel with a secret of its own. To give it a query the operator
+(1) labels the pod with the query's uid, conditioned on the pod's resourceVersion, so no two queries
+can take one pod; (2) wakes the pod's poll, which then gets that query's input. A pod never gets a
+second query: the runner exits after one. After a crash the label says which query a pod holds, and
+its next poll gets that same query.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+import time
 from typing import Any
 
-from aiohttp import web
-
 from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
+from dpkube.k8s.pods import QUERY_UID_LABEL, WARM_POOL_LABEL, owner_reference, query_labels, warm_pod
 from dpkube.models.queue import QueueSpec
-from dpkube.operator.pods import QUERY_UID_LABEL, WARM_POOL_LABEL, owner_reference, query_labels, warm_pod
+from dpkube.models.runner import RunnerSettings
+from dpkube.operator.podkeys import PodKeys
 from dpkube.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
-
-POLL_SECONDS = 25.0
-
-InputFor = Callable[[str, str], Awaitable[dict[str, Any] | None]]
-"""(namespace, query uid) -> the runner input (JSON-ready) of that query, or None if it is gone."""
+DEMAND_WINDOW = 60.0
+"""Seconds of claims a pool's size follows: busy, it grows by its recent claims; idle, back to its floor."""
 
 
 class WarmPools:
-    """Keeps each (queue, namespace) pool at its size and hands claimed queries to polling pods."""
+    """Keeps each (queue, namespace) pool at its size and knows which warm pods are polling right now."""
 
-    def __init__(self, client: KubeClient, settings: OperatorSettings):
+    def __init__(self, client: KubeClient, settings: OperatorSettings, keys: PodKeys, isolate: Any = None):
         self.client = client
         self.settings = settings
-        self.input_for: InputFor | None = None
-        self.ensure_access: Callable[[str], Awaitable[None]] | None = None
-        self._tokens: dict[tuple[str, str], str] = {}
+        self.keys = keys
+        self.isolate = isolate
+        """`await isolate(namespace)` before the first pod of a namespace (its NetworkPolicy)."""
         self._polling: dict[tuple[str, str], asyncio.Event] = {}
+        self._claims: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        """When each queue's warm pods were claimed, over the last DEMAND_WINDOW seconds."""
         self._claimed: set[tuple[str, str]] = set()
         self._pool_of: dict[tuple[str, str], str] = {}
 
@@ -55,24 +55,37 @@ class WarmPools:
                 except NotFound:
                     continue  # the namespace does not exist (yet)
 
+    def size(self, queue_name: str, spec: QueueSpec, now: float) -> int:
+        """The idle pods a pool should keep: its floor, plus as many as were claimed in the last
+        DEMAND_WINDOW seconds, up to its ceiling."""
+        claims = self._claims[queue_name]
+        while claims and claims[0] < now - DEMAND_WINDOW:
+            claims.popleft()
+        ceiling = spec.warm_pods if spec.warm_pods_max is None else max(spec.warm_pods, spec.warm_pods_max)
+        return min(ceiling, spec.warm_pods + len(claims))
+
     async def _keep_pool(self, queue_name: str, namespace: str, spec: QueueSpec) -> None:
         pods = await self.client.list(core_path("pods", namespace),
                                       label_selector=f"{WARM_POOL_LABEL}={queue_name},!{QUERY_UID_LABEL}")
         idle = [p for p in pods.get("items", []) if not p["metadata"].get("deletionTimestamp")
                 and (p.get("status") or {}).get("phase") in (None, "Pending", "Running")]
-        if len(idle) < spec.warm_pods and self.ensure_access is not None:
-            await self.ensure_access(namespace)
-        for _ in range(spec.warm_pods - len(idle)):
+        wanted = self.size(queue_name, spec, time.monotonic())
+        if len(idle) < wanted and self.isolate is not None:
+            await self.isolate(namespace)
+        for _ in range(wanted - len(idle)):
             await self._create(queue_name, namespace, spec)
-        for extra in idle[spec.warm_pods:]:
+        for extra in idle[wanted:]:
             await self._delete(namespace, extra["metadata"]["name"])
 
     async def _create(self, queue_name: str, namespace: str, spec: QueueSpec) -> None:
         name = f"dpq-warm-{queue_name[:30]}-{secrets.token_hex(4)}"
-        token = secrets.token_urlsafe(24)
-        manifest = warm_pod(name, namespace, queue_name, token, self.settings.claim_url, self.settings, spec)
+        runner = RunnerSettings(claim_url=self.settings.claim_url, claim_token=secrets.token_urlsafe(24),
+                                libraries=",".join(library.value for library in spec.warm_libraries)
+                                or RunnerSettings.model_fields["libraries"].default)
+        manifest = warm_pod(name, namespace, queue_name, runner, self.settings.pod_template(), spec)
         await self.client.create(core_path("pods", namespace), manifest)
-        self._tokens[(namespace, name)] = token
+        self.keys.remember(namespace, name, runner.claim_token, None)
+        self._pool_of[(namespace, name)] = queue_name
 
     async def _delete(self, namespace: str, name: str) -> None:
         try:
@@ -80,7 +93,7 @@ class WarmPools:
         except NotFound:
             pass
 
-    # -- claiming (called by the reconciler) ---------------------------------------------------
+    # -- claiming (called by the launcher) -----------------------------------------------------
 
     def ready(self, queue_name: str, namespace: str) -> list[str]:
         """Warm pods of the pool that are polling right now (libraries imported)."""
@@ -112,6 +125,8 @@ class WarmPools:
             except (Conflict, NotFound):
                 continue
             self._claimed.add((namespace, name))
+            self.keys.claimed(namespace, name, query["metadata"]["uid"])
+            self._claims[queue_name].append(time.monotonic())
             return name
         return None
 
@@ -121,61 +136,25 @@ class WarmPools:
         if event is not None:
             event.set()
 
-    # -- the claim endpoint (polled by warm runners) -------------------------------------------
+    # -- polls (called by the claim channel) ---------------------------------------------------
 
-    async def _token_of(self, namespace: str, pod: str) -> tuple[str | None, dict[str, Any] | None]:
-        try:
-            body = await self.client.get(core_path("pods", namespace, pod))
-        except NotFound:
-            return None, None
-        env = {e["name"]: e.get("value") for e in body["spec"]["containers"][0].get("env", [])}
-        return env.get("DPKUBE_CLAIM_TOKEN"), body
+    def adopt(self, namespace: str, pod: str, pool: str) -> None:
+        """A warm pod made before this process started: it belongs to `pool`."""
+        self._pool_of[(namespace, pod)] = pool
 
-    async def handle_claim(self, request: web.Request) -> web.Response:
-        try:
-            ask = await request.json()
-            namespace, pod, token = str(ask["namespace"]), str(ask["pod"]), str(ask["token"])
-        except (ValueError, KeyError, TypeError):
-            return web.json_response({"error": "expected {namespace, pod, token}"}, status=400)
-        expected, body = await self._token_of(namespace, pod)
-        if body is None or expected is None or not secrets.compare_digest(expected, token):
-            return web.json_response({"error": "unknown pod or token"}, status=403)
+    async def wait_for_query(self, namespace: str, pod: str, seconds: float) -> bool:
+        """Hold an idle warm pod's poll until a query claims it (True) or `seconds` pass (False)."""
         key = (namespace, pod)
-        labels = body["metadata"].get("labels") or {}
-        self._pool_of[key] = labels.get(WARM_POOL_LABEL, "")
-        uid = labels.get(QUERY_UID_LABEL)
-        if uid is None:
-            event = self._polling.setdefault(key, asyncio.Event())
-            try:
-                await asyncio.wait_for(event.wait(), POLL_SECONDS)
-            except TimeoutError:
-                return web.Response(status=204)
-            finally:
-                self._polling.pop(key, None)
-            _, body = await self._token_of(namespace, pod)
-            uid = ((body or {}).get("metadata", {}).get("labels") or {}).get(QUERY_UID_LABEL)
-            if uid is None:
-                return web.Response(status=204)
-        assert self.input_for is not None
-        runner_input = await self.input_for(namespace, uid)
-        if runner_input is None:
-            return web.json_response({"error": "the claimed query is gone"}, status=410)
-        self._claimed.discard(key)
-        self._pool_of.pop(key, None)
-        return web.json_response({"uid": uid, "input": runner_input})
+        event = self._polling.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), seconds)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._polling.pop(key, None)
 
-    async def serve(self, healthy: Callable[[], bool] | None = None) -> web.AppRunner:
-        """Serve the claim endpoint, and `/healthz` (503 when the operator's loop has stalled)."""
-
-        async def healthz(_: web.Request) -> web.Response:
-            ok = healthy is None or healthy()
-            return web.json_response({"ok": ok}, status=200 if ok else 503)
-
-        app = web.Application()
-        app.router.add_post("/claim", self.handle_claim)
-        app.router.add_get("/healthz", healthz)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        host, _, port = self.settings.claim_listen.rpartition(":")
-        await web.TCPSite(runner, host, int(port)).start()
-        return runner
+    def handed_over(self, namespace: str, pod: str) -> None:
+        """The pod got its query's input: it is no pool's any more."""
+        self._claimed.discard((namespace, pod))
+        self._pool_of.pop((namespace, pod), None)

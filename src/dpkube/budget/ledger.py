@@ -6,6 +6,11 @@ Invariants kept here (the Kubernetes side only adds compare-and-swap):
   twice charges once, refunding what was charged or never reserved does nothing;
 - a charge moves the query's own reservation to spent; nothing is charged that was not reserved.
 
+When a query is charged: when its result is released, and also whenever its runner was allowed to read
+the private data and the query then ends any other way (a library error, an empty or NaN result, a
+timeout, a lost pod, a deletion while running), because such an outcome depends on the data. A refund
+happens only when nothing was read: a refusal at admission, or a pod that never got to the data.
+
 A grant is a ConfigMap: the admin writes `user`, `dataset`, `initialEpsilon`, `initialDelta` and
 `mayQuery`; the operator keeps `spentEpsilon`, `spentDelta`, `reservations` and `charged` (the uids
 charged whose query has not yet recorded it, so a crash between the two never charges twice).
@@ -17,20 +22,18 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from dpkube.models.dpquery import Cost
-
-# Float sums drift in the last bits; a query that fits the budget "exactly" must still fit.
-TOLERANCE = 1e-12
+from dpkube.models.conditions import Reason
+from dpkube.models.cost import ZERO, Cost
 
 
 class BudgetError(Exception):
     """Why a movement was refused; `reason` is one of the CamelCase condition reasons."""
 
-    reason = "BudgetError"
+    reason: str = Reason.BUDGET_ERROR
 
 
 class InsufficientBudget(BudgetError):
-    reason = "InsufficientBudget"
+    reason = Reason.INSUFFICIENT_BUDGET
 
     def __init__(self, remaining: Cost):
         self.remaining = remaining
@@ -41,13 +44,13 @@ class InsufficientBudget(BudgetError):
 
 
 class UserNotAllowed(BudgetError):
-    reason = "UserNotAllowed"
+    reason = Reason.USER_NOT_ALLOWED
 
 
 class InvalidGrant(BudgetError):
     """The grant ConfigMap cannot be read as a ledger (an admin's typo); nothing is moved."""
 
-    reason = "InvalidGrant"
+    reason = Reason.INVALID_GRANT
 
 
 @dataclass(frozen=True)
@@ -58,38 +61,23 @@ class Ledger:
     dataset: str
     initial: Cost
     may_query: bool = True
-    spent_epsilon: float = 0.0
-    spent_delta: float = 0.0
+    spent: Cost = ZERO
     reservations: Mapping[str, Cost] = field(default_factory=dict)
     charged: Mapping[str, Cost] = field(default_factory=dict)
 
     @property
-    def spent(self) -> Cost:
-        return Cost(epsilon=self.spent_epsilon, delta=self.spent_delta)
-
-    @property
     def reserved(self) -> Cost:
-        return Cost(
-            epsilon=sum(c.epsilon for c in self.reservations.values()),
-            delta=min(1.0, sum(c.delta for c in self.reservations.values())),
-        )
+        return Cost.total(self.reservations.values())
 
     @property
     def remaining(self) -> Cost:
         """What a new query may still reserve."""
-        reserved = self.reserved
-        return Cost(
-            epsilon=max(0.0, self.initial.epsilon - self.spent_epsilon - reserved.epsilon),
-            delta=min(1.0, max(0.0, self.initial.delta - self.spent_delta - reserved.delta)),
-        )
+        return self.initial - self.spent - self.reserved
 
     @property
     def remaining_after_spent(self) -> Cost:
         """initial - spent, as Lomas reports `remaining` (reservations in flight not subtracted)."""
-        return Cost(
-            epsilon=max(0.0, self.initial.epsilon - self.spent_epsilon),
-            delta=min(1.0, max(0.0, self.initial.delta - self.spent_delta)),
-        )
+        return self.initial - self.spent
 
 
 def reserve(ledger: Ledger, uid: str, cost: Cost) -> Ledger:
@@ -99,7 +87,7 @@ def reserve(ledger: Ledger, uid: str, cost: Cost) -> Ledger:
     if not ledger.may_query:
         raise UserNotAllowed(f"{ledger.user} is not allowed to query {ledger.dataset}.")
     remaining = ledger.remaining
-    if cost.epsilon > remaining.epsilon + TOLERANCE or cost.delta > remaining.delta + TOLERANCE:
+    if not cost.fits_in(remaining):
         raise InsufficientBudget(remaining)
     return replace(ledger, reservations={**ledger.reservations, uid: cost})
 
@@ -114,8 +102,7 @@ def charge(ledger: Ledger, uid: str) -> Ledger:
     reservations = {k: v for k, v in ledger.reservations.items() if k != uid}
     return replace(
         ledger,
-        spent_epsilon=ledger.spent_epsilon + cost.epsilon,
-        spent_delta=ledger.spent_delta + cost.delta,
+        spent=ledger.spent + cost,
         reservations=reservations,
         charged={**ledger.charged, uid: cost},
     )
@@ -170,8 +157,7 @@ def from_data(data: Mapping[str, str]) -> Ledger:
         dataset=data["dataset"],
         initial=Cost(epsilon=_float(data, "initialEpsilon"), delta=initial_delta),
         may_query=data.get("mayQuery", "true").strip().lower() not in ("false", "0", "no"),
-        spent_epsilon=_float(data, "spentEpsilon", 0.0),
-        spent_delta=_float(data, "spentDelta", 0.0),
+        spent=Cost(_float(data, "spentEpsilon", 0.0), min(1.0, _float(data, "spentDelta", 0.0))),
         reservations=_costs(data, "reservations"),
         charged=_costs(data, "charged"),
     )
@@ -184,8 +170,8 @@ def to_data(ledger: Ledger) -> dict[str, str]:
         return json.dumps({uid: [c.epsilon, c.delta] for uid, c in sorted(costs.items())}, separators=(",", ":"))
 
     return {
-        "spentEpsilon": repr(ledger.spent_epsilon),
-        "spentDelta": repr(ledger.spent_delta),
+        "spentEpsilon": repr(ledger.spent.epsilon),
+        "spentDelta": repr(ledger.spent.delta),
         "reservations": dump(ledger.reservations),
         "charged": dump(ledger.charged),
     }

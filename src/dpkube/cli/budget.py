@@ -9,7 +9,7 @@ from dpkube.cli import options
 from dpkube.k8s.budgets import Budgets
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("budget", help="privacy budgets: show yours, or grant one (admin)")
     actions = parser.add_subparsers(dest="action", required=True)
 

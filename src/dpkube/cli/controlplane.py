@@ -8,7 +8,7 @@ import subprocess
 from dpkube.controlplane import binaries
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("binaries", help="obtain kube-apiserver, etcd, kubectl and helm")
     parser.add_argument("names", nargs="*", help="binaries to obtain (default: the control plane's)")
     parser.add_argument("--cluster", action="store_true",

@@ -22,7 +22,7 @@ from dpkube.models import examples
 DEMO_USER = "alice"
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("dev", help="run the platform locally until Ctrl-C")
     parser.add_argument("--dir", default=".dev", help="working folder (default: .dev)")
     parser.set_defaults(run=run)

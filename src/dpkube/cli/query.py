@@ -21,14 +21,15 @@ import httpx
 from dpkube.cli import options, queryfile
 from dpkube.client.errors import LomasClientError
 from dpkube.k8s.client import KubeClient
-from dpkube.models.dpquery import Mode, Phase
+from dpkube.k8s.results import read_published
+from dpkube.models.dpquery import Mode, Phase, phase_of
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.payloads import Library
 
 POLL_SECONDS = 0.25
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("query", help="submit DP queries and list yours")
     actions = parser.add_subparsers(dest="action", required=True)
 
@@ -115,12 +116,12 @@ async def _submit_kube(args: argparse.Namespace, query: queryfile.QueryFile) -> 
             _progress(f"still running after {args.timeout:g} s: `kubectl get dpquery {name} -n {namespace}`", started)
             return 3
         status = final.get("status") or {}
-        if status.get("phase") != Phase.SUCCEEDED.value:
+        if phase_of(final) != Phase.SUCCEEDED:
             return 1
-        result = await _result(client, final)
-    print(json.dumps({"name": name, "spent_epsilon": status.get("spentEpsilon"),
-                      "spent_delta": status.get("spentDelta"), "cost": status.get("cost"),
-                      "result": result}, indent=2))
+        result = await read_published(client, final)
+    spent = status.get("spent") or {}
+    print(json.dumps({"name": name, "spent_epsilon": spent.get("epsilon"), "spent_delta": spent.get("delta"),
+                      "cost": status.get("cost"), "result": result}, indent=2))
     return 0
 
 
@@ -141,23 +142,6 @@ async def _follow(client: KubeClient, namespace: str, name: str, started: float,
             return query
         await asyncio.sleep(POLL_SECONDS)
     return None
-
-
-async def _result(client: KubeClient, query: dict[str, Any]) -> Any:
-    """The released result: inline in the status, else from the ConfigMaps it points at."""
-    status = query.get("status") or {}
-    if "result" in status:
-        return status["result"]
-    ref = status.get("resultRef")
-    if not ref:
-        return None
-    namespace = query["metadata"]["namespace"]
-    parts = []
-    for index in range(int(ref.get("chunks", 1))):
-        name = ref["configMap"] if index == 0 else f"{ref['configMap']}-{index}"
-        config_map = await client.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
-        parts.append((config_map.get("data") or {}).get(ref.get("key", "result.json"), ""))
-    return json.loads("".join(parts))
 
 
 def list_queries(args: argparse.Namespace) -> int:
@@ -188,7 +172,7 @@ async def _list_kube(args: argparse.Namespace) -> int:
         spec, status = item["spec"], item.get("status") or {}
         if user and spec.get("user") != user:
             continue
-        spent = status.get("spentEpsilon")
+        spent = (status.get("spent") or {}).get("epsilon")
         print(f"{item['metadata']['name']:40} {spec['user']:16} {spec['dataset']:10} {spec['library']:17} "
               f"{spec.get('mode', 'query'):6} {status.get('phase', 'Pending'):10} "
               f"{'' if spent is None else format(spent, 'g'):>9}")

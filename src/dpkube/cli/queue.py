@@ -10,7 +10,7 @@ from dpkube.k8s.client import KubeClient, NotFound
 from dpkube.models.kinds import QUEUE
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("queue", help="lock or unlock a queue (admin)")
     actions = parser.add_subparsers(dest="action", required=True)
     for action, locked in (("lock", True), ("unlock", False)):
@@ -30,7 +30,7 @@ async def queue_object_name(client: KubeClient, namespace: str, name: str) -> st
     for item in await client.list_all(QUEUE.api_path(namespace)):
         annotations = item["metadata"].get("annotations") or {}
         if any(key.endswith("/name") and value == name for key, value in annotations.items()):
-            return item["metadata"]["name"]
+            return str(item["metadata"]["name"])
     raise SystemExit(f"dpkube: no queue {name} in namespace {namespace}")
 
 

@@ -10,7 +10,7 @@ from dpkube.cli import options
 from dpkube.k8s.tokens import create_token
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("token", help="API tokens of the facade (admin)")
     actions = parser.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="issue a token for USER and print it (only its hash is kept)")

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -152,7 +153,7 @@ class LocalControlPlane:
         return [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}", "--audit-log-format=json",
                 "--audit-log-mode=blocking", "--audit-log-maxsize=0"]
 
-    def audit_events(self) -> list[dict]:
+    def audit_events(self) -> list[dict[str, Any]]:
         """Every audited request so far (empty unless started with `audit=True`)."""
         if not self.audit_log.exists():
             return []

@@ -20,6 +20,9 @@ from dpkube.k8s.tokens import create_token
 
 SYSTEM_NAMESPACE = "dpkube-system"
 QUERY_NAMESPACE = "dpkube"
+FACADE_READY_SECONDS = 180.0
+"""The facade is ready once its workers have imported the DP libraries, one after another: on a busy
+two-core machine that takes a minute."""
 
 
 class PlatformError(RuntimeError):
@@ -35,6 +38,10 @@ class LocalPlatform:
     grants: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     facade: bool = True
+    node_agent: bool = True
+    """Run pods as local processes; without it pods stay unbound (benchmarks of the control loop alone)."""
+    audit: bool = False
+    """Keep the API server's audit log (benchmarks count the operator's requests per query)."""
     trusted_header: bool = False
     url: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
@@ -44,7 +51,7 @@ class LocalPlatform:
 
     def start(self) -> LocalPlatform:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.plane = LocalControlPlane(self.workdir / "controlplane", users=self.users).start()
+        self.plane = LocalControlPlane(self.workdir / "controlplane", users=self.users, audit=self.audit).start()
         asyncio.run(self._prepare())
         claim_port = free_port()
         self.env = {
@@ -58,7 +65,8 @@ class LocalPlatform:
         }
         python = sys.executable
         self._spawn("operator", [python, "-m", "dpkube.operator"])
-        self._spawn("nodeagent", [python, "-m", "dpkube.nodeagent", "--workdir", str(self.workdir / "agent")])
+        if self.node_agent:
+            self._spawn("nodeagent", [python, "-m", "dpkube.nodeagent", "--workdir", str(self.workdir / "agent")])
         if self.facade:
             self._start_facade()
         time.sleep(0.5)
@@ -75,11 +83,16 @@ class LocalPlatform:
                              self.workdir / "facade.log", env).start()
         self.children["facade"] = child
         try:
-            child.wait_until_ok(f"{self.url}/readyz", timeout=60)
+            child.wait_until_ok(f"{self.url}/readyz", timeout=FACADE_READY_SECONDS)
         except NotReady as e:
             raise PlatformError(str(e)) from None
         self.check()
         asyncio.run(self._issue_tokens())
+
+    def restart_facade(self) -> None:
+        """Stop the facade and start a fresh one (a benchmark that left it stuck); users get new tokens."""
+        self.children.pop("facade").stop(grace=2.0)
+        self._start_facade()
 
     async def _issue_tokens(self) -> None:
         assert self.plane is not None

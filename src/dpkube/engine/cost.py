@@ -9,34 +9,22 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from dpkube.engine.errors import PayloadRejected
 from dpkube.engine.libraries import library_module
+from dpkube.models.cost import Cost
 from dpkube.models.metadata import Metadata
 from dpkube.models.payloads import PAYLOAD_TYPES, Library, Payload
-
-
-@dataclass(frozen=True)
-class Cost:
-    """A privacy charge in (epsilon, delta)-DP."""
-
-    epsilon: float
-    delta: float
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "epsilon", float(self.epsilon))
-        object.__setattr__(self, "delta", float(self.delta))
 
 
 def as_payload(library: Library, payload: Payload | Mapping[str, Any]) -> Payload:
     """The payload as the library's model; a dict is validated, a wrong model is refused."""
     model = PAYLOAD_TYPES[Library(library)]
     if isinstance(payload, model):
-        return payload  # type: ignore[return-value]
+        return payload
     if isinstance(payload, Mapping):
         try:
             return model.model_validate(dict(payload))  # type: ignore[return-value]
@@ -65,7 +53,7 @@ def estimate_cost(library: Library, payload: Payload | Mapping[str, Any], metada
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    cost = library_module(library).cost(payload, metadata)
+    cost: Cost = library_module(library).cost(payload, metadata)
     with _cache_lock:
         _cache[key] = cost
         if len(_cache) > CACHE_SIZE:

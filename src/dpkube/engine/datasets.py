@@ -67,7 +67,8 @@ def penguins_csv() -> bytes:
     frame = load_penguins().drop(columns=["year"])
     frame["sex"] = frame["sex"].str.upper()
     frame = frame.sort_values("species", kind="stable")
-    return frame.to_csv(index=False).encode()
+    text: str = frame.to_csv(index=False)
+    return text.encode()
 
 
 def _demo_bytes(name: str) -> tuple[bytes, str]:

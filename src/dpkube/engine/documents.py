@@ -1,16 +1,21 @@
 """Payload fields that carry a JSON document with a version (opendp_json, diffprivlib_json, synth constraints):
-parsed and version-checked alike for every library, with the same refusals."""
+parsed and version-checked alike for every library, with the same refusals.
+
+A document nested deeper than `limits.MAX_JSON_DEPTH` is refused before it is even parsed: the libraries'
+decoders recurse once or more per level."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from dpkube.engine import limits
 from dpkube.engine.errors import PayloadRejected
 
 
 def parse(text: str, field: str) -> Any:
-    """The document in `field`, or a refusal naming the field and JSON's complaint."""
+    """The document in `field`, or a refusal naming the field and JSON's complaint (depth and size checked first)."""
+    limits.check_json(text, field)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dpkube.engine.cost import Cost, as_payload, estimate_cost
+from dpkube.engine.cost import as_payload, estimate_cost
 from dpkube.engine.libraries import library_module
+from dpkube.models.cost import Cost
 from dpkube.models.metadata import Metadata
 from dpkube.models.payloads import Library, Payload
 

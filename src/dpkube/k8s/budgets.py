@@ -9,15 +9,17 @@ read; on 409 Conflict it reads again and retries. The API server is the only sta
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dpkube.budget import ledger as L
 from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
+from dpkube.models.conditions import Reason
 
 GRANT_LABEL = "dpkube.io/budget"
 GRANT_SELECTOR = f"{GRANT_LABEL}=grant"
@@ -25,11 +27,27 @@ MAX_ATTEMPTS = 50
 
 
 class GrantNotFound(L.BudgetError):
-    reason = "NoBudgetGrant"
+    reason = Reason.NO_BUDGET_GRANT
 
 
 class AmbiguousGrant(L.BudgetError):
-    reason = "InvalidGrant"
+    reason = Reason.INVALID_GRANT
+
+
+def is_grant_of(item: dict[str, Any], user: str, dataset: str) -> bool:
+    """A labelled grant ConfigMap that names this user and dataset itself (never trusted by its name alone)."""
+    data = item.get("data") or {}
+    return ((item.get("metadata") or {}).get("labels") or {}).get(GRANT_LABEL) == "grant" \
+        and data.get("user") == user and data.get("dataset") == dataset
+
+
+def the_grant(items: list[dict[str, Any]], user: str, dataset: str) -> dict[str, Any] | None:
+    """The one grant of (user, dataset) among `items`: None when there is none, AmbiguousGrant when several."""
+    matches = [item for item in items if is_grant_of(item, user, dataset)]
+    if len(matches) > 1:
+        names = ", ".join(sorted(m["metadata"]["name"] for m in matches))
+        raise AmbiguousGrant(f"more than one grant for {user} on {dataset}: {names}")
+    return matches[0] if matches else None
 
 
 def grant_name(user: str, dataset: str) -> str:
@@ -58,6 +76,27 @@ def grant_manifest(
     }
 
 
+Batch = list[tuple[Callable[[L.Ledger], L.Ledger], "asyncio.Future[L.Ledger]"]]
+
+
+@dataclass
+class _GrantLine:
+    """One grant's movements in this process: the body last read or written, and those waiting their turn."""
+
+    body: dict[str, Any] | None = None
+    waiting: Batch = field(default_factory=list)
+    committing: bool = False
+
+
+def _newer(candidate: dict[str, Any], known: dict[str, Any] | None) -> bool:
+    if known is None:
+        return True
+    try:
+        return int(candidate["metadata"]["resourceVersion"]) > int(known["metadata"]["resourceVersion"])
+    except (KeyError, ValueError):
+        return True
+
+
 @dataclass(frozen=True)
 class Grant:
     """A grant ConfigMap as read: its name, the resourceVersion read, and its ledger."""
@@ -75,26 +114,25 @@ class Budgets:
     def __init__(self, client: KubeClient, namespace: str):
         self.client = client
         self.namespace = namespace
+        self._lines: dict[str, _GrantLine] = {}
 
     async def find(self, user: str, dataset: str) -> Grant:
         """The grant of (user, dataset): the conventional name first, then any grant that names them."""
+        item = await self.find_item(user, dataset)
+        if item is None:
+            raise GrantNotFound(f"{user} does not have access to {dataset}.")
+        return self._grant(item)
+
+    async def find_item(self, user: str, dataset: str) -> dict[str, Any] | None:
+        """The grant ConfigMap of (user, dataset) as stored, or None."""
         try:
             item = await self.client.get(core_path("configmaps", self.namespace, grant_name(user, dataset)))
         except NotFound:
             item = None
-        if item is not None and item.get("metadata", {}).get("labels", {}).get(GRANT_LABEL) == "grant":
-            return self._grant(item)
-        matches = [
-            item for item in await self.client.list_all(
-                core_path("configmaps", self.namespace), label_selector=GRANT_SELECTOR)
-            if item.get("data", {}).get("user") == user and item.get("data", {}).get("dataset") == dataset
-        ]
-        if not matches:
-            raise GrantNotFound(f"{user} does not have access to {dataset}.")
-        if len(matches) > 1:
-            names = ", ".join(sorted(m["metadata"]["name"] for m in matches))
-            raise AmbiguousGrant(f"more than one grant for {user} on {dataset}: {names}")
-        return self._grant(matches[0])
+        if item is not None and is_grant_of(item, user, dataset):
+            return item
+        items = await self.client.list_all(core_path("configmaps", self.namespace), label_selector=GRANT_SELECTOR)
+        return the_grant(items, user, dataset)
 
     async def list(self, user: str | None = None) -> list[Grant]:
         """Every readable grant (of one user if given)."""
@@ -114,29 +152,66 @@ class Budgets:
                      item)
 
     async def move(self, grant: Grant | str, movement: Callable[[L.Ledger], L.Ledger]) -> L.Ledger:
-        """Apply `movement` to a grant atomically; retried on conflict, skipped when a no-op.
+        """Apply `movement` to a grant atomically; retried on conflict, skipped when a no-op; the ledger after it.
 
-        Given a Grant just read, its body is the first attempt's starting point (no second read).
+        Movements of one grant that arrive while another is being written are committed together: each is
+        applied in turn to the ledger as read, and one write conditioned on that read carries them all, or
+        none (on a conflict they are re-applied to what is stored then). A movement that raises is left
+        out, and its caller gets the exception; the others go through.
         """
         name = grant if isinstance(grant, str) else grant.name
-        path = core_path("configmaps", self.namespace, name)
-        current: dict[str, Any] | None = None if isinstance(grant, str) else grant.body
-        for attempt in range(MAX_ATTEMPTS):
-            if current is None:
-                current = await self.client.get(path)
-            before = L.from_data(current.get("data") or {})
-            after = movement(before)
-            if after == before:
-                return after
-            updated = {**current, "data": {**(current.get("data") or {}), **L.to_data(after)}}
+        line = self._lines.setdefault(name, _GrantLine())
+        if isinstance(grant, Grant) and _newer(grant.body, line.body):
+            line.body = grant.body
+        done: asyncio.Future[L.Ledger] = asyncio.get_running_loop().create_future()
+        line.waiting.append((movement, done))
+        if not line.committing:
+            line.committing = True
             try:
-                await self.client.replace(path, updated)
-            except Conflict:
-                current = None
-                await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-                continue
-            return after
-        raise L.BudgetError(f"grant {name} kept changing; gave up after {MAX_ATTEMPTS} attempts")
+                while line.waiting:
+                    batch, line.waiting = line.waiting, []
+                    await self._commit(name, line, batch)
+            finally:
+                line.committing = False
+        return await done
+
+    async def _commit(self, name: str, line: _GrantLine, batch: Batch) -> None:
+        path = core_path("configmaps", self.namespace, name)
+        try:
+            for attempt in range(MAX_ATTEMPTS):
+                if line.body is None:
+                    line.body = await self.client.get(path)
+                current = line.body
+                before = ledger = L.from_data(current.get("data") or {})
+                results: builtins.list[L.Ledger | L.BudgetError] = []
+                for movement, _ in batch:
+                    try:
+                        ledger = movement(ledger)
+                        results.append(ledger)
+                    except L.BudgetError as exc:
+                        results.append(exc)
+                if ledger != before:
+                    updated = {**current, "data": {**(current.get("data") or {}), **L.to_data(ledger)}}
+                    try:
+                        line.body = await self.client.replace(path, updated)
+                    except Conflict:
+                        line.body = None
+                        await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                        continue
+                for (_, done), result in zip(batch, results, strict=True):
+                    if isinstance(result, L.BudgetError):
+                        done.set_exception(result)
+                    else:
+                        done.set_result(result)
+                return
+            raise L.BudgetError(f"grant {name} kept changing; gave up after {MAX_ATTEMPTS} attempts")
+        except BaseException as exc:
+            line.body = None
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
 
     async def grant(self, user: str, dataset: str, epsilon: float, delta: float, *, may_query: bool = True) -> None:
         """Create or update a grant's initial budget (admin), keeping what was spent and reserved."""

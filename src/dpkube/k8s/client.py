@@ -7,11 +7,12 @@ Conflicts surface as `Conflict`, so resourceVersion-conditioned updates can retr
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import os
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ class KubeConfig:
         ctx_name = context or config.get("current-context")
         ctx = next(c["context"] for c in config["contexts"] if c["name"] == ctx_name)
         cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == ctx["cluster"])
-        user = next((u["user"] for u in config.get("users", []) if u["name"] == ctx.get("user")), {})
+        user: dict[str, Any] = next((u["user"] for u in config.get("users", []) if u["name"] == ctx.get("user")), {})
         base = Path(path).parent
 
         def materialise(file_key: str, data_key: str, section: Mapping[str, Any]) -> str | None:
@@ -165,9 +166,12 @@ class KubeConfig:
 class KubeClient:
     """REST verbs on API paths; one connection pool per client."""
 
-    def __init__(self, config: KubeConfig, *, timeout: float = 30.0, max_connections: int = 50):
+    def __init__(self, config: KubeConfig, *, timeout: float = 30.0, max_connections: int = 50,
+                 user_agent: str = "dpkube", observe: Callable[[str, str], None] | None = None):
         self.config = config
-        headers = {"Accept": "application/json", "User-Agent": "dpkube"}
+        self.observe = observe
+        """Called with (method, path) before every request (a component counting its API calls)."""
+        headers = {"Accept": "application/json", "User-Agent": user_agent}
         if token := config.bearer():
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.AsyncClient(
@@ -196,6 +200,8 @@ class KubeClient:
         params: Mapping[str, Any] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
+        if self.observe is not None:
+            self.observe(method, path)
         response = await self._http.request(
             method,
             path,
@@ -219,9 +225,9 @@ class KubeClient:
             "limit": limit, "continue": continue_token,
         })
 
-    async def list_all(self, path: str, **selectors: str | None) -> list[dict[str, Any]]:
+    async def list_all(self, path: str, **selectors: str | None) -> builtins.list[dict[str, Any]]:
         """Every item of a collection, following `continue` pages."""
-        items: list[dict[str, Any]] = []
+        items: builtins.list[dict[str, Any]] = []
         token: str | None = None
         while True:
             page = await self.list(path, limit=500, continue_token=token, **selectors)

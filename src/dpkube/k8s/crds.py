@@ -27,7 +27,7 @@ async def apply_crds(client: KubeClient, *, timeout: float = 30.0) -> None:
     for kind in KINDS:
         while True:
             crd = await client.get(f"{CRD_PATH}/{kind.crd_name}")
-            conditions = {c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])}
+            conditions = {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
             if conditions.get("Established") == "True":
                 break
             if time.monotonic() > deadline:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from dpkube.k8s import policy
 from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
 from dpkube.k8s.crds import apply_crds
 from dpkube.k8s.demo import demo_dataset_manifests
-from dpkube.models.kinds import DATASET
+from dpkube.models.crd import API_VERSION
+from dpkube.models.kinds import DATASET, QUEUE
+from dpkube.models.queue import DEFAULT_QUEUE, default_queue_spec
 
 
 async def ensure_namespace(client: KubeClient, name: str) -> None:
@@ -57,11 +60,21 @@ async def install_access(client: KubeClient, system_namespace: str) -> None:
         await apply(client, manifest)
 
 
+async def install_default_queue(client: KubeClient, system_namespace: str) -> None:
+    """The default Queue, as the Helm chart installs it (kept as it is when it exists)."""
+    manifest = {"apiVersion": API_VERSION, "kind": QUEUE.kind, "metadata": {"name": DEFAULT_QUEUE},
+                "spec": default_queue_spec().to_kube()}
+    with contextlib.suppress(Conflict):
+        await client.create(QUEUE.api_path(system_namespace), manifest)
+
+
 async def install(client: KubeClient, system_namespace: str, query_namespaces: list[str], *, demo: bool) -> None:
-    """CRDs, roles and admission policy, the operator's and the queries' namespaces, and demo datasets."""
+    """CRDs, roles and admission policy, the operator's and the queries' namespaces, the default Queue,
+    and demo datasets."""
     await apply_crds(client)
     await install_access(client, system_namespace)
     for namespace in [system_namespace, *query_namespaces]:
         await ensure_namespace(client, namespace)
+    await install_default_queue(client, system_namespace)
     if demo:
         await install_demo_datasets(client, system_namespace)

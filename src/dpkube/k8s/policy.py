@@ -53,7 +53,8 @@ def admin_role() -> dict[str, Any]:
 
 def operator_rules() -> list[dict[str, Any]]:
     """What the operator does wherever queries live: read and settle queries, run their pods, publish results,
-    give query pods their service account, and copy dataset credentials and plugin packages next to them."""
+    give query pods their (tokenless) service account and NetworkPolicy, and copy dataset credentials and plugin
+    packages next to them."""
     return [
         {"apiGroups": [GROUP], "resources": ["dpqueries"], "verbs": ["get", "list", "watch", "patch", "delete"]},
         {"apiGroups": [GROUP], "resources": ["experiments"], "verbs": ["get", "list", "watch", "patch"]},
@@ -64,7 +65,7 @@ def operator_rules() -> list[dict[str, Any]]:
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "create", "update", "delete"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
         {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create"]},
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["create"]},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "create", "update"]},
     ]
 
 

@@ -1,90 +1,62 @@
-"""Results of query pods, kept in Secrets of the query's namespace that users cannot read.
+"""Released results: inline in a DPQuery's status when small, else in ConfigMaps the query owns.
 
-The runner creates them (its service account may only create Secrets); the operator reads them,
-charges the budget, and only then publishes the result. A result larger than one object is split
-into numbered chunks; the first chunk says how many there are.
+Only the operator writes them, after the charge; the facade and the CLI read them. A result larger
+than one ConfigMap is split into numbered chunks (NAME, NAME-1, NAME-2, ...) named in status.resultRef.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
+import json
 from typing import Any
 
-from dpkube.k8s.client import KubeClient, NotFound, core_path
+from dpkube.k8s.client import Conflict, KubeClient, core_path
+from dpkube.models.dpquery import ResultRef
 
-RESULT_OF_LABEL = "dpkube.io/result-of"
-CHUNK_BYTES = 700_000  # base64 grows it by a third; a Secret holds at most 1 MiB
-MAX_CHUNKS = 64
-
-
-def result_name(uid: str, index: int = 0) -> str:
-    return f"dpq-result-{uid}" + (f"-{index}" if index else "")
+CHUNK_CHARS = 900_000
+"""A ConfigMap holds at most 1 MiB; this leaves room for its metadata."""
+KEY = "result.json"
 
 
-def _secret(namespace: str, uid: str, index: int, chunk: bytes, chunks: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": result_name(uid, index),
-            "namespace": namespace,
-            "labels": {RESULT_OF_LABEL: uid},
-            "annotations": {"dpkube.io/chunks": str(chunks), "dpkube.io/chunk": str(index)},
-        },
-        "data": {"result": base64.b64encode(chunk).decode()},
-    }
+def chunk_name(base: str, index: int) -> str:
+    return base if index == 0 else f"{base}-{index}"
 
 
-async def write_result(client: KubeClient, namespace: str, uid: str, data: bytes) -> None:
-    """Store a runner's output; later chunks first, so a readable first chunk means a complete result."""
-    pieces = [data[i:i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
-    if len(pieces) > MAX_CHUNKS:
-        raise ValueError(f"result of {len(data)} bytes exceeds {MAX_CHUNKS * CHUNK_BYTES} bytes")
-    for index in reversed(range(len(pieces))):
-        await client.create(core_path("secrets", namespace), _secret(namespace, uid, index, pieces[index], len(pieces)))
+def result_config_map(uid: str) -> str:
+    return f"dpq-{uid}-result"
 
 
-async def read_result(client: KubeClient, namespace: str, uid: str) -> bytes | None:
-    """The stored output of query `uid`, or None when the runner wrote none."""
-    try:
-        first = await client.get(core_path("secrets", namespace, result_name(uid)))
-    except NotFound:
-        return None
-    if first["metadata"].get("labels", {}).get(RESULT_OF_LABEL) != uid:
-        return None
-    chunks = int(first["metadata"].get("annotations", {}).get("dpkube.io/chunks", "1"))
-    parts = [base64.b64decode(first.get("data", {}).get("result", ""))]
-    for index in range(1, min(chunks, MAX_CHUNKS)):
-        secret = await client.get(core_path("secrets", namespace, result_name(uid, index)))
-        parts.append(base64.b64decode(secret.get("data", {}).get("result", "")))
-    return b"".join(parts)
+async def publish(client: KubeClient, query: dict[str, Any], response: Any, inline_max_bytes: int
+                  ) -> tuple[Any, ResultRef | None]:
+    """Store a released result: (inline value, None) when small, else (None, where the chunks are)."""
+    text = json.dumps(response)
+    if len(text) <= inline_max_bytes:
+        return response, None
+    meta = query["metadata"]
+    base = result_config_map(meta["uid"])
+    pieces = [text[i:i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)]
+    owner = {"apiVersion": query["apiVersion"], "kind": "DPQuery", "name": meta["name"], "uid": meta["uid"]}
+    for index, piece in enumerate(pieces):
+        name = chunk_name(base, index)
+        body = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": meta["namespace"], "ownerReferences": [owner]},
+                "data": {KEY: piece}}
+        try:
+            await client.create(core_path("configmaps", meta["namespace"]), body)
+        except Conflict:
+            await client.replace(core_path("configmaps", meta["namespace"], name), body)
+    return None, ResultRef(config_map=base, key=KEY, chunks=len(pieces))
 
 
-async def delete_result(client: KubeClient, namespace: str, uid: str) -> None:
-    """Remove every chunk of a result (idempotent)."""
-    for item in await client.list_all(core_path("secrets", namespace), label_selector=f"{RESULT_OF_LABEL}={uid}"):
-        with contextlib.suppress(NotFound):
-            await client.delete(core_path("secrets", namespace, item["metadata"]["name"]))
-
-
-class SecretSink:
-    """The runner's output sink in a pod: a result Secret, written with the pod's own service account."""
-
-    def __init__(self, namespace: str, uid: str):
-        self.namespace = namespace
-        self.uid = uid
-
-    def write(self, output: Any) -> None:
-        import asyncio
-
-        from dpkube.k8s.client import KubeConfig
-
-        data = output.model_dump_json(by_alias=False).encode()
-
-        async def store() -> None:
-            async with KubeClient(KubeConfig.in_cluster()) as client:
-                await write_result(client, self.namespace, self.uid, data)
-
-        asyncio.run(store())
+async def read_published(client: KubeClient, query: dict[str, Any]) -> Any:
+    """The released result of a query: inline in its status, or the text of its chunks, in order."""
+    status = query.get("status") or {}
+    raw = status.get("resultRef")
+    if not raw:
+        return status.get("result")
+    ref = ResultRef.model_validate(raw)
+    namespace = query["metadata"]["namespace"]
+    parts = []
+    for index in range(ref.chunks):
+        found = await client.get(core_path("configmaps", namespace, chunk_name(ref.config_map, index)))
+        parts.append((found.get("data") or {}).get(ref.key, ""))
+    return json.loads("".join(parts))

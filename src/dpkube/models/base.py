@@ -6,6 +6,8 @@ descriptions), the REST bodies (Lomas' snake_case wire names are accepted too) a
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -21,6 +23,6 @@ class KubeModel(BaseModel):
         frozen=False,
     )
 
-    def to_kube(self) -> dict:
+    def to_kube(self) -> dict[str, Any]:
         """The object as it is stored in the API server: camelCase, without unset optionals."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")

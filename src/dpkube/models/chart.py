@@ -12,7 +12,7 @@ from pydantic import Field
 
 from dpkube.models.base import KubeModel
 from dpkube.models.experiment import ExperimentSpec
-from dpkube.models.queue import QueueSpec
+from dpkube.models.queue import DEFAULT_QUEUE, QueueSpec, default_queue_spec
 
 K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
@@ -115,6 +115,32 @@ class Service(KubeModel):
     """Port the Service listens on."""
 
 
+class ApiLimits(KubeModel):
+    """What one user may ask of the facade; past a limit the answer is 429 with Retry-After."""
+
+    queries_in_flight: int = Field(default=16, ge=1)
+    """Unfinished queries of one user (Lomas queries and Dioptra jobs), counted across replicas."""
+    requests_per_second: float = Field(default=20.0, gt=0)
+    """Sustained requests per second of one user, per replica."""
+    request_burst: int = Field(default=40, ge=1)
+    """Requests one user may send at once above that rate."""
+    max_dummy_rows: int = Field(default=10_000, ge=1)
+    """Most rows /get_dummy_dataset builds (more is a 400)."""
+    auth_failure_cache_seconds: float = Field(default=5.0, ge=0)
+    """How long a failed token is refused from memory, without asking the API server again."""
+
+
+class ApiWorkers(KubeModel):
+    """Worker processes that price and validate requests (costs, dummy data, uploads) off the event loop."""
+
+    count: int = Field(default=2, ge=1, le=32)
+    """Worker processes per facade replica; each imports the DP libraries (about 500 MB)."""
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    """Time limit of one job; past it the worker is killed and the request refused with 400."""
+    max_queued: int = Field(default=32, ge=0)
+    """Jobs waiting for a worker; beyond, requests are answered 503 with Retry-After."""
+
+
 class Api(Placement):
     """The REST facade (Lomas 0.3 and Dioptra v0 compatible)."""
 
@@ -123,13 +149,22 @@ class Api(Placement):
     trusted_header: bool = False
     """Take the Lomas `user-name` header as the caller's identity. Only behind a proxy that sets it after
     authenticating the caller: otherwise anyone can spend anyone's budget."""
+    token_review_audiences: list[str] = Field(
+        default_factory=lambda: ["https://kubernetes.default.svc.cluster.local"], min_length=1)
+    """Audiences a cluster token must be meant for (TokenReview); the API server's own audience on most
+    clusters (its --api-audiences, else its --service-account-issuer)."""
+    limits: ApiLimits = Field(default_factory=ApiLimits)
+    """Per-user limits."""
+    workers: ApiWorkers = Field(default_factory=ApiWorkers)
+    """The worker pool."""
     service: Service = Field(default_factory=Service)
     """How the facade is exposed inside the cluster."""
     ingress: Ingress = Field(default_factory=Ingress)
     """How the facade is exposed outside the cluster."""
     resources: ContainerResources = Field(default_factory=lambda: ContainerResources(
-        requests=ResourceList(cpu="100m", memory="256Mi"), limits=ResourceList(cpu="1", memory="768Mi")))
-    """The facade container's resources."""
+        requests=ResourceList(cpu="250m", memory="1Gi"), limits=ResourceList(cpu="3", memory="2Gi")))
+    """The facade container's resources: its workers share them, so allow a CPU per worker plus one for the
+    event loop (a throttled container answers late, /healthz included)."""
     disruption_budget: DisruptionBudget = Field(default_factory=DisruptionBudget)
     """Keeps a replica serving through node drains."""
     extra_env: dict[str, str] = Field(default_factory=dict)
@@ -142,7 +177,8 @@ class Runner(KubeModel):
     image: str = ""
     """Runner image; empty means the chart's image (a Queue may override it)."""
     service_account: str = Field(default="dpkube-runner", pattern=K8S_NAME)
-    """Service account of query pods, created by the operator; it may only create result Secrets."""
+    """Service account of query pods, created by the operator in each query namespace: it has no token and no
+    permission (runner pods talk to the operator only)."""
     resources: ContainerResources = Field(default_factory=lambda: ContainerResources(
         requests=ResourceList(cpu="250m", memory="512Mi"), limits=ResourceList(cpu="2", memory="4Gi")))
     """Default resources of query pods (a Queue may override them)."""
@@ -152,12 +188,8 @@ class NetworkPolicies(KubeModel):
     """Query pods may reach nothing but what their query needs."""
 
     enabled: bool = True
-    """Create the NetworkPolicies (needs a network plugin that enforces them)."""
-    api_server_cidrs: list[str] = Field(default_factory=list)
-    """Where query pods reach the API server (they write their result as a Secret). Empty means the
-    addresses of the `kubernetes` Service's endpoints, looked up at install time."""
-    api_server_ports: list[int] = Field(default_factory=lambda: [443, 6443])
-    """Ports of the API server."""
+    """Create the NetworkPolicies (needs a network plugin that enforces them). The operator itself keeps the
+    query pods' policy in every namespace where it runs them; without it, datasets with credentials are refused."""
     dataset_store_cidrs: list[str] = Field(default_factory=list)
     """Where datasets are read from (object store, HTTP server); empty means no such egress."""
     dataset_store_ports: list[int] = Field(default_factory=lambda: [443])
@@ -170,7 +202,8 @@ class QueryNamespaces(KubeModel):
     create: bool = True
     """Create the namespaces (turn off when they exist already)."""
     names: list[str] = Field(default_factory=lambda: ["dpkube"], min_length=1)
-    """Namespaces where query pods run under the chart's NetworkPolicies; the first is the facade's."""
+    """Namespaces the chart creates for queries (the operator gives each its query-pod NetworkPolicy); the first
+    is the facade's."""
 
 
 class NamedQueue(KubeModel):
@@ -187,7 +220,7 @@ class NamedExperiment(KubeModel):
     """The Experiment's spec, as in an Experiment manifest."""
 
 
-DEFAULT_QUEUES = [NamedQueue(name="default", spec=QueueSpec(display_name="default", max_concurrent=4))]
+DEFAULT_QUEUES = [NamedQueue(name=DEFAULT_QUEUE, spec=default_queue_spec())]
 
 
 class Demo(KubeModel):

@@ -16,6 +16,21 @@ class ConditionStatus(StrEnum):
     UNKNOWN = "Unknown"
 
 
+class ConditionType(StrEnum):
+    """The aspects of a DPQuery's state that its conditions describe."""
+
+    ADMITTED = "Admitted"
+    """The cost is reserved (True), or why the query waits or was refused (False)."""
+    POD_CREATED = "PodCreated"
+    """A pod runs the query (its name is in status.podName)."""
+    DATA_READ = "DataRead"
+    """The runner was allowed to read the private data: from here on the query is charged whatever happens."""
+    CHARGED = "Charged"
+    """The cost moved from reserved to spent."""
+    COMPLETE = "Complete"
+    """The query reached a terminal phase; the reason says which ending."""
+
+
 class Reason(StrEnum):
     """CamelCase reasons for conditions and Events; tests and users match on these."""
 
@@ -32,8 +47,16 @@ class Reason(StrEnum):
     DATASET_NOT_FOUND = "DatasetNotFound"
     EXPERIMENT_LOCKED = "ExperimentLocked"
     EXPERIMENT_NOT_FOUND = "ExperimentNotFound"
+    INVALID_GRANT = "InvalidGrant"
+    BUDGET_ERROR = "BudgetError"
     INVALID_QUERY = "InvalidQuery"
     LIBRARY_ERROR = "LibraryError"
+    """The library refused the query before any data was read (its message names the cause)."""
+    FAILED_ON_PRIVATE_DATA = "FailedOnPrivateData"
+    """The run failed after the data was read: charged, and the user sees a generic message."""
+    COST_MISMATCH = "CostMismatch"
+    """The runner reported a cost other than the one reserved: nothing is released."""
+    DATA_READ = "DataRead"
     POD_CREATED = "PodCreated"
     POD_RUNNING = "PodRunning"
     SUCCEEDED = "Succeeded"

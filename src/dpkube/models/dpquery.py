@@ -11,10 +11,12 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, JsonValue, model_validator
+from pydantic.alias_generators import to_camel
 
 from dpkube.models.base import KubeModel
 from dpkube.models.conditions import Condition
+from dpkube.models.cost import Cost
 from dpkube.models.payloads import (
     DiffPrivLibPayload,
     Library,
@@ -24,6 +26,8 @@ from dpkube.models.payloads import (
     SmartnoiseSynthPayload,
 )
 
+RELEASE_FINALIZER = "dpkube.io/release-budget"
+"""Kept on a query that may hold a reservation or a pod, until its ending has settled both."""
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_DUMMY_ROWS = 100_000
@@ -69,6 +73,12 @@ TERMINAL_PHASES = frozenset(
 )
 
 
+def phase_of(query: dict[str, Any]) -> Phase | None:
+    """A stored DPQuery's phase without parsing its whole status (None: not looked at yet)."""
+    raw = (query.get("status") or {}).get("phase")
+    return Phase(raw) if raw else None
+
+
 class DummySpec(KubeModel):
     """How to build the dummy dataset of a dummy-mode query."""
 
@@ -78,10 +88,11 @@ class DummySpec(KubeModel):
     """Seed of the generator; the same seed gives the same rows."""
 
 
-def _payload_cel_rules() -> list[dict[str, str]]:
-    fields = [KubeModel.model_config["alias_generator"](f) for f in PAYLOAD_FIELD.values()]  # type: ignore[misc]
+def _payload_cel_rules() -> list[JsonValue]:
+    fields = [to_camel(f) for f in PAYLOAD_FIELD.values()]
     exactly_one = " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields) + " == 1"
-    rules = [{"rule": exactly_one, "message": "exactly one payload must be set", "fieldPath": ".library"}]
+    rules: list[JsonValue] = [
+        {"rule": exactly_one, "message": "exactly one payload must be set", "fieldPath": ".library"}]
     for library, field in zip(PAYLOAD_FIELD, fields, strict=True):
         rules.append({
             "rule": f"self.library != '{library.value}' || has(self.{field})",
@@ -139,18 +150,9 @@ class DPQuerySpec(KubeModel):
     @property
     def payload(self) -> Payload:
         """The one payload this query carries."""
-        value = getattr(self, PAYLOAD_FIELD[self.library])
+        value: Payload | None = getattr(self, PAYLOAD_FIELD[self.library])
         assert value is not None  # guaranteed by the validator
         return value
-
-
-class Cost(KubeModel):
-    """A privacy cost, in the (epsilon, delta) of approximate DP."""
-
-    epsilon: float = Field(ge=0)
-    """Epsilon."""
-    delta: float = Field(ge=0, le=1)
-    """Delta."""
 
 
 class ResultRef(KubeModel):
@@ -173,10 +175,13 @@ class DPQueryStatus(KubeModel):
     """Detailed state, Kubernetes conventions."""
     cost: Cost | None = None
     """The cost computed at admission by the library's own accounting (reserved while in flight)."""
-    spent_epsilon: float | None = None
-    """Epsilon charged to the budget (set once, when the result is released)."""
-    spent_delta: float | None = None
-    """Delta charged to the budget (set once, when the result is released)."""
+    spent: Cost | None = None
+    """What was charged to the budget: set once, when a result is released or when a run that read the
+    private data ends any other way."""
+    metadata_digest: str | None = Field(default=None, max_length=64)
+    """sha256 of the dataset metadata that priced the query at admission; the pod runs on that same snapshot."""
+    data_read_at: dt.datetime | None = None
+    """When the runner was allowed to read the private data (from then on the query is charged)."""
     result: Any | None = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
     """The released result (the library's response), when it is small enough to keep here."""
     result_ref: ResultRef | None = None
@@ -184,7 +189,9 @@ class DPQueryStatus(KubeModel):
     pod_name: str | None = None
     """The pod that runs (or ran) the query."""
     queue_position: int | None = None
-    """Position among the queue's waiting queries (1 = next)."""
+    """Position among the queue's waiting queries (1 = next), refreshed every few seconds (kueue#1657)."""
+    queue_serial: int | None = None
+    """The queue's admission serial this query's admission took: queries of a queue are admitted in this order."""
     admitted_at: dt.datetime | None = None
     """When the cost was reserved."""
     start_time: dt.datetime | None = None

@@ -147,7 +147,7 @@ def _column_kind(value: Any) -> str | None:
         return None
     if kind in ("string", "int") and categorical:
         return f"{kind}_categorical"
-    return kind
+    return str(kind)
 
 
 Column = Annotated[

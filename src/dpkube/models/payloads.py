@@ -7,14 +7,20 @@ engine refuses what a schema cannot express (allowlisted constructors, one table
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from dpkube.models.base import KubeModel
 
 MAX_SQL_CHARS = 10_000
+MAX_SQL_NESTING = 32
+"""Deepest nesting of parentheses in a SQL query: smartnoise-sql parses recursively, and a thousand
+nested parentheses take it seconds to refuse (about 2 ms per level)."""
+MAX_SQL_TOKENS = 1_000
+"""Most lexical tokens a query may hold (about 0.1 s of parsing at the limit)."""
 MAX_JSON_CHARS = 200_000
 MAX_COLUMNS = 512
 MAX_SAMPLES = 100_000
@@ -22,6 +28,31 @@ MAX_SAMPLES = 100_000
 PositiveEpsilon = Annotated[float, Field(gt=0, le=1_000)]
 Delta = Annotated[float, Field(ge=0, lt=1)]
 ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+_SQL_QUOTED = re.compile(
+    r"'(?:[^']|'')*(?:'|\Z)|\"(?:[^\"]|\"\")*(?:\"|\Z)|\[[^\]]*(?:\]|\Z)|--[^\n]*|/\*.*?(?:\*/|\Z)", re.DOTALL
+)
+"""Literals, quoted identifiers and comments; an unclosed one runs to the end (no match can fail and backtrack)."""
+_SQL_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def shallow_sql(query: str) -> str:
+    """`query`, unless its parentheses nest deeper than MAX_SQL_NESTING or it holds more than MAX_SQL_TOKENS
+    tokens: a linear scan that runs before any parser (literals and comments are blanked first)."""
+    bare = _SQL_QUOTED.sub("''", query)
+    depth = deepest = 0
+    for char in bare:
+        if char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    if deepest > MAX_SQL_NESTING:
+        raise ValueError(f"parentheses nest deeper than {MAX_SQL_NESTING} levels")
+    if sum(1 for _ in _SQL_TOKEN.finditer(bare)) > MAX_SQL_TOKENS:
+        raise ValueError(f"more than {MAX_SQL_TOKENS} tokens")
+    return query
 
 
 class Library(StrEnum):
@@ -41,7 +72,7 @@ class Library(StrEnum):
 class SmartnoiseSQLPayload(KubeModel):
     """A SQL aggregate over the table `df`, answered by smartnoise-sql."""
 
-    query_str: str = Field(min_length=1, max_length=MAX_SQL_CHARS)
+    query_str: Annotated[str, Field(min_length=1, max_length=MAX_SQL_CHARS), AfterValidator(shallow_sql)]
     """The SQL query; it may read only the table `df` (e.g. `SELECT COUNT(*) AS NB_ROW FROM df`)."""
     epsilon: PositiveEpsilon
     """Epsilon given to each mechanism; the query's real cost is the library's own accounting."""
@@ -111,7 +142,7 @@ class SmartnoiseSynthPayload(KubeModel):
     """Serialised per-column transformers overriding the defaults (Lomas format); empty for none."""
     return_model: bool = False
     """Return the fitted synthesizer instead of samples."""
-    condition: str = Field(default="", max_length=1_000)
+    condition: Annotated[str, Field(max_length=1_000), AfterValidator(shallow_sql)] = ""
     """A condition on the samples (e.g. `bill_length_mm < 40`); empty for none."""
     nb_samples: int = Field(default=200, gt=0, le=MAX_SAMPLES)
     """How many synthetic rows to return."""

@@ -29,13 +29,26 @@ class QueueSpec(KubeModel):
     max_concurrent: int | None = Field(default=None, ge=1, le=10_000)
     """Most queries of this queue running at once; none means no cap."""
     warm_pods: int = Field(default=0, ge=0, le=64)
-    """Runner pods kept started with the libraries imported, each claiming exactly one query."""
+    """Runner pods kept started with the libraries imported, each claiming exactly one query: the pool's
+    floor, kept even when the queue is idle."""
+    warm_pods_max: int | None = Field(default=None, ge=0, le=256)
+    """The pool's ceiling: while queries claim warm pods, the pool grows by as many as were claimed in the
+    last minute, up to this; idle, it shrinks back to `warmPods`. None keeps the pool at `warmPods`."""
     warm_libraries: list[Library] = Field(default_factory=list, max_length=4)
     """Libraries the warm pods import (and the only ones whose queries they take); empty means all."""
     image: str | None = Field(default=None, max_length=512)
     """Runner image for this queue's pods; none means the operator's default."""
     resources: Resources | None = None
     """Container resources for this queue's pods; none means the operator's defaults."""
+
+
+DEFAULT_QUEUE = "default"
+"""The Queue that `make dev` and the Helm chart create, and through which the facade runs its queries."""
+
+
+def default_queue_spec() -> QueueSpec:
+    """Warm by default and sized to demand: two idle runners, up to sixteen while queries come in."""
+    return QueueSpec(display_name=DEFAULT_QUEUE, max_concurrent=16, warm_pods=2, warm_pods_max=16)
 
 
 class QueueStatus(KubeModel):

@@ -15,10 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dpkube.k8s.client import KubeClient, KubeConfig, core_path
+from dpkube.k8s.events import EventRecorder
+from dpkube.k8s.informer import list_and_watch
 from dpkube.nodeagent.binder import Binder
 from dpkube.nodeagent.environment import PodFacts
-from dpkube.nodeagent.events import EventRecorder
-from dpkube.nodeagent.informer import list_and_watch
 from dpkube.nodeagent.node import NODE_IP, NodeRegistration
 from dpkube.nodeagent.process import ContainerProcess
 from dpkube.nodeagent.settings import AgentSettings
@@ -65,7 +65,8 @@ class NodeAgent:
             await registration.register()
             cpu, memory = registration.allocatable
             self._node = NodeContext(
-                client=client, settings=settings, events=EventRecorder(client, settings.node_name),
+                client=client, settings=settings,
+                events=EventRecorder(client, "dpkube-nodeagent", host=settings.node_name),
                 facts=PodFacts(pod_ip=NODE_IP, host_ip=NODE_IP, node_cpu=cpu, node_memory=memory),
                 service_env=service_environment(self.config.server), ca_file=self.config.ca_file,
             )

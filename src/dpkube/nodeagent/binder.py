@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 
 from dpkube.k8s.client import ApiError, Conflict, KubeClient, NotFound, core_path
-from dpkube.nodeagent.informer import list_and_watch
-from dpkube.nodeagent.timestamps import rfc3339
+from dpkube.k8s.informer import list_and_watch
+from dpkube.k8s.timestamps import rfc3339
 
 DEFAULT_SCHEDULER = "default-scheduler"
 UNSCHEDULED = "spec.nodeName=,status.phase!=Succeeded,status.phase!=Failed"

@@ -131,9 +131,9 @@ def _field_value(path: str, pod: Mapping[str, Any], facts: PodFacts) -> str:
         "status.hostIPs": facts.host_ip,
     }
     if path in simple:
-        return simple[path]
+        return str(simple[path])
     if match := _SUBSCRIPT.match(path):
-        return (meta.get(match.group(1)) or {}).get(match.group(2), "")
+        return str((meta.get(match.group(1)) or {}).get(match.group(2), ""))
     raise ContainerConfigError(f"unsupported fieldRef fieldPath {path!r}")
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from dpkube.k8s.client import ApiError, Conflict, Forbidden, KubeClient, NotFound, core_path
+from dpkube.k8s.timestamps import rfc3339, rfc3339_micro
 from dpkube.nodeagent.status import RUNTIME
-from dpkube.nodeagent.timestamps import rfc3339, rfc3339_micro
 
 LOCAL_NODE_LABEL = "dpkube.io/local-node"
 LEASE_NAMESPACE = "kube-node-lease"

@@ -27,7 +27,8 @@ def token_projection(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     for volume in pod["spec"].get("volumes") or []:
         for source in (volume.get("projected") or {}).get("sources") or []:
             if "serviceAccountToken" in source:
-                return source["serviceAccountToken"]
+                token: Mapping[str, Any] = source["serviceAccountToken"]
+                return token
     return None
 
 

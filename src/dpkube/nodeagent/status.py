@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dpkube.nodeagent.timestamps import rfc3339
+from dpkube.k8s.timestamps import rfc3339
 
 RUNTIME = "dpkube-local"
 
@@ -143,4 +143,4 @@ def differs(desired: Any, current: Any) -> bool:
             return any(differs(d, by_type.get(d["type"])) for d in desired)
         return not isinstance(current, list) or len(desired) != len(current) or any(
             differs(d, c) for d, c in zip(desired, current, strict=True))
-    return desired != current
+    return bool(desired != current)

@@ -27,9 +27,10 @@ from typing import Any
 import httpx
 
 from dpkube.k8s.client import SERVICE_ACCOUNT_DIR_ENV, ApiError, Conflict, KubeClient, NotFound, core_path
+from dpkube.k8s.events import EventRecorder
+from dpkube.k8s.timestamps import parse, rfc3339
 from dpkube.nodeagent.environment import PodFacts, PodReferences, container_environment
 from dpkube.nodeagent.errors import ContainerConfigError, ContainerStartError
-from dpkube.nodeagent.events import EventRecorder
 from dpkube.nodeagent.expansion import expand
 from dpkube.nodeagent.process import ContainerProcess, ProcessIdentity
 from dpkube.nodeagent.quantity import parse_quantity
@@ -37,7 +38,6 @@ from dpkube.nodeagent.serviceaccount import ServiceAccountFolder, is_token_volum
 from dpkube.nodeagent.settings import AgentSettings, MemoryEnforcement
 from dpkube.nodeagent.status import ContainerRecord, differs, pod_status
 from dpkube.nodeagent.termination import termination_message
-from dpkube.nodeagent.timestamps import parse, rfc3339
 
 TERMINATION_LOG_ENV = "DPKUBE_TERMINATION_LOG"
 HOST_VARIABLES = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH")
@@ -353,6 +353,7 @@ class PodWorker:
         running = [c for c in self.containers if c.process is not None]
         for container in running:
             container.kill_reason = container.kill_reason or reason
+            assert container.process is not None
             container.process.signal_group(signal.SIGTERM)
         started = time.monotonic()
         deadline = started + grace
@@ -387,7 +388,7 @@ class PodWorker:
 
     @property
     def _restart_policy(self) -> str:
-        return self.pod["spec"].get("restartPolicy", "Always")
+        return str(self.pod["spec"].get("restartPolicy", "Always"))
 
     def _restarts(self, exit_code: int) -> bool:
         policy = self._restart_policy
@@ -398,7 +399,7 @@ class PodWorker:
         settings = self.node.settings
         if restart <= 1:
             return 0.0
-        return min(settings.restart_backoff_seconds * 2 ** (restart - 2), settings.max_restart_backoff_seconds)
+        return float(min(settings.restart_backoff_seconds * 2 ** (restart - 2), settings.max_restart_backoff_seconds))
 
     def _grace(self, seconds: int | None) -> float:
         return float(min(DEFAULT_GRACE_SECONDS if seconds is None else seconds, self.node.settings.max_grace_seconds))
@@ -478,7 +479,7 @@ class PodWorker:
             self._warn("InitContainersIgnored", f"init containers are not run by the dpkube node agent: {names}")
 
     def _warn(self, reason: str, message: str) -> None:
-        task = asyncio.ensure_future(self.node.events.warn(self.pod, reason, message))
+        task = asyncio.ensure_future(self.node.events.post(self.pod, reason, message, warning=True))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

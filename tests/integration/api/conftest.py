@@ -6,18 +6,24 @@ import base64
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from dpkube.api.main import create_app
+from dpkube.api.main import create_app, worker_pool
 from dpkube.api.settings import ApiSettings
+from dpkube.engine.pool import WorkerPool
 from dpkube.k8s.budgets import Budgets
-from dpkube.k8s.client import KubeClient
+from dpkube.k8s.client import KubeClient, KubeConfig
 from dpkube.k8s.tokens import create_token
 
 PENGUIN_BUDGET = (10.0, 0.005)
+SHARED_POOL_TIMEOUT = 30.0
+"""The session's pool allows slow jobs: tests share two cores with the control plane and the platform."""
+TEST_REQUEST_RATE = 1000.0
+"""Tests send requests back to back; the per-user rate is tested with its own settings."""
 
 
 @dataclass(frozen=True)
@@ -36,21 +42,71 @@ class Caller:
         return {"Authorization": "Basic " + base64.b64encode(f"{self.name}:{self.token}".encode()).decode()}
 
 
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    body: Any
+
+
+class CountingClient(KubeClient):
+    """A real client that records each request it sends: what the facade costs the API server."""
+
+    def __init__(self, config: KubeConfig) -> None:
+        super().__init__(config)
+        self.calls: list[Call] = []
+
+    async def request(self, method: str, path: str, **options: Any) -> dict[str, Any]:
+        self.calls.append(Call(method, path, options.get("body")))
+        return await super().request(method, path, **options)
+
+    def count(self, method: str, path_part: str) -> int:
+        return sum(1 for call in self.calls if call.method == method and path_part in call.path)
+
+
+@pytest.fixture
+async def counting(kube_config: KubeConfig) -> AsyncIterator[CountingClient]:
+    """The admin's access, counted (for an app whose calls a test counts)."""
+    async with CountingClient(kube_config) as client:
+        yield client
+
+
+@pytest.fixture
+async def counted_http(settings: ApiSettings, counting: CountingClient, engine_pool: WorkerPool
+                       ) -> AsyncIterator[httpx.AsyncClient]:
+    """A facade whose API-server calls `counting` records."""
+    async for app in running_app(settings, counting, engine_pool):
+        async with http_client(app) as http:
+            yield http
+
+
 @pytest.fixture
 def settings(namespace: str, system_namespace: str) -> ApiSettings:
-    """The facade's settings: this test's own query namespace, short waits."""
-    return ApiSettings(query_namespace=namespace, system_namespace=system_namespace, query_wait_seconds=120)
+    """The facade's settings: this test's own query namespace, short waits, no request-rate limit to speak of."""
+    return ApiSettings(query_namespace=namespace, system_namespace=system_namespace, query_wait_seconds=120,
+                       requests_per_second=TEST_REQUEST_RATE, request_burst=int(TEST_REQUEST_RATE))
 
 
-async def running_app(settings: ApiSettings, admin: KubeClient) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, admin)
+@pytest.fixture(scope="session")
+async def engine_pool() -> AsyncIterator[WorkerPool]:
+    """One worker pool for the session's apps, as a deployed facade has it (the libraries preloaded, before any
+    test runs: importing them would slow the tests that measure latency)."""
+    pool = worker_pool(ApiSettings(pool_timeout_seconds=SHARED_POOL_TIMEOUT))
+    await pool.start()
+    await pool.wait_warm()
+    yield pool
+    await pool.close()
+
+
+async def running_app(settings: ApiSettings, admin: KubeClient, pool: WorkerPool) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, admin, pool)
     async with app.router.lifespan_context(app):
         yield app
 
 
 @pytest.fixture
-async def app(settings: ApiSettings, admin: KubeClient) -> AsyncIterator[FastAPI]:
-    async for running in running_app(settings, admin):
+async def app(settings: ApiSettings, admin: KubeClient, engine_pool: WorkerPool) -> AsyncIterator[FastAPI]:
+    async for running in running_app(settings, admin, engine_pool):
         yield running
 
 

@@ -75,9 +75,9 @@ async def test_the_list_holds_every_experiment_by_id_with_or_without_slash(http,
     assert (await http.get(f"{API}/experiment", headers=caller.basic)).json() == [first, second]
 
 
-async def test_ids_increase_across_two_app_instances_sharing_the_cluster(settings, admin, caller) -> None:
-    async for app_a in running_app(settings, admin):
-        async for app_b in running_app(settings, admin):
+async def test_ids_increase_across_two_app_instances_sharing_the_cluster(settings, admin, caller, engine_pool) -> None:
+    async for app_a in running_app(settings, admin, engine_pool):
+        async for app_b in running_app(settings, admin, engine_pool):
             async with http_client(app_a) as a, http_client(app_b) as b:
                 one = (await a.post(f"{API}/experiment/", json={"name": "one"}, headers=caller.basic)).json()
                 two = (await b.post(f"{API}/experiment/", json={"name": "two"}, headers=caller.basic)).json()
@@ -85,11 +85,11 @@ async def test_ids_increase_across_two_app_instances_sharing_the_cluster(setting
     assert two["experimentId"] > one["experimentId"]
 
 
-async def test_ids_survive_a_restart_of_the_facade(settings, admin, caller) -> None:
-    async for app in running_app(settings, admin):
+async def test_ids_survive_a_restart_of_the_facade(settings, admin, caller, engine_pool) -> None:
+    async for app in running_app(settings, admin, engine_pool):
         async with http_client(app) as http:
             before = (await http.post(f"{API}/experiment/", json={"name": "kept"}, headers=caller.basic)).json()
-    async for app in running_app(settings, admin):
+    async for app in running_app(settings, admin, engine_pool):
         async with http_client(app) as http:
             after = (await http.get(f"{API}/experiment/name/kept", headers=caller.basic)).json()
             newer = (await http.post(f"{API}/experiment/", json={"name": "new"}, headers=caller.basic)).json()

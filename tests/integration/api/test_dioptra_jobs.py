@@ -14,7 +14,10 @@ import pytest
 from dpkube.api.services.dioptra.jobs import PARAMETERS
 from dpkube.k8s.client import core_path
 from dpkube.models.kinds import DPQUERY
+from dpkube_testing import hostile
 from dpkube_testing.dioptra import EXAMPLE, workflow
+
+from .conftest import http_client, running_app
 
 API = "/api/v0"
 JOB_KEYS = {"jobId", "mlflowRunId", "experimentId", "queueId", "createdOn", "lastModified", "timeout",
@@ -83,7 +86,7 @@ async def test_a_job_is_a_dpquery_in_the_callers_name_with_the_entry_point_resol
         submit, caller, admin, namespace) -> None:
     job = (await submit(entryPointKwargs="-P epsilon=0.5")).json()
     [query] = await dpqueries(admin, namespace)
-    assert query["metadata"]["uid"] == job["jobId"]
+    assert query["metadata"]["name"] == f"dioptra-{job['jobId']}"
     assert query["spec"]["user"] == caller.name and query["spec"]["dataset"] == "PENGUIN"
     assert query["spec"]["smartnoiseSql"]["epsilon"] == 0.5
     assert query["spec"]["smartnoiseSql"]["queryStr"] == "SELECT COUNT(*) AS NB_ROW FROM df"
@@ -102,8 +105,9 @@ async def test_the_workflow_archive_is_kept_in_a_configmap_owned_by_the_job(subm
     job = (await submit(archive)).json()
     ns, name, filename = job["workflowUri"].removeprefix("configmap://").split("/")
     stored = await admin.get(core_path("configmaps", ns, name))
+    [query] = await dpqueries(admin, namespace)
     assert base64.b64decode(stored["binaryData"][filename]) == archive
-    assert stored["metadata"]["ownerReferences"][0]["uid"] == job["jobId"] and ns == namespace
+    assert stored["metadata"]["ownerReferences"][0]["uid"] == query["metadata"]["uid"] and ns == namespace
 
 
 async def test_a_job_is_read_by_id_and_listed(submit, http, caller) -> None:
@@ -211,9 +215,9 @@ async def test_an_unknown_dependency_is_a_form_error(submit) -> None:
 async def test_a_dependency_is_echoed_and_becomes_spec_depends_on(submit, admin, namespace) -> None:
     first = (await submit()).json()
     second = (await submit(dependsOn=first["jobId"])).json()
-    queries = {q["metadata"]["uid"]: q for q in await dpqueries(admin, namespace)}
+    queries = {q["metadata"]["name"]: q for q in await dpqueries(admin, namespace)}
     assert second["dependsOn"] == first["jobId"]
-    assert queries[second["jobId"]]["spec"]["dependsOn"] == [queries[first["jobId"]]["metadata"]["name"]]
+    assert queries[f"dioptra-{second['jobId']}"]["spec"]["dependsOn"] == [f"dioptra-{first['jobId']}"]
 
 
 async def test_a_job_runs_through_the_operator_and_node_agent_to_finished(
@@ -266,7 +270,63 @@ async def test_a_job_naming_a_plugin_gets_it_mounted_read_only_in_its_pod(
     job = (await submit(with_plugin(name))).json()
     finished = await wait_for_status(http, caller, job["jobId"], "finished", "failed")
     assert finished["status"] == "finished"
-    (query,) = [q for q in await dpqueries(admin, namespace) if q["metadata"]["uid"] == job["jobId"]]
+    (query,) = [q for q in await dpqueries(admin, namespace) if q["metadata"]["name"] == f"dioptra-{job['jobId']}"]
     assert query["spec"]["plugins"] == [name]
     copy = await admin.get(core_path("configmaps", namespace, package_copy(name)))
     assert copy["data"] == {"helpers.py": "VALUE = 1\n"}
+
+
+async def test_another_users_job_is_the_job_404(submit, http, new_caller) -> None:
+    job = (await submit()).json()
+    other = await new_caller()
+    response = await http.get(f"{API}/job/{job['jobId']}", headers=other.basic)
+    assert (response.status_code, response.json()) == (404, {"message": "Not Found - The requested job does not exist"})
+
+
+async def test_the_job_list_shows_each_user_their_own_jobs_and_an_admin_all(submit, http, caller, new_caller,
+                                                                            admin_caller) -> None:
+    other = await new_caller()
+    mine = (await submit()).json()
+    theirs = (await submit(who=other)).json()
+
+    async def listed(who) -> set[str]:
+        return {job["jobId"] for job in (await http.get(f"{API}/job/", headers=who.basic)).json()}
+
+    assert mine["jobId"] in await listed(caller) and theirs["jobId"] not in await listed(caller)
+    assert theirs["jobId"] in await listed(other) and mine["jobId"] not in await listed(other)
+    assert {mine["jobId"], theirs["jobId"]} <= await listed(admin_caller)
+
+
+async def test_an_admin_reads_any_job(submit, http, admin_caller) -> None:
+    job = (await submit()).json()
+    assert (await http.get(f"{API}/job/{job['jobId']}", headers=admin_caller.basic)).status_code == 200
+
+
+async def test_another_users_job_cannot_be_a_dependency(submit, new_caller) -> None:
+    job = (await submit()).json()
+    other = await new_caller()
+    response = await submit(who=other, dependsOn=job["jobId"])
+    assert (response.status_code, response.json()["message"]) == (400, FORM_ERROR)
+
+
+async def test_a_job_lookup_reads_one_object(submit, settings, counting, engine_pool, caller) -> None:
+    job = (await submit()).json()
+    async for app in running_app(settings, counting, engine_pool):
+        async with http_client(app) as http:
+            counting.calls.clear()
+            found = await http.get(f"{API}/job/{job['jobId']}", headers=caller.basic)
+    assert found.status_code == 200
+    assert [(c.method, c.path.rsplit("/", 1)[-1]) for c in counting.calls if "/dpqueries" in c.path] == [
+        ("GET", f"dioptra-{job['jobId']}")]
+
+
+async def test_an_alias_bomb_workflow_is_a_form_error_naming_the_alias(submit) -> None:
+    response = await submit(workflow(hostile.alias_bomb(9)))
+    assert (response.status_code, response.json()["message"]) == (400, FORM_ERROR)
+    assert "alias" in response.json()["detail"]
+
+
+async def test_a_bz2_bomb_workflow_is_a_form_error_naming_the_limit(submit) -> None:
+    response = await submit(hostile.bz2_bomb(streams=50))
+    assert (response.status_code, response.json()["message"]) == (400, FORM_ERROR)
+    assert "larger than" in response.json()["detail"]

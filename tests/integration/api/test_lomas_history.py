@@ -27,7 +27,7 @@ async def finished(admin: KubeClient, app, user: str, library: Library, body: di
     manifest = app.state.lomas.queries.manifest(user, library, mode, model.model_validate(body))
     namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
     await admin.create(DPQUERY.api_path(namespace), manifest)
-    final = {"phase": phase, "spentEpsilon": spent[0], "spentDelta": spent[1], **status}
+    final = {"phase": phase, "spent": {"epsilon": spent[0], "delta": spent[1]}, **status}
     if result is not None:
         final["result"] = result
     path = DPQUERY.api_path(namespace, name)

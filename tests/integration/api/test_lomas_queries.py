@@ -104,8 +104,8 @@ async def test_a_query_without_delta_and_mechanisms_is_422_listing_both(http, ca
 
 
 async def test_a_query_unfinished_within_the_wait_is_504_naming_the_query(settings: ApiSettings, admin, caller,
-                                                                         namespace) -> None:
-    async for app in running_app(settings.model_copy(update={"query_wait_seconds": 0.5}), admin):
+                                                                         namespace, engine_pool) -> None:
+    async for app in running_app(settings.model_copy(update={"query_wait_seconds": 0.5}), admin, engine_pool):
         async with http_client(app) as http:
             response = await http.post("/smartnoise_sql_query", json=examples.SMARTNOISE_SQL_QUERY,
                                        headers=caller.headers)

@@ -11,8 +11,8 @@ from dpkube.models import examples
 from .conftest import http_client, running_app
 
 
-async def test_a_body_over_the_limit_is_413(settings: ApiSettings, admin, caller) -> None:
-    async for app in running_app(settings.model_copy(update={"max_body_bytes": 1000}), admin):
+async def test_a_body_over_the_limit_is_413(settings: ApiSettings, admin, caller, engine_pool) -> None:
+    async for app in running_app(settings.model_copy(update={"max_body_bytes": 1000}), admin, engine_pool):
         async with http_client(app) as http:
             response = await http.post("/estimate_opendp_cost", json=examples.OPENDP_COST, headers=caller.headers)
     assert response.status_code == 413
@@ -71,10 +71,10 @@ async def test_docs_are_served(http) -> None:
     assert (await http.get("/docs")).status_code == 200
 
 
-async def test_two_instances_give_the_same_answers(settings: ApiSettings, admin, caller) -> None:
+async def test_two_instances_give_the_same_answers(settings: ApiSettings, admin, caller, engine_pool) -> None:
     answers = []
     for _ in range(2):
-        async for app in running_app(settings, admin):
+        async for app in running_app(settings, admin, engine_pool):
             async with http_client(app) as http:
                 answers.append([(await http.post(route, json=examples.GET_DB_DATA, headers=caller.headers)).json()
                                 for route in ("/get_initial_budget", "/get_remaining_budget",

@@ -9,7 +9,7 @@ import pytest
 from dpkube.budget import ledger as L
 from dpkube.k8s.budgets import Budgets, GrantNotFound, grant_manifest
 from dpkube.k8s.client import KubeClient, core_path
-from dpkube.models.dpquery import Cost
+from dpkube.models.cost import Cost
 
 
 async def test_concurrent_reservations_admit_exactly_what_the_grant_affords(admin: KubeClient, namespace: str) -> None:
@@ -62,3 +62,12 @@ async def test_regranting_keeps_what_was_spent(admin: KubeClient, namespace: str
     await budgets.grant("alice", "TITANIC", epsilon=3.0, delta=0.0)
     ledger = (await budgets.find("alice", "TITANIC")).ledger
     assert ledger.initial.epsilon == 3.0 and ledger.spent.epsilon == 0.5
+
+
+async def test_a_grant_is_never_taken_by_its_name_alone(admin: KubeClient, namespace: str) -> None:
+    budgets = Budgets(admin, namespace)
+    forged = grant_manifest(namespace, "alice", "PENGUIN", epsilon=100, delta=0.1)
+    forged["data"]["user"] = "mallory"  # named for alice, but it says it is mallory's
+    await admin.create(core_path("configmaps", namespace), forged)
+    with pytest.raises(GrantNotFound):
+        await budgets.find("alice", "PENGUIN")

@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import yaml
 
+from dpkube.cli.manifests import CHART
 from dpkube.controlplane.local import ADMIN, LocalControlPlane, free_port
+from dpkube.controlplane.platform import FACADE_READY_SECONDS
 from dpkube.controlplane.processes import ChildProcess
 from dpkube.k8s import policy
 from dpkube.k8s.client import KubeClient, KubeConfig
 from dpkube.k8s.install import ensure_namespace
-from dpkube.models.manifests import CHART
 from dpkube_testing.chart import (
     API_ACCOUNT,
     OPERATOR_ACCOUNT,
@@ -29,7 +30,6 @@ from dpkube_testing.chart import (
     account_token,
     container_env,
     helm,
-    publish_api_server_endpoints,
 )
 
 
@@ -38,7 +38,6 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     workdir = tmp_path_factory.mktemp("chart")
     plane = LocalControlPlane(workdir / "controlplane", users=("alice", "bob"), audit=True).start()
     try:
-        publish_api_server_endpoints(plane)
         installed = helm(plane, workdir, "install", RELEASE, str(CHART), "--namespace", SYSTEM, "--create-namespace",
                          "--set", "demo.datasets=true",
                          "--set", "experiments[0].name=penguin-study",
@@ -85,7 +84,7 @@ async def platform(release: Release, cluster_admin: KubeClient) -> AsyncIterator
                           {**base, **container_env(facade_deployment, {"KUBECONFIG": str(api_config)})}).start()
     try:
         operator.wait_until_ok(f"http://127.0.0.1:{claim}/healthz", timeout=90)
-        facade.wait_until_ok(f"http://127.0.0.1:{http}/readyz", timeout=90)
+        facade.wait_until_ok(f"http://127.0.0.1:{http}/readyz", timeout=FACADE_READY_SECONDS)
         yield Platform(f"http://127.0.0.1:{http}", operator, facade)
     finally:
         for child in (facade, agent, operator):

@@ -62,7 +62,7 @@ async def test_a_cost_query_reports_the_library_cost_and_charges_nothing(
     await create(dpquery("estimate", user="costly", mode="cost"))
     body = await wait_for_phase(admin, namespace, "estimate", "Succeeded")
     assert body["status"]["cost"]["epsilon"] == pytest.approx(0.1)
-    assert body["status"]["spentEpsilon"] == 0
+    assert body["status"]["spent"]["epsilon"] == 0
     assert (await budgets.find("costly", "PENGUIN")).ledger.spent.epsilon == 0
 
 

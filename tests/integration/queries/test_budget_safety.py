@@ -15,9 +15,9 @@ import pytest
 from dpkube.controlplane.processes import ChildProcess
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, core_path
+from dpkube.k8s.pods import QUERY_UID_LABEL
 from dpkube.models.dpquery import TERMINAL_PHASES
 from dpkube.models.kinds import DPQUERY
-from dpkube.operator.pods import QUERY_UID_LABEL
 from dpkube_testing.builders import dpquery
 
 pytestmark = [pytest.mark.usefixtures("operator_process", "node_agent"), pytest.mark.slow]
@@ -74,7 +74,7 @@ async def test_fifty_queries_from_five_users_spend_exactly_what_is_affordable(
         assert len(succeeded) == 4 and len(rejected) == 6, [q["status"].get("message") for q in mine]
         assert {q["status"]["conditions"][-1]["reason"] for q in rejected} == {"InsufficientBudget"}
         ledger = (await budgets.find(user, "PENGUIN")).ledger
-        assert ledger.spent.epsilon == pytest.approx(sum(q["status"]["spentEpsilon"] for q in succeeded))
+        assert ledger.spent.epsilon == pytest.approx(sum(q["status"]["spent"]["epsilon"] for q in succeeded))
         assert ledger.spent.epsilon <= ledger.initial.epsilon
         assert ledger.reservations == {}
 
@@ -103,7 +103,7 @@ async def test_an_operator_killed_at_random_moments_charges_every_release_once(
         mine = [q for q in queries if q["spec"]["user"] == user]
         succeeded = [q for q in mine if q["status"]["phase"] == "Succeeded"]
         ledger = (await budgets.find(user, "PENGUIN")).ledger
-        assert ledger.spent.epsilon == pytest.approx(sum(q["status"]["spentEpsilon"] for q in succeeded))
+        assert ledger.spent.epsilon == pytest.approx(sum(q["status"]["spent"]["epsilon"] for q in succeeded))
         assert ledger.spent.epsilon <= ledger.initial.epsilon + 1e-12
         assert ledger.reservations == {} and ledger.charged == {}
         assert all(q["status"]["phase"] in ("Succeeded", "Rejected") for q in mine), \

@@ -8,7 +8,7 @@ import pytest
 
 from dpkube.budget import ledger as L
 from dpkube.k8s.budgets import Budgets
-from dpkube.models.dpquery import Cost
+from dpkube.models.cost import Cost
 
 pytestmark = pytest.mark.usefixtures("operator_process")
 

@@ -10,6 +10,7 @@ from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, NotFound, core_path
 from dpkube.models.kinds import DPQUERY, QUEUE
 from dpkube.models.payloads import Library
+from dpkube.operator.domain.lifecycle import GENERIC_FAILURE
 from dpkube_testing.builders import SQL_COUNT, dpquery, queue, seed_payload
 from dpkube_testing.waiting import wait_for_phase, wait_for_reason
 
@@ -31,9 +32,9 @@ async def test_a_sql_count_succeeds_and_charges_exactly_its_cost(
     status = body["status"]
     assert status["phase"] == "Succeeded", status
     assert status["result"]["columns"] == ["NB_ROW"] and status["result"]["data"][0][0] > 0
-    assert (status["spentEpsilon"], status["spentDelta"]) == (status["cost"]["epsilon"], status["cost"]["delta"])
+    assert status["spent"] == status["cost"]
     ledger = (await budgets.find("sql-user", "PENGUIN")).ledger
-    assert ledger.spent.epsilon == pytest.approx(status["spentEpsilon"])
+    assert ledger.spent.epsilon == pytest.approx(status["spent"]["epsilon"])
     assert ledger.reservations == {} and ledger.charged == {}
 
 
@@ -46,7 +47,7 @@ async def test_the_seed_example_of_each_library_succeeds(
     body = await wait_for_phase(admin, namespace, f"seed-{library.value}", "Succeeded", "Failed", "Rejected",
                                 timeout=120)
     assert body["status"]["phase"] == "Succeeded", body["status"]
-    assert body["status"]["spentEpsilon"] > 0
+    assert body["status"]["spent"]["epsilon"] > 0
 
 
 async def test_a_dummy_query_runs_on_dummy_data_and_charges_nothing(
@@ -55,11 +56,36 @@ async def test_a_dummy_query_runs_on_dummy_data_and_charges_nothing(
     await budgets.grant("dummy-user", "PENGUIN", epsilon=1, delta=0.005)
     await create(dpquery("dummy", user="dummy-user", mode="dummy", dummy={"rows": 100, "seed": 42}))
     body = await wait_for_phase(admin, namespace, "dummy", "Succeeded", "Failed", timeout=60)
-    assert body["status"]["phase"] == "Succeeded" and body["status"]["spentEpsilon"] == 0
+    assert body["status"]["phase"] == "Succeeded" and body["status"]["spent"]["epsilon"] == 0
     assert (await budgets.find("dummy-user", "PENGUIN")).ledger.spent.epsilon == 0
 
 
-async def test_a_query_that_fails_in_its_pod_is_refunded(
+async def test_a_query_whose_pod_dies_before_reading_the_data_is_refunded(
+    admin: KubeClient, namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("unlucky", "PENGUIN", epsilon=10, delta=0.005)
+    await create(queue(f"tiny-{namespace}", resources={"requests": {"memory": "40Mi"}, "limits": {"memory": "40Mi"}}))
+    await create(dpquery("starved", user="unlucky", queue=f"tiny-{namespace}"))
+    body = await wait_for_phase(admin, namespace, "starved", "Failed", "Succeeded", "Rejected", timeout=60,
+                                settled=True)
+    assert body["status"]["phase"] == "Failed" and "dataReadAt" not in body["status"], body["status"]
+    assert body["status"]["spent"]["epsilon"] == 0
+    ledger = (await budgets.find("unlucky", "PENGUIN")).ledger
+    assert ledger.spent.epsilon == 0 and ledger.reservations == {}
+
+
+async def test_a_pod_the_api_server_refuses_fails_the_query_free(
+    admin: KubeClient, namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("unlucky", "PENGUIN", epsilon=10, delta=0.005)
+    await create(queue(f"broken-{namespace}", resources={"limits": {"memory": "40Mi"}}))
+    await create(dpquery("unrunnable", user="unlucky", queue=f"broken-{namespace}"))
+    body = await wait_for_phase(admin, namespace, "unrunnable", "Failed", "Succeeded", timeout=60, settled=True)
+    assert body["status"]["phase"] == "Failed" and "refused the query's pod" in body["status"]["message"]
+    assert (await budgets.find("unlucky", "PENGUIN")).ledger.reservations == {}
+
+
+async def test_a_query_that_fails_after_reading_the_data_is_charged_and_told_nothing_more(
     admin: KubeClient, namespace: str, budgets: Budgets, create
 ) -> None:
     await budgets.grant("unlucky", "FSO_INCOME_SYNTHETIC", epsilon=10, delta=0.005)
@@ -67,9 +93,11 @@ async def test_a_query_that_fails_in_its_pod_is_refunded(
                          smartnoiseSql={**SQL_COUNT}))
     body = await wait_for_phase(admin, namespace, "no-data", "Failed", "Succeeded", "Rejected", timeout=60,
                                 settled=True)
-    assert body["status"]["phase"] == "Failed", body["status"]
+    status = body["status"]
+    assert status["phase"] == "Failed" and status["dataReadAt"], status
+    assert status["message"].startswith(GENERIC_FAILURE) and status["spent"] == status["cost"]
     ledger = (await budgets.find("unlucky", "FSO_INCOME_SYNTHETIC")).ledger
-    assert ledger.spent.epsilon == 0 and ledger.reservations == {}
+    assert ledger.spent.epsilon == pytest.approx(status["cost"]["epsilon"]) and ledger.reservations == {}
 
 
 async def test_a_query_waits_for_its_dependency_then_runs(

@@ -57,3 +57,8 @@ def test_logs_are_one_json_object_with_the_extra_fields() -> None:
     record.route = "/get_initial_budget"
     entry = json.loads(JsonFormatter().format(record))
     assert (entry["message"], entry["route"], entry["level"]) == ("served", "/get_initial_budget", "info")
+
+
+async def test_readyz_waits_for_the_worker_pool_to_start(http) -> None:
+    response = await http.get("/readyz")
+    assert (response.status_code, response.json()) == (503, {"status": "not ready", "starting": "workers"})

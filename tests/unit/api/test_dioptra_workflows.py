@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from dpkube.api.services.dioptra.workflows import WorkflowError, find_project, parse_project, resolve
+from dpkube.api.services.dioptra.archives import Limits
+from dpkube.api.services.dioptra.workflows import WorkflowError, find_project, parse_project, resolve, workflow_query
 from dpkube.models import examples
 from dpkube.models.payloads import Library
+from dpkube_testing import hostile
+from dpkube_testing.dioptra import workflow
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "dioptra-workflow" / "MLproject"
 
@@ -118,3 +121,38 @@ def test_the_project_file_of_the_shallowest_directory_is_used() -> None:
 def test_an_archive_without_project_file_is_refused() -> None:
     with pytest.raises(WorkflowError, match="no project file"):
         find_project({"wf/train.py": b""})
+
+
+@pytest.mark.parametrize("levels", [1, 9])
+def test_yaml_aliases_are_refused(levels) -> None:
+    with pytest.raises(WorkflowError, match="alias"):
+        parse_project(hostile.alias_bomb(levels))
+
+
+def test_an_anchor_without_alias_is_plain_yaml() -> None:
+    assert parse_project(b"x: &a 1\nentry_points: {}\n") == {"x": 1, "entry_points": {}}
+
+
+def test_a_merge_key_is_an_alias_and_is_refused() -> None:
+    with pytest.raises(WorkflowError, match="alias"):
+        parse_project(b"base: &b {library: opendp}\nentry_points:\n  e:\n    <<: *b\n")
+
+
+def test_nesting_deeper_than_the_limit_is_refused() -> None:
+    with pytest.raises(WorkflowError, match="nests deeper than 32"):
+        parse_project(b"entry_points: {}\nx: " + b"[" * 40 + b"]" * 40 + b"\n")
+
+
+def test_nesting_within_the_limit_is_accepted() -> None:
+    assert parse_project(b"entry_points: {}\nx: " + b"[" * 30 + b"]" * 30 + b"\n")["entry_points"] == {}
+
+
+def test_an_integer_too_long_to_convert_is_a_workflow_error() -> None:
+    with pytest.raises(WorkflowError, match="not valid YAML"):
+        parse_project(b"entry_points: {}\nx: " + b"9" * 5000 + b"\n")
+
+
+def test_the_pool_job_reads_resolves_and_answers_the_query() -> None:
+    resolved = workflow_query(workflow(PROJECT), Limits(), "count", {"rows": "5"})
+    assert (resolved.library, resolved.payload["query_str"]) == (
+        Library.SMARTNOISE_SQL, "SELECT COUNT(species) AS n FROM df LIMIT 5")

@@ -12,10 +12,12 @@ from dpkube.api.errors import (
     NotAuthenticated,
     PayloadTooLarge,
     QueryStillRunning,
+    TooManyRequests,
     UnauthorizedAccessException,
     from_engine,
 )
 from dpkube.engine.errors import DatasetUnavailable, ExternalLibraryError, InvalidQuery, PayloadRejected
+from dpkube.engine.pool import JobCrashed, JobTimedOut, PoolBusy, WorkerFailed
 from dpkube.models.payloads import Library
 
 
@@ -51,6 +53,10 @@ def test_a_query_still_running_says_how_to_find_it() -> None:
     (PayloadRejected("m"), 400),
     (ExternalLibraryError(Library.SMARTNOISE_SQL, "m"), 422),
     (DatasetUnavailable("m"), 500),
+    (JobTimedOut(5.0), 400),
+    (JobCrashed(-9), 400),
+    (PoolBusy("m"), 503),
+    (WorkerFailed("KeyError"), 500),
 ])
 def test_engine_errors_map_like_lomas(engine, status) -> None:
     assert from_engine(engine).status_code == status
@@ -59,3 +65,25 @@ def test_engine_errors_map_like_lomas(engine, status) -> None:
 def test_an_external_library_error_names_the_library_as_lomas_does() -> None:
     error = from_engine(ExternalLibraryError(Library.SMARTNOISE_SYNTH, "m"))
     assert error.body() == {"ExternalLibraryException": "m", "library": "smartnoise_synth"}
+
+
+def test_too_many_requests_is_429_in_the_lomas_shape_with_retry_after() -> None:
+    error = TooManyRequests("more than 20 requests per second.", 0.3)
+    assert (error.status_code, error.headers()) == (429, {"Retry-After": "1"})
+    assert error.body() == {"InvalidQueryException": "Too many requests: more than 20 requests per second. "
+                                                      "Retry after 1 s."}
+
+
+def test_a_retry_after_is_whole_seconds_rounded_up() -> None:
+    assert TooManyRequests("m", 2.1).headers() == {"Retry-After": "3"}
+
+
+def test_a_busy_pool_is_503_with_retry_after_and_no_internal_details() -> None:
+    error = from_engine(PoolBusy("all 2 workers are busy and 32 requests wait"))
+    assert (error.status_code, error.headers()) == (503, {"Retry-After": "1"})
+    assert "busy" in error.body()["InternalServerException"]
+
+
+def test_a_job_over_its_time_limit_is_a_400_naming_the_limit() -> None:
+    assert from_engine(JobTimedOut(5.0)).body() == {
+        "InvalidQueryException": "the request took more than 5 s to check, the limit; simplify it"}

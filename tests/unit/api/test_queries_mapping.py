@@ -81,7 +81,8 @@ def test_the_owner_selector_matches_the_labels(queries) -> None:
 def ended(phase: str, reason: str, message: str = "why") -> dict[str, Any]:
     return {"metadata": {"name": "q", "namespace": "dpkube"}, "spec": {"dataset": "PENGUIN"},
             "status": {"phase": phase, "message": message,
-                       "conditions": [{"type": "Complete", "status": "True", "reason": reason}]}}
+                       "conditions": [{"type": "Complete", "status": "True", "reason": reason,
+                                       "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
 
 
 @pytest.mark.parametrize("reason,error", [
@@ -91,6 +92,8 @@ def ended(phase: str, reason: str, message: str = "why") -> dict[str, Any]:
     ("InvalidQuery", InvalidQueryException),
     ("DatasetNotFound", InvalidQueryException),
     ("LibraryError", ExternalLibraryException),
+    ("FailedOnPrivateData", ExternalLibraryException),
+    ("CostMismatch", InternalServerException),
     ("SomethingElse", InternalServerException),
 ])
 async def test_a_refusal_maps_to_the_lomas_error_by_its_condition_reason(queries, reason, error) -> None:
@@ -107,7 +110,7 @@ async def test_the_operators_message_is_the_lomas_message(queries) -> None:
 
 async def test_a_success_answers_the_inline_result_and_the_charge(queries) -> None:
     query = {"metadata": {"name": "q", "namespace": "dpkube"}, "spec": {}, "status": {
-        "phase": "Succeeded", "result": {"data": [[1]]}, "spentEpsilon": 0.1, "spentDelta": 1e-5,
+        "phase": "Succeeded", "result": {"data": [[1]]}, "spent": {"epsilon": 0.1, "delta": 1e-5},
         "cost": {"epsilon": 0.1, "delta": 1e-5}}}
     outcome = await queries._outcome(query, SQL, Mode.QUERY)
-    assert (outcome.response, outcome.spent_epsilon, outcome.spent_delta) == ({"data": [[1]]}, 0.1, 1e-5)
+    assert (outcome.response, outcome.spent.epsilon, outcome.spent.delta) == ({"data": [[1]]}, 0.1, 1e-5)

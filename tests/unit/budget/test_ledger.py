@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dpkube.budget import ledger as L
-from dpkube.models.dpquery import Cost
+from dpkube.models.cost import Cost
 
 
 def grant(epsilon: float = 10.0, delta: float = 0.005, **data: str) -> L.Ledger:

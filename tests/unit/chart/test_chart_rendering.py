@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dpkube.cli.manifests import CHART, render_chart
 from dpkube.controlplane import binaries
 from dpkube.k8s import policy
 from dpkube.models.chart import ChartValues
-from dpkube.models.manifests import CHART, render_chart
 
 REPO = Path(__file__).resolve().parents[3]
 KUBE_VERSION = binaries.KUBERNETES_VERSION.lstrip("v")
@@ -124,15 +124,17 @@ def test_operator_limited_to_namespaces_is_bound_there_only() -> None:
     assert bound == {"team-a", "team-b", "dpkube-system"}
 
 
-def test_query_pods_may_only_reach_dns_the_operator_and_the_given_stores() -> None:
-    documents = render("networkPolicies.apiServerCidrs={10.96.0.1/32}",
-                       "networkPolicies.datasetStoreCidrs={10.1.0.0/16}")
-    (netpol,) = find(documents, "NetworkPolicy", "dpkube-query-pods")
-    assert netpol["metadata"]["namespace"] == "dpkube"
-    assert netpol["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    assert "ingress" not in netpol["spec"]
-    blocks = [peer["ipBlock"]["cidr"] for rule in netpol["spec"]["egress"] for peer in rule["to"] if "ipBlock" in peer]
-    assert blocks == ["10.96.0.1/32", "10.1.0.0/16"]
+def test_the_operator_is_told_where_query_pods_may_connect() -> None:
+    (operator,) = find(render("networkPolicies.datasetStoreCidrs={10.1.0.0/16}"), "Deployment", "dpkube-operator")
+    env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DPKUBE_QUERY_NETWORK_POLICY"] == "true"
+    assert json.loads(env["DPKUBE_DATASET_STORE_CIDRS"]) == ["10.1.0.0/16"]
+    labels = json.loads(env["DPKUBE_OPERATOR_POD_LABELS"])
+    assert labels.items() <= operator["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_the_chart_leaves_the_query_pods_policy_to_the_operator() -> None:
+    assert not find(render(), "NetworkPolicy", "dpkube-query-pods")
 
 
 def test_pod_disruption_budgets_only_with_replicas_to_spare() -> None:

@@ -144,7 +144,7 @@ def test_non_diffprivlib_class_is_rejected(penguin_metadata: Metadata) -> None:
 
 
 def test_instance_other_than_budget_accountant_is_rejected(penguin_metadata: Metadata) -> None:
-    params = {"epsilon": 0.5, "bounds": BOUNDS, "random_state": "_dpl_instance:os.system"}
+    params = {"epsilon": 0.5, "bounds": BOUNDS, "copy": "_dpl_instance:os.system"}
     pipeline = with_steps(step("StandardScaler", **params))
     with pytest.raises(PayloadRejected, match="only accountant may be"):
         estimate_cost(DPL, seed_query(DPL, diffprivlib_json=pipeline), penguin_metadata)
@@ -178,3 +178,102 @@ def test_unsupported_version_is_rejected_naming_accepted_ones(penguin_metadata: 
 def test_unknown_feature_column_is_refused(penguin_metadata: Metadata) -> None:
     with pytest.raises(InvalidQuery, match="columns not in the dataset: beak"):
         estimate_cost(DPL, seed_query(DPL, feature_columns=["beak"]), penguin_metadata)
+
+
+def refused(metadata: Metadata, *steps: dict[str, Any], **changes: Any) -> str:
+    """The refusal `estimate_cost` gives a pipeline of `steps`: it is decided before any data is read."""
+    with pytest.raises(InvalidQuery) as error:
+        estimate_cost(DPL, seed_query(DPL, diffprivlib_json=with_steps(*steps), **changes), metadata)
+    return error.value.message
+
+
+def test_a_chosen_random_state_is_refused_because_it_replays_the_noise(penguin_metadata: Metadata) -> None:
+    message = refused(penguin_metadata, step("GaussianNB", epsilon=1.0, bounds=BOUNDS, random_state=42))
+    assert message == "GaussianNB.random_state must be null: a chosen seed makes the noise replayable"
+
+
+def test_a_classifier_on_a_continuous_target_is_refused(penguin_metadata: Metadata) -> None:
+    message = refused(
+        penguin_metadata, step("GaussianNB", epsilon=1.0, bounds=FEATURES_3),
+        feature_columns=["bill_length_mm", "bill_depth_mm", "flipper_length_mm"], target_columns=["body_mass_g"],
+    )  # fmt: skip
+    assert message.startswith("GaussianNB needs exactly one target column, categorical with its categories")
+
+
+def test_tree_classes_outside_the_metadata_categories_are_refused(penguin_metadata: Metadata) -> None:
+    forest = step("RandomForestClassifier", epsilon=1.0, bounds=BOUNDS, classes=["Adelie", "Emperor"])
+    assert "classes must list distinct categories of species" in refused(penguin_metadata, forest)
+
+
+def test_a_regression_on_a_categorical_target_is_refused(penguin_metadata: Metadata) -> None:
+    regression = step("LinearRegression", epsilon=1.0, bounds_X=BOUNDS, bounds_y={"_tuple": True, "_items": [0, 1]})
+    assert refused(penguin_metadata, regression).startswith("LinearRegression needs numeric target columns")
+
+
+def test_bounds_narrower_than_the_features_are_refused(penguin_metadata: Metadata) -> None:
+    message = refused(penguin_metadata, step("GaussianNB", epsilon=1.0, bounds=FEATURES_3))
+    assert message.startswith("GaussianNB.bounds:") and message.endswith("(the step's input has 4 columns)")
+
+
+def test_bounds_after_pca_are_checked_against_its_components(penguin_metadata: Metadata) -> None:
+    pca = step("PCA", epsilon=0.5, bounds=BOUNDS, data_norm=100.0, n_components=2)
+    message = refused(penguin_metadata, pca, step("GaussianNB", epsilon=1.0, bounds=BOUNDS))
+    assert message.endswith("(the step's input has 2 columns)")
+
+
+def test_a_classifier_before_another_step_is_refused(penguin_metadata: Metadata) -> None:
+    message = refused(penguin_metadata, step("GaussianNB", epsilon=1.0, bounds=BOUNDS),
+                      step("StandardScaler", epsilon=1.0, bounds=BOUNDS))  # fmt: skip
+    assert message.startswith("pipeline step 0 (gaussiannb) is a GaussianNB; only StandardScaler, PCA, KMeans")
+
+
+def test_pca_choosing_components_from_the_training_size_is_refused(penguin_metadata: Metadata) -> None:
+    pca = step("PCA", epsilon=1.0, bounds=BOUNDS, data_norm=100.0, n_components="mle")
+    assert "'mle' reads the training size" in refused(penguin_metadata, pca, target_columns=None)
+
+
+def test_more_clusters_than_public_training_rows_are_refused(penguin_metadata: Metadata) -> None:
+    kmeans = step("KMeans", epsilon=1.0, bounds=BOUNDS, n_clusters=100)
+    message = refused(penguin_metadata, kmeans, target_columns=None, test_size=0.9)
+    assert message == "KMeans.n_clusters must not exceed the training rows (34 by the metadata)"
+
+
+def test_text_features_are_refused(penguin_metadata: Metadata) -> None:
+    scaler = step("StandardScaler", epsilon=1.0, bounds={"_tuple": True, "_items": [0, 1]})
+    assert refused(penguin_metadata, scaler, feature_columns=["island"]) == (
+        "feature columns must be numeric (int or float): island"
+    )
+
+
+def test_forests_are_bounded_by_their_total_leaves(penguin_metadata: Metadata) -> None:
+    forest = step("RandomForestClassifier", epsilon=1.0, bounds=BOUNDS, classes=CLASSES, n_estimators=100,
+                  max_depth=12)  # fmt: skip
+    assert refused(penguin_metadata, forest).endswith("must not exceed 65536 leaves")
+
+
+def test_library_parameter_types_are_checked_before_reading(penguin_metadata: Metadata) -> None:
+    logistic = step("LogisticRegression", epsilon=1.0, data_norm=10.0, C=-1.0)
+    assert refused(penguin_metadata, logistic).startswith("LogisticRegression: The 'C' parameter")
+
+
+def test_progress_output_is_refused(penguin_metadata: Metadata) -> None:
+    logistic = step("LogisticRegression", epsilon=1.0, data_norm=10.0, verbose=1)
+    assert refused(penguin_metadata, logistic).startswith("LogisticRegression.verbose must be 0")
+
+
+@pytest.mark.parametrize("kind", ["GaussianNB", "LogisticRegression"])
+def test_classifiers_know_every_category_even_one_absent_from_the_data(
+    penguin_metadata: Metadata, penguin_frame: pd.DataFrame, kind: str
+) -> None:
+    params = {"bounds": BOUNDS} if kind == "GaussianNB" else {"data_norm": 100.0}
+    payload = seed_query(DPL, diffprivlib_json=with_steps(step(kind, epsilon=1.0, **params)))
+    adelie_only = penguin_frame[penguin_frame["species"] == "Adelie"]
+    release = run_query(DPL, payload, penguin_metadata, adelie_only)
+    model = pickle.loads(base64.b64decode(release.response["model"]))
+    assert list(model.steps[-1][1].classes_) == CLASSES
+    assert set(model.predict(adelie_only[payload["feature_columns"]].dropna())) <= set(CLASSES)
+
+
+def test_priors_must_match_the_target_categories(penguin_metadata: Metadata) -> None:
+    message = refused(penguin_metadata, step("GaussianNB", epsilon=1.0, bounds=BOUNDS, priors=[0.5, 0.5]))
+    assert message.startswith("GaussianNB.priors must list 3 non-negative numbers summing to 1")

@@ -126,6 +126,13 @@ def test_constructor_outside_allowlist_is_rejected(penguin_metadata: Metadata, m
         estimate_cost(OPENDP, {"opendp_json": pipeline(constructor(module, func))}, penguin_metadata)
 
 
+@pytest.mark.parametrize("name", [["transformations"], {"a": 1}])
+def test_a_constructor_named_by_a_non_string_is_rejected(penguin_metadata: Metadata, name: Any) -> None:
+    node = {**constructor("transformations", "make_split_dataframe"), "module": name}
+    with pytest.raises(PayloadRejected, match="module and func must be strings"):
+        estimate_cost(OPENDP, {"opendp_json": pipeline(node)}, penguin_metadata)
+
+
 def test_unknown_node_type_is_rejected(penguin_metadata: Metadata) -> None:
     with pytest.raises(PayloadRejected, match="node type 'pickle' is not supported"):
         estimate_cost(OPENDP, {"opendp_json": pipeline({"_type": "pickle"})}, penguin_metadata)
@@ -142,3 +149,11 @@ def test_deep_ast_is_rejected(penguin_metadata: Metadata) -> None:
 def test_invalid_json_is_rejected(penguin_metadata: Metadata) -> None:
     with pytest.raises(PayloadRejected, match="opendp_json is not valid JSON"):
         estimate_cost(OPENDP, {"opendp_json": "{not json"}, penguin_metadata)
+
+
+def test_measurement_not_reading_csv_text_is_refused_before_reading(penguin_metadata: Metadata) -> None:
+    floats = constructor("domains", "vector_domain", constructor("domains", "atom_domain", T="f64"))
+    count = constructor("transformations", "make_count", floats, constructor("metrics", "symmetric_distance"))
+    ast = {"_type": "partial_chain", "lhs": count, "rhs": constructor("measurements", "then_laplace", scale=1.0)}
+    with pytest.raises(InvalidQuery, match=r"input domain must be AtomDomain\(T=String\), not VectorDomain"):
+        estimate_cost(OPENDP, {"opendp_json": pipeline(ast)}, penguin_metadata)

@@ -8,10 +8,11 @@ import json
 import pandas as pd
 import pytest
 
-from dpkube.engine.cost import Cost, estimate_cost
+from dpkube.engine.cost import estimate_cost
 from dpkube.engine.dummy import dummy_frame
 from dpkube.engine.errors import PayloadRejected
 from dpkube.engine.release import run_query, to_json
+from dpkube.models.cost import Cost
 from dpkube.models.examples import DIFFPRIVLIB_JSON, OPENDP_JSON, query_payload
 from dpkube.models.metadata import Metadata
 from dpkube.models.payloads import Library, OpenDPPayload

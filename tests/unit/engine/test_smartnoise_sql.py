@@ -7,7 +7,7 @@ import pytest
 from snsql.sql.private_reader import PrivateReader
 
 from dpkube.engine.cost import estimate_cost
-from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
+from dpkube.engine.errors import ExternalLibraryError, PayloadRejected
 from dpkube.engine.release import run_query
 from dpkube.models.examples import query_payload as seed_query
 from dpkube.models.metadata import Metadata
@@ -78,7 +78,7 @@ def test_unknown_column_fails_with_lomas_cost_message(penguin_metadata: Metadata
         estimate_cost(SQL, seed_query(SQL, query_str="SELECT AVG(bill) FROM df"), penguin_metadata)
 
 
-def test_nan_result_is_refused_without_retry(
+def test_nan_result_is_a_library_error_without_retry(
     penguin_metadata: Metadata, penguin_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
@@ -89,7 +89,7 @@ def test_nan_result_is_refused_without_retry(
 
     monkeypatch.setattr(PrivateReader, "execute", nan_rows)
     payload = seed_query(SQL, query_str="SELECT AVG(bill_length_mm) AS a FROM df")
-    with pytest.raises(InvalidQuery, match=r"NAN results.*not retried"):
+    with pytest.raises(ExternalLibraryError, match=r"NAN results.*not retried"):
         run_query(SQL, payload, penguin_metadata, penguin_frame)
     assert len(calls) == 1
 

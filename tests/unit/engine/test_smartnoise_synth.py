@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import pickle
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from dpkube.engine.cost import estimate_cost
 from dpkube.engine.dummy import dummy_frame
-from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
-from dpkube.engine.libraries.smartnoise_synth import dpctgan_epsilon
+from dpkube.engine.errors import InvalidQuery, PayloadRejected
+from dpkube.engine.libraries.smartnoise_synth_training import dpctgan_epsilon
 from dpkube.engine.release import run_query
 from dpkube.models.examples import query_payload as seed_query
 from dpkube.models.metadata import Metadata
@@ -81,9 +82,9 @@ def test_dummy_data_trains_too(penguin_metadata: Metadata) -> None:
     assert len(run_query(SYNTH, payload, penguin_metadata, frame).response) == 3
 
 
-def test_mwem_with_delta_fails_as_in_lomas(penguin_metadata: Metadata) -> None:
+def test_mwem_with_delta_is_refused_with_lomas_message(penguin_metadata: Metadata) -> None:
     payload = seed_query(SYNTH, synth_name="mwem", synth_params={}, select_cols=["species"])
-    with pytest.raises(ExternalLibraryError, match="unexpected keyword argument 'delta'"):
+    with pytest.raises(InvalidQuery, match="unexpected keyword argument 'delta'"):
         estimate_cost(SYNTH, payload, penguin_metadata)
 
 
@@ -162,3 +163,74 @@ def test_free_text_column_is_refused(penguin_metadata: Metadata) -> None:
     )
     with pytest.raises(PayloadRejected, match="free-text columns cannot be synthesised"):
         estimate_cost(SYNTH, seed_query(SYNTH), titanic)
+
+
+def constrained(column: str, *transformers: dict[str, Any]) -> str:
+    node = transformers[0] if len(transformers) == 1 else {
+        "type": "_ssynth_transformer:ChainTransformer", "params": list(transformers)}  # fmt: skip
+    return json.dumps({"module": "smartnoise-synth", "version": "1.0.4", "constraints": {column: node}})
+
+
+def transformer(name: str, **params: Any) -> dict[str, Any]:
+    return {"type": f"_ssynth_transformer:{name}", "params": params}
+
+
+def test_label_transformer_on_a_numeric_column_is_refused_before_reading(penguin_metadata: Metadata) -> None:
+    payload = seed_query(SYNTH, constraints=constrained("bill_length_mm", transformer("LabelTransformer")))
+    with pytest.raises(PayloadRejected, match="LabelTransformer encodes only the categories of the metadata"):
+        estimate_cost(SYNTH, payload, penguin_metadata)
+
+
+def test_clamp_window_before_a_label_transformer_is_refused_before_reading(penguin_metadata: Metadata) -> None:
+    window = constrained("body_mass_g", transformer("ClampTransformer", lower=5000, upper=5500),
+                         transformer("LabelTransformer"))  # fmt: skip
+    with pytest.raises(PayloadRejected, match="body_mass_g is a float column without categories"):
+        estimate_cost(SYNTH, seed_query(SYNTH, constraints=window), penguin_metadata)
+
+
+def test_transformer_failing_on_the_declared_bounds_is_refused_before_reading(penguin_metadata: Metadata) -> None:
+    log = constrained("bill_length_mm", transformer("ClampTransformer", lower=-5.0, upper=0.0),
+                      transformer("LogTransformer"))  # fmt: skip
+    with pytest.raises(PayloadRejected, match="bill_length_mm: ChainTransformer fails on values of the column's"):
+        estimate_cost(SYNTH, seed_query(SYNTH, constraints=log), penguin_metadata)
+
+
+def test_a_datetime_transformer_on_a_float_column_is_refused_before_reading(penguin_metadata: Metadata) -> None:
+    payload = seed_query(SYNTH, constraints=constrained("body_mass_g", transformer("DateTimeTransformer")))
+    with pytest.raises(PayloadRejected, match="body_mass_g: DateTimeTransformer fails on values of the column's"):
+        estimate_cost(SYNTH, payload, penguin_metadata)
+
+
+def test_batch_size_above_the_public_row_count_is_refused_before_reading(penguin_metadata: Metadata) -> None:
+    payload = seed_query(SYNTH, synth_params={**TINY_GAN, "batch_size": 400})
+    with pytest.raises(InvalidQuery, match=r"batch_size exceeds the number of rows \(344 by the metadata\)"):
+        estimate_cost(SYNTH, payload, penguin_metadata)
+
+
+def test_a_condition_that_does_not_parse_is_refused_before_reading(penguin_metadata: Metadata) -> None:
+    payload = seed_query(SYNTH, return_model=False, condition="species = = 'Adelie'")
+    with pytest.raises(PayloadRejected, match="condition is not a valid SQL WHERE clause"):
+        estimate_cost(SYNTH, payload, penguin_metadata)
+
+
+def test_a_deeply_nested_condition_is_refused_by_the_scanner(penguin_metadata: Metadata) -> None:
+    payload = seed_query(SYNTH, return_model=False, condition="(" * 300 + "sex = 'MALE'" + ")" * 300)
+    with pytest.raises(PayloadRejected, match="parentheses nest deeper than"):
+        estimate_cost(SYNTH, payload, penguin_metadata)
+
+
+def test_mwem_splits_must_cover_each_encoded_column_once(penguin_metadata: Metadata) -> None:
+    payload = seed_query(SYNTH, synth_name="mwem", delta=None, select_cols=["species", "island"],
+                         synth_params={"splits": [[0], [0]]})  # fmt: skip
+    with pytest.raises(PayloadRejected, match="splits must be lists of encoded column indices covering 0 to 1"):
+        estimate_cost(SYNTH, payload, penguin_metadata)
+
+
+@pytest.mark.slow
+def test_a_condition_filters_the_samples(penguin_metadata: Metadata, penguin_frame: pd.DataFrame) -> None:
+    payload = seed_query(
+        SYNTH, synth_name="mwem", delta=None, synth_params={"q_count": 20, "iterations": 3},
+        select_cols=["species", "sex"], return_model=False, nb_samples=10, condition="sex = 'MALE'",
+    )  # fmt: skip
+    rows = run_query(SYNTH, payload, penguin_metadata, penguin_frame).response
+    assert rows and {row["sex"] for row in rows} == {"MALE"}

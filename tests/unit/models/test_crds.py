@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dpkube.cli.manifests import render_crds
 from dpkube.models.dpquery import DPQuerySpec
 from dpkube.models.kinds import KINDS
-from dpkube.models.manifests import render_crds
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
 
@@ -63,7 +63,7 @@ def test_crd_manifests_are_valid_yaml_documents() -> None:
 
 
 def test_committed_examples_match_the_models_and_seed() -> None:
-    from dpkube.models.manifests import render_examples
+    from dpkube.cli.manifests import render_examples
 
     examples = Path(__file__).resolve().parents[3] / "examples"
     committed = {path.name: path.read_text() for path in examples.glob("*.yaml")}

@@ -65,4 +65,4 @@ def test_a_full_queue_makes_queries_wait() -> None:
 
 def test_a_query_behind_others_waits_its_turn() -> None:
     decision = decide(facts(queue_name="q", queue=QueueFacts(exists=True, ahead=3)))
-    assert decision.verdict is Verdict.WAIT and decision.message == "3 queries ahead in queue q"
+    assert decision.verdict is Verdict.WAIT and decision.message == "waiting for its turn in queue q"

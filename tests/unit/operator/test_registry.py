@@ -53,3 +53,11 @@ def test_a_dependency_wait_may_end_only_when_every_dependency_ended() -> None:
     assert not registry.dependencies_settled(entry)
     registry.observe(body("dep", "t1", "Succeeded"))
     assert registry.dependencies_settled(entry)
+
+
+def test_positions_count_from_the_head_of_the_queue() -> None:
+    registry = Registry()
+    for uid, created in (("b", "t2"), ("a", "t1"), ("c", "t3")):
+        registry.observe(body(uid, created, "Pending"))
+    registry.observe(body("x", "t0", "Running"))
+    assert [(entry.uid, place) for entry, place in registry.positions("q")] == [("a", 1), ("b", 2), ("c", 3)]

@@ -110,7 +110,8 @@ async def unlock_queue(name: str, admin: Admin, service: Service) -> dict[str, A
 
 @both(router.get, "/job")
 async def list_jobs(caller: Caller, service: Service) -> list[dict[str, Any]]:
-    return await service.jobs.all()
+    """The caller's jobs; every job for an admin."""
+    return await service.jobs.all(caller)
 
 
 @both(router.post, "/job")
@@ -121,7 +122,8 @@ async def submit_job(request: Request, caller: Caller, service: Service) -> dict
 
 @router.get("/job/{job_id}")
 async def get_job_by_id(job_id: str, caller: Caller, service: Service) -> dict[str, Any]:
-    return await service.jobs.get(job_id)
+    """One read by name; another user's job is 404, as an unknown id is."""
+    return await service.jobs.get(caller, job_id)
 
 
 @both(router.get, "/taskPlugin")
@@ -133,7 +135,7 @@ async def list_all_task_plugins(caller: Caller, service: Service) -> list[dict[s
 @both(router.post, "/taskPlugin")
 async def upload_custom_plugin_package(request: Request, admin: Admin, service: Service) -> dict[str, Any]:
     """A custom package (admins only: its code would run next to private data)."""
-    return await service.plugins.upload(await _form(request, invalid_plugin_form))
+    return await service.plugins.upload(admin, await _form(request, invalid_plugin_form))
 
 
 @both(router.get, "/taskPlugin/dioptra_builtins")

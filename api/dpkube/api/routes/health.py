@@ -16,11 +16,14 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready once the caches have synced with the API server (or run without caches)."""
+    """Ready once the caches have synced with the API server (or run without caches) and the worker pool has
+    started (its workers import the DP libraries)."""
     informers = request.app.state.informers
     unsynced = [i.path for i in informers if not i.synced]
     if unsynced:
         return JSONResponse({"status": "not ready", "unsynced": unsynced}, status_code=503)
+    if not request.app.state.pool.warm:
+        return JSONResponse({"status": "not ready", "starting": "workers"}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 

@@ -9,20 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from dpkube.api.errors import InternalServerException, UnauthorizedAccessException
-from dpkube.api.services.informer import Informer
 from dpkube.budget import ledger as L
-from dpkube.k8s.budgets import GRANT_LABEL, GRANT_SELECTOR, grant_name
-from dpkube.k8s.client import KubeClient, NotFound, core_path
+from dpkube.k8s.budgets import AmbiguousGrant, Budgets, grant_name, is_grant_of, the_grant
+from dpkube.k8s.client import KubeClient
+from dpkube.k8s.informer import Informer
 
 
 def no_access(user: str, dataset: str) -> UnauthorizedAccessException:
     return UnauthorizedAccessException(f"{user} does not have access to {dataset}.")
-
-
-def _names(item: dict[str, Any], user: str, dataset: str) -> bool:
-    data = item.get("data") or {}
-    return (item.get("metadata", {}).get("labels", {}).get(GRANT_LABEL) == "grant"
-            and data.get("user") == user and data.get("dataset") == dataset)
 
 
 class BudgetView:
@@ -31,6 +25,7 @@ class BudgetView:
     def __init__(self, client: KubeClient, namespace: str, informer: Informer | None = None) -> None:
         self.client = client
         self.namespace = namespace
+        self.grants = Budgets(client, namespace)
         self.informer = informer
         self._stale: set[tuple[str, str]] = set()
 
@@ -56,25 +51,22 @@ class BudgetView:
     def _cached(self, user: str, dataset: str) -> dict[str, Any] | None:
         assert self.informer is not None
         item = self.informer.objects.get(grant_name(user, dataset))
-        if item is not None and _names(item, user, dataset):
+        if item is not None and is_grant_of(item, user, dataset):
             return item
-        matches = [i for i in self.informer.objects.values() if _names(i, user, dataset)]
-        return self._one(matches, user, dataset)
+        return self._one(list(self.informer.objects.values()), user, dataset)
 
     async def _read_through(self, user: str, dataset: str) -> dict[str, Any] | None:
         try:
-            item = await self.client.get(core_path("configmaps", self.namespace, grant_name(user, dataset)))
-        except NotFound:
-            item = None
-        if item is None or not _names(item, user, dataset):
-            items = await self.client.list_all(core_path("configmaps", self.namespace), label_selector=GRANT_SELECTOR)
-            item = self._one([i for i in items if _names(i, user, dataset)], user, dataset)
+            item = await self.grants.find_item(user, dataset)
+        except AmbiguousGrant as exc:
+            raise InternalServerException(str(exc)) from None
         if item is not None and self.informer is not None:
             self.informer.put(item)
         return item
 
     @staticmethod
-    def _one(matches: list[dict[str, Any]], user: str, dataset: str) -> dict[str, Any] | None:
-        if len(matches) > 1:
-            raise InternalServerException(f"more than one grant for {user} on {dataset}")
-        return matches[0] if matches else None
+    def _one(items: list[dict[str, Any]], user: str, dataset: str) -> dict[str, Any] | None:
+        try:
+            return the_grant(items, user, dataset)
+        except AmbiguousGrant as exc:
+            raise InternalServerException(str(exc)) from None

@@ -10,15 +10,18 @@ import datetime as dt
 import json
 from typing import Any
 
+from pydantic.alias_generators import to_camel
+
 from dpkube.api.services.queries import (
     CLIENT_INPUT_ANNOTATION,
     SUBMITTED_AT_ANNOTATION,
     owner_selector,
-    result_of,
 )
 from dpkube.api.services.retry import retrying
 from dpkube.k8s.client import KubeClient
-from dpkube.models.dpquery import PAYLOAD_FIELD, Mode, Phase
+from dpkube.k8s.results import read_published
+from dpkube.models.cost import ZERO
+from dpkube.models.dpquery import PAYLOAD_FIELD, DPQueryStatus, Mode, Phase, phase_of
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.payloads import PAYLOAD_TYPES, Library
 
@@ -36,7 +39,7 @@ def _client_input(query: dict[str, Any], library: Library) -> dict[str, Any]:
     raw = (query["metadata"].get("annotations") or {}).get(CLIENT_INPUT_ANNOTATION)
     if raw:
         return json.loads(raw)
-    payload_key = PAYLOAD_TYPES[library].model_config["alias_generator"](PAYLOAD_FIELD[library])  # type: ignore[misc]
+    payload_key = to_camel(PAYLOAD_FIELD[library])
     payload = PAYLOAD_TYPES[library].model_validate(query["spec"].get(payload_key) or {})
     return {"dataset_name": query["spec"]["dataset"], **payload.model_dump(mode="json")}
 
@@ -56,14 +59,14 @@ class History:
             q for q in items
             if q["spec"].get("user") == user and q["spec"].get("dataset") == dataset
             and q["spec"].get("mode", Mode.QUERY.value) == Mode.QUERY.value
-            and (q.get("status") or {}).get("phase") == Phase.SUCCEEDED.value
+            and phase_of(q) == Phase.SUCCEEDED
         ]
         done.sort(key=lambda q: (_timestamp(q), q["metadata"]["name"]))
         return [await self._record(q, user) for q in done]
 
     async def _record(self, query: dict[str, Any], user: str) -> dict[str, Any]:
         library = Library(query["spec"]["library"])
-        status = query.get("status") or {}
+        spent = DPQueryStatus.model_validate(query.get("status") or {}).spent or ZERO
         return {
             "user_name": user,
             "dataset_name": query["spec"]["dataset"],
@@ -71,9 +74,9 @@ class History:
             "client_input": _client_input(query, library),
             "response": {
                 "requested_by": user,
-                "query_response": await result_of(self.client, query),
-                "spent_epsilon": float(status.get("spentEpsilon") or 0.0),
-                "spent_delta": float(status.get("spentDelta") or 0.0),
+                "query_response": await read_published(self.client, query),
+                "spent_epsilon": spent.epsilon,
+                "spent_delta": spent.delta,
             },
             "timestamp": _timestamp(query),
         }

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
+from dpkube.api.errors import InvalidQueryException
 from dpkube.api.services.budgets import BudgetView
+from dpkube.api.services.compute import Compute, dummy_dataset, price
 from dpkube.api.services.datasets import Datasets
 from dpkube.api.services.history import History
 from dpkube.api.services.queries import Queries
 from dpkube.api.wire import DummyFields, WireModel, payload_of
-from dpkube.engine.cost import estimate_cost
-from dpkube.engine.dummy import dummy_dataset_response
 from dpkube.models.dpquery import Mode
 from dpkube.models.payloads import Library
 
@@ -19,11 +18,14 @@ from dpkube.models.payloads import Library
 class Lomas:
     """What each Lomas route does for an authenticated user."""
 
-    def __init__(self, datasets: Datasets, budgets: BudgetView, queries: Queries, history: History) -> None:
+    def __init__(self, datasets: Datasets, budgets: BudgetView, queries: Queries, history: History,
+                 compute: Compute, max_dummy_rows: int) -> None:
         self.datasets = datasets
         self.budgets = budgets
         self.queries = queries
         self.history = history
+        self.compute = compute
+        self.max_dummy_rows = max_dummy_rows
 
     async def dataset_metadata(self, user: str, dataset: str) -> dict[str, Any]:
         found = await self.datasets.get(dataset)
@@ -31,9 +33,14 @@ class Lomas:
         return found.metadata.lomas_dict()
 
     async def dummy_dataset(self, user: str, dataset: str, dummy: DummyFields) -> dict[str, Any]:
+        """Built in a worker, within the pool's time limit and at most `max_dummy_rows` rows."""
         found = await self.datasets.get(dataset)
         await self.budgets.ledger(user, dataset)
-        return await asyncio.to_thread(dummy_dataset_response, found.metadata, dummy.dummy_nb_rows, dummy.dummy_seed)
+        if dummy.dummy_nb_rows > self.max_dummy_rows:
+            raise InvalidQueryException(
+                f"dummy_nb_rows must be at most {self.max_dummy_rows}, got {dummy.dummy_nb_rows}.")
+        return await self.compute.run(user, dummy_dataset, found.metadata, dummy.dummy_nb_rows,
+                                      dummy.dummy_seed)
 
     async def initial_budget(self, user: str, dataset: str) -> dict[str, float]:
         await self.datasets.get(dataset)
@@ -43,7 +50,7 @@ class Lomas:
     async def total_spent_budget(self, user: str, dataset: str) -> dict[str, float]:
         await self.datasets.get(dataset)
         ledger = await self.budgets.ledger(user, dataset)
-        return {"total_spent_epsilon": ledger.spent_epsilon, "total_spent_delta": ledger.spent_delta}
+        return {"total_spent_epsilon": ledger.spent.epsilon, "total_spent_delta": ledger.spent.delta}
 
     async def remaining_budget(self, user: str, dataset: str) -> dict[str, float]:
         await self.datasets.get(dataset)
@@ -56,20 +63,21 @@ class Lomas:
         return {"previous_queries": await self.history.previous_queries(user, dataset)}
 
     async def estimate_cost(self, user: str, library: Library, body: WireModel) -> dict[str, float]:
-        """The library's own cost, in-process and without data: no pod, no charge."""
+        """The library's own cost, computed in a worker without data: no pod, no charge."""
         dataset = body.dataset_name  # type: ignore[attr-defined]
         found = await self.datasets.get(dataset)
         await self.budgets.ledger(user, dataset)
-        cost = await asyncio.to_thread(estimate_cost, library, payload_of(library, body), found.metadata)
-        return {"epsilon_cost": cost.epsilon, "delta_cost": cost.delta}
+        epsilon, delta = await self.compute.run(user, price, library, payload_of(library, body),
+                                                found.metadata)
+        return {"epsilon_cost": epsilon, "delta_cost": delta}
 
     async def private_query(self, user: str, library: Library, body: WireModel) -> dict[str, Any]:
         """Run on the real data, charged to the caller's budget."""
         outcome = await self.queries.run(user, library, Mode.QUERY, body)
         return {"requested_by": user, "query_response": outcome.response,
-                "spent_epsilon": outcome.spent_epsilon, "spent_delta": outcome.spent_delta}
+                "spent_epsilon": outcome.spent.epsilon, "spent_delta": outcome.spent.delta}
 
     async def dummy_query(self, user: str, library: Library, body: WireModel) -> dict[str, Any]:
         """Run in a pod on dummy data generated from the metadata: free."""
         outcome = await self.queries.run(user, library, Mode.DUMMY, body)
-        return {"query_response": outcome.response, "epsilon": outcome.cost_epsilon, "delta": outcome.cost_delta}
+        return {"query_response": outcome.response, "epsilon": outcome.cost.epsilon, "delta": outcome.cost.delta}

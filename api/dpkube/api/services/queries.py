@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -30,13 +30,27 @@ from dpkube.api.services.budgets import BudgetView
 from dpkube.api.services.datasets import Datasets, unknown_dataset
 from dpkube.api.services.retry import retrying
 from dpkube.api.wire import WireModel, payload_of
-from dpkube.k8s.client import ApiError, Gone, KubeClient, core_path
-from dpkube.models.conditions import Reason
+from dpkube.k8s.client import ApiError, Gone, KubeClient
+from dpkube.k8s.results import read_published
+from dpkube.models.conditions import ConditionType, Reason
+from dpkube.models.cost import ZERO, Cost
 from dpkube.models.crd import API_VERSION
 from dpkube.models.dataset import dataset_object_name
-from dpkube.models.dpquery import PAYLOAD_FIELD, DPQuerySpec, DummySpec, Mode, Phase
+from dpkube.models.dpquery import (
+    PAYLOAD_FIELD,
+    RELEASE_FINALIZER,
+    DPQuerySpec,
+    DPQueryStatus,
+    DummySpec,
+    Mode,
+    Phase,
+    phase_of,
+)
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.payloads import Library
+
+if TYPE_CHECKING:
+    from dpkube.api.services.quotas import InFlight
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +65,13 @@ CLIENT_INPUT_ANNOTATION = "dpkube.io/client-input"
 SUBMITTED_AT_ANNOTATION = "dpkube.io/submitted-at"
 """Unix time of submission, the archive record's timestamp and order."""
 
-COMPLETE = "Complete"
 STATUS_CONDITION_ERRORS: dict[str, Callable[[str, Library], ApiException]] = {
     Reason.INSUFFICIENT_BUDGET: lambda m, _: InvalidQueryException(m),
     Reason.NO_BUDGET_GRANT: lambda m, _: UnauthorizedAccessException(m),
     Reason.USER_NOT_ALLOWED: lambda m, _: UnauthorizedAccessException(m),
     Reason.INVALID_QUERY: lambda m, _: InvalidQueryException(m),
     Reason.LIBRARY_ERROR: lambda m, lib: ExternalLibraryException(m, lib.lomas_name),
+    Reason.FAILED_ON_PRIVATE_DATA: lambda m, lib: ExternalLibraryException(m, lib.lomas_name),
     Reason.TIMED_OUT: lambda m, _: InvalidQueryException(f"The query was stopped: {m}."),
 }
 """How a refusal written by the operator reads on the wire, by the Complete condition's reason."""
@@ -72,43 +86,44 @@ def owner_selector(user: str, dataset: str) -> str:
     return f"{USER_LABEL}={user_hash(user)},{DATASET_LABEL}={dataset_object_name(dataset)[:63].strip('-')}"
 
 
-def complete_reason(status: dict[str, Any]) -> str:
-    return next((c.get("reason", "") for c in status.get("conditions") or [] if c.get("type") == COMPLETE), "")
+def complete_reason(status: DPQueryStatus) -> str:
+    return next((c.reason for c in status.conditions if c.type == ConditionType.COMPLETE), "")
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """A query that ended well: its released result and what it cost."""
+    """A query that ended well: its released result, what it was charged and what it costs."""
 
     name: str
     response: Any
-    spent_epsilon: float
-    spent_delta: float
-    cost_epsilon: float
-    cost_delta: float
+    spent: Cost
+    cost: Cost
 
 
 class Queries:
     """Creates DPQueries for callers and follows them to their end."""
 
     def __init__(self, client: KubeClient, namespace: str, datasets: Datasets, budgets: BudgetView,
-                 wait_seconds: float, on_end: Callable[[Library, Mode, str, str], None] | None = None) -> None:
+                 wait_seconds: float, on_end: Callable[[Library, Mode, str, str], None] | None = None,
+                 in_flight: InFlight | None = None) -> None:
         self.client = client
         self.namespace = namespace
         self.datasets = datasets
         self.budgets = budgets
         self.wait_seconds = wait_seconds
         self.on_end = on_end
+        self.in_flight = in_flight
 
     async def run(self, user: str, library: Library, mode: Mode, body: WireModel) -> Outcome:
-        """Check the dataset (400) and access (403), submit the query, and wait for its outcome."""
+        """Check the dataset (400), access (403) and the caller's unfinished queries (429), submit the query, and
+        wait for its outcome."""
         dataset = body.dataset_name  # type: ignore[attr-defined]
         await self.datasets.get(dataset)
         ledger = await self.budgets.ledger(user, dataset)
         if mode == Mode.QUERY and not ledger.may_query:
             raise UnauthorizedAccessException(f"{user} is not allowed to query {dataset}.")
         manifest = self.manifest(user, library, mode, body)
-        created = await retrying(lambda: self.client.create(DPQUERY.api_path(self.namespace), manifest))
+        created = await self._create(user, manifest)
         if mode == Mode.QUERY:
             self.budgets.mark_stale(user, dataset)
         try:
@@ -117,6 +132,14 @@ class Queries:
             if mode == Mode.QUERY:
                 self.budgets.mark_stale(user, dataset)
         return await self._outcome(final, library, mode)
+
+    async def _create(self, user: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        if self.in_flight is None:
+            return await retrying(lambda: self.client.create(DPQUERY.api_path(self.namespace), manifest))
+        async with self.in_flight.slot(user) as slot:
+            created = await retrying(lambda: self.client.create(DPQUERY.api_path(self.namespace), manifest))
+            slot.created(created)
+        return created
 
     def manifest(self, user: str, library: Library, mode: Mode, body: WireModel) -> dict[str, Any]:
         """The DPQuery of a Lomas request, in the caller's name; 400 when the platform's limits refuse it."""
@@ -139,6 +162,8 @@ class Queries:
             "metadata": {
                 "name": f"lomas-{mode.value}-{uuid.uuid4().hex[:16]}",
                 "namespace": self.namespace,
+                # Set at creation, so the operator need not add it before it reserves the query's cost.
+                "finalizers": [RELEASE_FINALIZER],
                 "labels": {
                     USER_LABEL: user_hash(user),
                     DATASET_LABEL: dataset_object_name(dataset)[:63].strip("-"),
@@ -161,8 +186,8 @@ class Queries:
         while not _terminal(query):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                phase = (query.get("status") or {}).get("phase") or Phase.PENDING.value
-                raise QueryStillRunning(self.namespace, name, phase, self.wait_seconds)
+                phase = phase_of(query) or Phase.PENDING
+                raise QueryStillRunning(self.namespace, name, phase.value, self.wait_seconds)
             try:
                 async with asyncio.timeout(remaining):
                     async for event in self.client.watch(
@@ -186,43 +211,26 @@ class Queries:
         return query
 
     async def _outcome(self, query: dict[str, Any], library: Library, mode: Mode) -> Outcome:
-        status = query.get("status") or {}
-        phase = Phase(status["phase"])
+        status = DPQueryStatus.model_validate(query.get("status") or {})
+        phase = status.phase
         reason = complete_reason(status)
         if self.on_end is not None:
             self.on_end(library, mode, phase.value, reason)
         if phase != Phase.SUCCEEDED:
-            message = status.get("message") or phase.value
+            message = status.message or phase.value
             if reason == Reason.DATASET_NOT_FOUND:
                 raise unknown_dataset(query["spec"]["dataset"])
             if reason in STATUS_CONDITION_ERRORS:
                 raise STATUS_CONDITION_ERRORS[reason](message, library)
             raise InternalServerException(f"query {query['metadata']['name']} ended {phase.value}: {message}")
-        cost = status.get("cost") or {}
         return Outcome(
             name=query["metadata"]["name"],
-            response=await result_of(self.client, query),
-            spent_epsilon=float(status.get("spentEpsilon") or 0.0),
-            spent_delta=float(status.get("spentDelta") or 0.0),
-            cost_epsilon=float(cost.get("epsilon") or 0.0),
-            cost_delta=float(cost.get("delta") or 0.0),
+            response=await read_published(self.client, query),
+            spent=status.spent or ZERO,
+            cost=status.cost or ZERO,
         )
 
 
 def _terminal(query: dict[str, Any]) -> bool:
-    phase = (query.get("status") or {}).get("phase")
-    return phase is not None and Phase(phase).terminal
-
-
-async def result_of(client: KubeClient, query: dict[str, Any]) -> Any:
-    """The released result: inline in the status, or the text of the ConfigMaps it points at, in order."""
-    status = query.get("status") or {}
-    ref = status.get("resultRef")
-    if not ref:
-        return status.get("result")
-    namespace, base, key = query["metadata"]["namespace"], ref["configMap"], ref.get("key", "result.json")
-    parts = []
-    for index in range(int(ref.get("chunks", 1))):
-        name = base if index == 0 else f"{base}-{index}"
-        parts.append((await client.get(core_path("configmaps", namespace, name))).get("data", {}).get(key, ""))
-    return json.loads("".join(parts))
+    phase = phase_of(query)
+    return phase is not None and phase.terminal

@@ -79,10 +79,12 @@ def queue_ready(name: str, queue: QueueFacts) -> Decision:
     if queue.locked:
         return Decision(Verdict.WAIT, Reason.QUEUE_LOCKED, f"queue {name} is locked")
     if queue.ahead:
-        return Decision(Verdict.WAIT, Reason.WAITING_FOR_QUEUE, f"{queue.ahead} queries ahead in queue {name}")
+        # No count in the message: a position changes with every admission ahead, and writing each change
+        # would cost one status write per waiting query per admission (kueue#8095).
+        return Decision(Verdict.WAIT, Reason.WAITING_FOR_QUEUE, f"waiting for its turn in queue {name}")
     if queue.max_concurrent is not None and queue.running >= queue.max_concurrent:
         return Decision(
-            Verdict.WAIT, Reason.QUEUE_FULL, f"queue {name} runs {queue.running} of {queue.max_concurrent} queries"
+            Verdict.WAIT, Reason.QUEUE_FULL, f"queue {name} runs its maximum of {queue.max_concurrent} queries"
         )
     return ADMIT
 

@@ -1,7 +1,8 @@
-"""Status transitions of a DPQuery: phase, conditions (Kubernetes conventions) and timestamps.
+"""Status transitions of a DPQuery over the typed status model: phase, conditions and timestamps.
 
-Functions return the new status as the API stores it (camelCase dicts), so the reconciler can write
-exactly what changed; a condition keeps its lastTransitionTime while its status does not change.
+Pure and clock-injected: every function takes `now` and returns a new DPQueryStatus (the input is
+never changed), so the reconciler writes exactly one serialised status per decision. A condition
+keeps its lastTransitionTime while its status does not change (Kubernetes conventions).
 """
 
 from __future__ import annotations
@@ -9,58 +10,64 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from dpkube.models.dpquery import Phase
-
-# The condition types of a DPQuery.
-ADMITTED = "Admitted"
-POD_CREATED = "PodCreated"
-CHARGED = "Charged"
-COMPLETE = "Complete"
+from dpkube.models.conditions import Condition, ConditionStatus, ConditionType
+from dpkube.models.dpquery import DPQueryStatus, Phase
 
 
-def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def set_condition(status: DPQueryStatus, type_: ConditionType, holds: bool, reason: str, message: str,
+                  now: dt.datetime) -> DPQueryStatus:
+    """The status with one condition set; an unchanged truth value keeps its transition time."""
+    value = ConditionStatus.TRUE if holds else ConditionStatus.FALSE
+    previous = condition(status, type_)
+    since = previous.last_transition_time if previous is not None and previous.status == value else now
+    updated = Condition(type=type_, status=value, reason=reason, message=message, last_transition_time=since)
+    others = [c for c in status.conditions if c.type != type_]
+    return status.model_copy(update={"conditions": [*others, updated]})
 
 
-def set_condition(
-    conditions: list[dict[str, Any]], type_: str, status: bool, reason: str, message: str, at: str
-) -> list[dict[str, Any]]:
-    """The conditions with one of them set; unchanged status keeps its transition time."""
-    value = "True" if status else "False"
-    out = [dict(c) for c in conditions if c.get("type") != type_]
-    previous = next((c for c in conditions if c.get("type") == type_), None)
-    out.append({
-        "type": type_,
-        "status": value,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": previous["lastTransitionTime"]
-        if previous and previous.get("status") == value and previous.get("lastTransitionTime") else at,
-    })
-    return out
+def condition(status: DPQueryStatus, type_: ConditionType) -> Condition | None:
+    return next((c for c in status.conditions if c.type == type_), None)
 
 
-def transition(status: dict[str, Any], phase: Phase, reason: str, message: str, **fields: Any) -> dict[str, Any]:
-    """The status after moving to `phase` (terminal phases get a completionTime and a Complete condition)."""
-    at = now()
-    new = {**status, **{k: v for k, v in fields.items()}, "phase": phase.value, "message": message}
-    conditions = list(status.get("conditions") or [])
+def holds(status: DPQueryStatus, type_: ConditionType) -> bool:
+    found = condition(status, type_)
+    return found is not None and found.status == ConditionStatus.TRUE
+
+
+def transition(status: DPQueryStatus, phase: Phase, reason: str, message: str, now: dt.datetime,
+               **updates: Any) -> DPQueryStatus:
+    """The status after moving to `phase`; terminal phases get a completionTime and a Complete condition."""
+    new = status.model_copy(update={**updates, "phase": phase, "message": message})
     if phase == Phase.ADMITTED:
-        conditions = set_condition(conditions, ADMITTED, True, reason, message, at)
-        new.setdefault("admittedAt", at)
+        new = set_condition(new, ConditionType.ADMITTED, True, reason, message, now)
+        if new.admitted_at is None:
+            new = new.model_copy(update={"admitted_at": now})
     elif phase == Phase.PENDING:
-        conditions = set_condition(conditions, ADMITTED, False, reason, message, at)
-    elif phase == Phase.RUNNING:
-        new.setdefault("startTime", at)
+        new = set_condition(new, ConditionType.ADMITTED, False, reason, message, now)
+    elif phase == Phase.RUNNING and new.start_time is None:
+        new = new.model_copy(update={"start_time": now})
     if phase.terminal:
-        conditions = set_condition(conditions, COMPLETE, True, reason, message, at)
+        new = set_condition(new, ConditionType.COMPLETE, True, reason, message, now)
         if phase == Phase.REJECTED:
-            conditions = set_condition(conditions, ADMITTED, False, reason, message, at)
-        new["completionTime"] = at
-    new["conditions"] = conditions
+            new = set_condition(new, ConditionType.ADMITTED, False, reason, message, now)
+        new = new.model_copy(update={"completion_time": now, "queue_position": None})
     return new
 
 
-def waiting(status: dict[str, Any], reason: str, message: str) -> dict[str, Any]:
-    """Pending with the Admitted condition saying why not yet."""
-    return transition(status, Phase.PENDING, reason, message)
+def waiting(status: DPQueryStatus, reason: str, message: str, now: dt.datetime) -> DPQueryStatus | None:
+    """Pending with the Admitted condition saying why not yet; None when that is already what it says."""
+    admitted = condition(status, ConditionType.ADMITTED)
+    if status.phase == Phase.PENDING and admitted is not None and admitted.reason == reason \
+            and status.message == message:
+        return None  # nothing changed: write nothing (kueue#8095)
+    return transition(status, Phase.PENDING, reason, message, now)
+
+
+def parse(raw: dict[str, Any] | None) -> DPQueryStatus:
+    """A status as the API server stores it (an empty or missing status is a new query's)."""
+    return DPQueryStatus.model_validate(raw or {})
+
+
+def serialise(status: DPQueryStatus) -> dict[str, Any]:
+    """The one serialiser of a DPQuery status: camelCase, unset optionals left out, nulls inside results kept."""
+    return status.to_kube()

@@ -13,10 +13,10 @@ from dpkube.operator.datasets import dataset_status
 
 
 @kopf.on.event(GROUP, VERSION, "datasets")
-async def dataset_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def dataset_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if event.get("type") == "DELETED" or body["metadata"].get("namespace") != memo.config.system_namespace:
         return
-    status = dataset_status(dict(body.get("spec") or {}))
+    status = dataset_status(dict(body))
     if {k: (body.get("status") or {}).get(k) for k in status} == status:
         return
     try:

@@ -7,17 +7,17 @@ from typing import Any
 import kopf
 
 from dpkube.models.crd import GROUP, VERSION
-from dpkube.models.dpquery import Phase
-from dpkube.operator.reconciler import FINALIZER
+from dpkube.models.dpquery import phase_of
+from dpkube.operator.domain.lifecycle import FINALIZER
 
 
 @kopf.on.event(GROUP, VERSION, "dpqueries")
-async def dpquery_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def dpquery_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if event.get("type") == "DELETED":
         memo.registry.forget(body["metadata"]["uid"])
         return
     memo.registry.observe(dict(body))
-    phase = (body.get("status") or {}).get("phase")
-    settled = phase and Phase(phase).terminal and FINALIZER not in (body["metadata"].get("finalizers") or [])
-    if not settled:
-        await memo.reconciler.reconcile(body["metadata"]["namespace"], body["metadata"]["name"])
+    phase = phase_of(dict(body))
+    settled = phase is not None and phase.terminal and FINALIZER not in (body["metadata"].get("finalizers") or [])
+    if not settled and not memo.reconciler.recall.is_echo(dict(body)):
+        await memo.reconciler.reconcile(body["metadata"]["namespace"], body["metadata"]["name"], dict(body))

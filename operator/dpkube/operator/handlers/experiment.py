@@ -10,7 +10,7 @@ from dpkube.models.crd import GROUP, VERSION
 
 
 @kopf.on.event(GROUP, VERSION, "experiments")
-async def experiment_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def experiment_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if event.get("type") == "DELETED":
         return
     await memo.cascade.observe(dict(body))

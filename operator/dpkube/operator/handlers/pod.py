@@ -6,11 +6,11 @@ from typing import Any
 
 import kopf
 
-from dpkube.operator.pods import QUERY_UID_LABEL
+from dpkube.k8s.pods import QUERY_UID_LABEL
 
 
 @kopf.on.event("", "v1", "pods", labels={QUERY_UID_LABEL: kopf.PRESENT})
-async def pod_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def pod_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     owner = next((o for o in body["metadata"].get("ownerReferences") or [] if o.get("kind") == "DPQuery"), None)
     if owner is None:
         return

@@ -22,8 +22,8 @@ import pandas as pd
 from opendp.mod import Measurement, PartialConstructor
 
 from dpkube.engine import documents
-from dpkube.engine.cost import Cost
 from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
+from dpkube.models.cost import Cost
 from dpkube.models.metadata import Metadata
 from dpkube.models.payloads import Library, OpenDPPayload
 
@@ -101,6 +101,8 @@ _MODULES = {
     "measures": opendp.measures,
 }
 ALLOWED = {m: {f for f in names if hasattr(_MODULES[m], f)} for m, names in ALLOWED.items()}
+INPUT_DOMAIN = "AtomDomain(T=String)"
+"""What `run` gives a measurement: the table as header-less CSV text (as Lomas does)."""
 ALLOWED_INPUT_METRICS = (
     "SymmetricDistance", "InsertDeleteDistance", "ChangeOneDistance", "HammingDistance",
 )  # fmt: skip
@@ -152,7 +154,7 @@ class _Builder:
         return key
 
     @staticmethod
-    def _items(node: dict) -> list:
+    def _items(node: dict[str, Any]) -> list[Any]:
         items = node.get("_items")
         if not isinstance(items, list):
             raise PayloadRejected("opendp_json list nodes need an _items array")
@@ -171,10 +173,12 @@ class _Builder:
         except Exception as e:
             raise ExternalLibraryError(LIBRARY, f"Error chaining pipeline: {e}") from None
 
-    def _call(self, node: dict, depth: int) -> Any:
-        module, func = node.get("module"), node.get("func")
-        module, func = RENAMES.get((module, func), (module, func))
-        if func not in ALLOWED.get(module, ()):  # type: ignore[arg-type]
+    def _call(self, node: dict[str, Any], depth: int) -> Any:
+        named: tuple[Any, Any] = (node.get("module"), node.get("func"))
+        if not all(isinstance(part, str) for part in named):
+            raise PayloadRejected("opendp constructor module and func must be strings")
+        module, func = RENAMES.get(named, named)
+        if func not in ALLOWED.get(module, ()):
             raise PayloadRejected(
                 f"opendp constructor {module}.{func} is not allowed; allowed are the built-in "
                 "transformations, measurements, combinators, domains, metrics and measures "
@@ -201,6 +205,11 @@ def measurement(payload: OpenDPPayload) -> Measurement:
     result = _Builder().build(document["ast"])
     if isinstance(result, PartialConstructor) or not isinstance(result, Measurement):
         raise InvalidQuery("The pipeline provided is not a measurement. It cannot be processed in this server.")
+    if str(result.input_domain) != INPUT_DOMAIN:
+        raise InvalidQuery(
+            f"The pipeline must read the table as CSV text: its input domain must be {INPUT_DOMAIN}, "
+            f"not {result.input_domain}."
+        )
     if result.input_distance_type != "u32":
         raise InvalidQuery(f"The input distance type of the pipeline must be u32, not {result.input_distance_type}.")
     metric = str(result.input_metric)
@@ -213,22 +222,28 @@ def _measure(meas: Measurement) -> str:
     return str(meas.output_measure).split("(")[0]
 
 
+def _privacy_map(meas: Measurement, d_in: int) -> Any:
+    """The measurement's privacy map at `d_in`: a number, an (epsilon, delta) pair or a curve, by output measure."""
+    return meas.map(d_in)  # type: ignore[no-untyped-call]  # opendp leaves Measurement.map unannotated
+
+
 def cost(payload: OpenDPPayload, metadata: Metadata) -> Cost:
     """The privacy map at d_in = max_ids; smoothed and zCDP curves read at `fixed_delta`."""
     meas = measurement(payload)
     kind, d_in = _measure(meas), metadata.max_ids
-    if kind in ("SmoothedMaxDivergence", "ZeroConcentratedDivergence") and not payload.fixed_delta:
+    fixed_delta = payload.fixed_delta or 0.0
+    if kind in ("SmoothedMaxDivergence", "ZeroConcentratedDivergence") and not fixed_delta:
         raise InvalidQuery("fixed_delta must be set for smooth max divergence and zero concentrated divergence.")
     try:
         if kind == "MaxDivergence":
-            return Cost(meas.map(d_in), 0.0)
+            return Cost(_privacy_map(meas, d_in), 0.0)
         if kind == "FixedSmoothedMaxDivergence":
-            return Cost(*meas.map(d_in))
+            return Cost(*_privacy_map(meas, d_in))
         if kind == "ZeroConcentratedDivergence":
             meas = opendp.combinators.make_zCDP_to_approxDP(meas)
         if kind in ("SmoothedMaxDivergence", "ZeroConcentratedDivergence"):
-            curve = meas.map(d_in)
-            return Cost(curve.epsilon(delta=payload.fixed_delta), payload.fixed_delta)
+            curve = _privacy_map(meas, d_in)
+            return Cost(curve.epsilon(delta=fixed_delta), fixed_delta)
     except Exception as e:
         raise ExternalLibraryError(LIBRARY, f"Error obtaining cost:{e}") from None
     raise InvalidQuery(f"The output measure {kind} is not supported.")

@@ -1,8 +1,11 @@
 """smartnoise-sql: SQL aggregates over the one table `df`, priced by the library's own odometer.
 
-NaN aggregates are refused without a release (Lomas re-ran the query up to five more times for one
-charge, i.e. up to six releases): the user gets an error and may retry with more budget. Only
-numeric cells count: a null GROUP BY key (a missing category) is a legitimate result.
+Everything the query text decides (size, nesting, one table, mechanisms, the cost itself) is
+checked in `cost`, before any data is read. In `run`, after the data is read, every failure is a
+library error: an empty or NaN result depends on the noisy output, so it is charged like a
+release. NaN aggregates are not retried (Lomas re-ran the query up to five more times for one
+charge, i.e. up to six releases). Only numeric cells count: a null GROUP BY key (a missing
+category) is a legitimate result.
 """
 
 from __future__ import annotations
@@ -12,21 +15,63 @@ from typing import Any
 
 import pandas as pd
 import snsql
+from opendp.typing import set_default_int_type
 from snsql import Mechanism, Stat
 from snsql._ast.ast import AliasedRelation, AliasedSubquery, Join, Table
+from snsql.sql._mechanisms.gaussian import Gaussian
+from snsql.sql._mechanisms.laplace import Laplace
 from snsql.sql.parse import QueryParser
+from snsql.sql.private_reader import PrivateReader
+from snsql.sql.reader.base import SqlReader
 
-from dpkube.engine.cost import Cost
-from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
+from dpkube.engine.errors import ExternalLibraryError, PayloadRejected
+from dpkube.models.cost import Cost
 from dpkube.models.metadata import SMARTNOISE_SQL_TABLE, Metadata
 from dpkube.models.payloads import Library, SmartnoiseSQLPayload
 
 LIBRARY = Library.SMARTNOISE_SQL
 MECHANISM_KEYS = ("count", "sum_int", "sum_large_int", "sum_float", "threshold")
+SCALE_CACHE_SIZE = 4096
+
+
+def _memoise_noise_scales() -> None:
+    """Remember each mechanism's noise scale: smartnoise-sql binary-searches it (with OpenDP) for every
+    aggregate of every query, most of a query's pricing time, although it is a pure function of the
+    mechanism, epsilon, delta, bounds, contribution bound and bit depth. The same search answers the
+    same scale, so pricing and release are unchanged; only the repeated search is gone."""
+    scales: dict[tuple[Any, ...], float] = {}
+
+    def memoised(search: Any, after_hit: Any) -> Any:
+        def compute_noise_scale(self: Any) -> None:
+            known = self.scale
+            if known is not None:
+                return
+            key = (type(self), self.epsilon, self.delta, self.lower, self.upper, self.max_contrib, self.bit_depth)
+            if key in scales:
+                after_hit(self)
+                self.scale = scales[key]
+                return
+            search(self)
+            if len(scales) >= SCALE_CACHE_SIZE:
+                scales.clear()
+            scales[key] = self.scale
+
+        return compute_noise_scale
+
+    # The Gaussian search also sets OpenDP's default integer type for its bit depth: so does a hit.
+    Gaussian._compute_noise_scale = memoised(
+        Gaussian._compute_noise_scale, lambda m: set_default_int_type(f"i{m.bit_depth}"))
+    Laplace._compute_noise_scale = memoised(Laplace._compute_noise_scale, lambda m: None)
+
+
+_memoise_noise_scales()
 
 
 def check_query(query_str: str) -> None:
-    """One SELECT reading only `df`: no other table, join, subquery or second statement."""
+    """One SELECT reading only `df`: no other table, join, subquery or second statement.
+
+    The text is scanned for depth and size first: the parser is slow on deep nesting.
+    """
     try:
         queries = QueryParser().queries(query_str)
     except Exception as e:
@@ -72,10 +117,19 @@ def _reader(metadata: Metadata, frame: pd.DataFrame, payload: SmartnoiseSQLPaylo
     return snsql.from_df(frame, privacy=privacy(payload), metadata=metadata.smartnoise_sql())
 
 
+@lru_cache(maxsize=16)
+def _empty_table_reader(metadata_json: str) -> Any:
+    """The SQL reader over an empty frame of a metadata: building it copies the frame into SQLite, so it
+    is built once per metadata; pricing never executes anything on it."""
+    metadata = Metadata.model_validate_json(metadata_json)
+    return SqlReader.from_connection(_empty_frame(tuple(metadata.columns)), metadata=metadata.smartnoise_sql())
+
+
 def cost(payload: SmartnoiseSQLPayload, metadata: Metadata) -> Cost:
     """smartnoise-sql's `get_privacy_cost`, on a reader over an empty frame (no data is read)."""
     check_query(payload.query_str)
-    reader = _reader(metadata, _empty_frame(tuple(metadata.columns)), payload)
+    reader = PrivateReader(_empty_table_reader(metadata.model_dump_json(by_alias=True)), metadata.smartnoise_sql(),
+                           privacy=privacy(payload))
     try:
         epsilon, delta = reader.get_privacy_cost(payload.query_str)
     except Exception as e:
@@ -108,7 +162,8 @@ def run(payload: SmartnoiseSQLPayload, metadata: Metadata, frame: pd.DataFrame, 
             f"SQL Reader generated empty results. Epsilon: {eps} and Delta: {delta} are too small to generate output.",
         )
     if result.select_dtypes("number").isnull().to_numpy().any():
-        raise InvalidQuery(
+        raise ExternalLibraryError(
+            LIBRARY,
             f"SQL Reader generated NAN results. Epsilon: {eps} and Delta: {delta} are too small "
             "to generate output. Nothing was released and the query is not retried."
         )

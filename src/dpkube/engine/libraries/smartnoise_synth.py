@@ -13,22 +13,20 @@ commit that is not on PyPI) and pacsynth (a Rust panic, as in Lomas).
 
 from __future__ import annotations
 
-import base64
 import inspect
 import math
-import pickle
-import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from opacus import privacy_analysis
-from snsynth import Synthesizer
+from snsql.sql.parse import QueryParser
 from snsynth import transform as sntransform
+from snsynth.transform.datetime import DateTimeTransformer
 from snsynth.transform.table import TableTransformer
 
 from dpkube.engine import documents
-from dpkube.engine.cost import Cost
-from dpkube.engine.errors import ExternalLibraryError, InvalidQuery, PayloadRejected
+from dpkube.engine.errors import InvalidQuery, PayloadRejected
+from dpkube.models.cost import Cost
 from dpkube.models.metadata import (
     BooleanColumn,
     DatetimeColumn,
@@ -45,6 +43,7 @@ LIBRARY = Library.SMARTNOISE_SYNTH
 ACCEPTED_CONSTRAINT_VERSIONS = ("1.0",)
 
 SUPPORTED = (SynthName.DPCTGAN, SynthName.MWEM)
+"""Synthesizers offered; each has a rebuild without training data in smartnoise_synth_release."""
 REFUSED = {
     SynthName.PACSYNTH: "pacsynth synthesizer not supported due to Rust panic. Please select another Synthesizer.",
     SynthName.PATECTGAN: "patectgan is not supported: its PATE accountant is data-dependent and "
@@ -96,11 +95,15 @@ OPACUS_ALPHAS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
 """The RDP orders dpctgan gives opacus (snsynth 1.0.4, dpctgan.py): our accounting must match."""
 
 TRANSFORMERS = {
-    "LabelTransformer", "OneHotEncoder", "MinMaxTransformer", "StandardScaler",
-    "BinTransformer", "ChainTransformer", "DateTimeTransformer", "LogTransformer",
-    "ClampTransformer", "DropTransformer", "AnonymizationTransformer",
+    cls.__name__: cls
+    for cls in (
+        sntransform.LabelTransformer, sntransform.OneHotEncoder, sntransform.MinMaxTransformer,
+        sntransform.BinTransformer, sntransform.ChainTransformer, DateTimeTransformer, sntransform.LogTransformer,
+        sntransform.ClampTransformer, sntransform.DropTransformer, sntransform.AnonymizationTransformer,
+    )
 }  # fmt: skip
-"""Constraint transformers accepted (by class name in snsynth.transform)."""
+"""Constraint transformers accepted, by class name. snsynth's StandardScaler is left out: it always
+spends epsilon on the data to estimate its mean and variance."""
 HIDING_TRANSFORMERS = {"DropTransformer", "AnonymizationTransformer"}
 TRANSFORMER_PREFIX = "_ssynth_transformer:"
 
@@ -151,6 +154,11 @@ def _columns(payload: SmartnoiseSynthPayload, metadata: Metadata) -> list[str]:
     return list(dict.fromkeys(payload.select_cols))
 
 
+CATEGORY_ONLY = {"LabelTransformer", "OneHotEncoder"}
+"""Transformers that encode only the values seen at fit: the metadata's categories, so only on categorical columns."""
+CATEGORICAL = (StrCategoricalColumn, IntCategoricalColumn, BooleanColumn)
+
+
 def _transformer_node(node: Any, where: str) -> Any:
     """One constraint transformer, allowlisted and built from JSON scalars; no epsilon spent."""
     if not isinstance(node, dict) or not isinstance(node.get("type"), str):
@@ -161,7 +169,7 @@ def _transformer_node(node: Any, where: str) -> Any:
             f"constraints {where}: transformer {node['type']!r} is not allowed; allowed: "
             + ", ".join(sorted(TRANSFORMERS))
         )
-    cls = getattr(sntransform, name)
+    cls = TRANSFORMERS[name]
     params = node.get("params", {})
     if name == "ChainTransformer":
         if not isinstance(params, list) or not 1 <= len(params) <= 5:
@@ -179,7 +187,7 @@ def _transformer_node(node: Any, where: str) -> Any:
         )
     if not all(v is None or isinstance(v, bool | int | float | str) for v in params.values()):
         raise PayloadRejected(f"constraints {where}: params must be JSON scalars")
-    if name in ("MinMaxTransformer", "StandardScaler", "BinTransformer") and (
+    if name in ("MinMaxTransformer", "BinTransformer") and (
         params.get("lower") is None or params.get("upper") is None
     ):
         raise PayloadRejected(f"constraints {where}: {name} needs lower and upper (bounds are not learnt from data)")
@@ -189,8 +197,16 @@ def _transformer_node(node: Any, where: str) -> Any:
         raise PayloadRejected(f"constraints {where}: {name}: {e}") from None
 
 
-def _constraints(payload: SmartnoiseSynthPayload, columns: list[str]) -> dict[str, Any]:
-    """Per-column transformers from the Lomas constraints JSON (applied whatever select_cols is)."""
+def _transformer_names(transformer: Any) -> list[str]:
+    """The class names in a transformer, chains flattened."""
+    children = getattr(transformer, "transformers", None) if type(transformer).__name__ == "ChainTransformer" else None
+    if children is None:
+        return [type(transformer).__name__]
+    return [name for child in children for name in _transformer_names(child)]
+
+
+def _constraints(payload: SmartnoiseSynthPayload, columns: list[str], metadata: Metadata) -> dict[str, Any]:
+    """Per-column transformers from the Lomas constraints JSON, built afresh (they keep fit state)."""
     if not payload.constraints:
         return {}
     document = documents.parse(payload.constraints, "constraints")
@@ -203,7 +219,16 @@ def _constraints(payload: SmartnoiseSynthPayload, columns: list[str]) -> dict[st
     unknown = [c for c in entries if c not in columns]
     if unknown:
         raise InvalidQuery(f"constraints name columns that are not synthesised: {unknown}")
-    return {c: _transformer_node(node, c) for c, node in entries.items()}
+    built = {c: _transformer_node(node, c) for c, node in entries.items()}
+    for name, transformer in built.items():
+        category_only = sorted(CATEGORY_ONLY & set(_transformer_names(transformer)))
+        if category_only and not isinstance(metadata.columns[name], CATEGORICAL):
+            raise PayloadRejected(
+                f"constraints {name}: {', '.join(category_only)} encodes only the categories of the metadata, "
+                f"and {name} is a {metadata.columns[name].type} column without categories; use BinTransformer "
+                "or MinMaxTransformer with its bounds"
+            )
+    return built
 
 
 def _default_transformer(column: Any, cube: bool, nullable: bool) -> Any:
@@ -214,8 +239,11 @@ def _default_transformer(column: Any, cube: bool, nullable: bool) -> Any:
     if isinstance(column, StrCategoricalColumn | IntCategoricalColumn | BooleanColumn):
         label = t.LabelTransformer(nullable=nullable)
         return label if cube else t.ChainTransformer([label, t.OneHotEncoder()])
+    lower: float
+    upper: float
+    first: list[Any]
     if isinstance(column, DatetimeColumn):
-        lower, upper, first = 0, (column.upper - column.lower).days, [t.DateTimeTransformer(epoch=column.lower)]
+        lower, upper, first = 0, (column.upper - column.lower).days, [DateTimeTransformer(epoch=column.lower)]
     elif isinstance(column, IntColumn | FloatColumn):
         lower, upper, first = column.lower, column.upper, []
     else:
@@ -227,24 +255,33 @@ def _default_transformer(column: Any, cube: bool, nullable: bool) -> Any:
     return t.ChainTransformer([*first, last]) if first else last
 
 
-def _plan(payload: SmartnoiseSynthPayload, metadata: Metadata) -> tuple[list[str], dict[str, Any]]:
-    """The columns and the synthesizer's keyword arguments, after every refusal."""
+@dataclass(frozen=True)
+class Plan:
+    """A request checked against the metadata: the synthesizer, its columns and its arguments."""
+
+    synth: SynthName
+    columns: list[str]
+    kwargs: dict[str, Any]
+    """The synthesizer's keyword arguments; counts the library would derive from the data come from the metadata."""
+
+
+def _plan(payload: SmartnoiseSynthPayload, metadata: Metadata) -> Plan:
+    """The columns and the synthesizer's keyword arguments, after every refusal the request decides."""
     synth = SynthName(payload.synth_name)
     if synth in REFUSED:
         refusal = PayloadRejected if synth is not SynthName.PACSYNTH else InvalidQuery
         raise refusal(REFUSED[synth])
     if synth is SynthName.MWEM and payload.delta is not None:
-        raise ExternalLibraryError(
-            LIBRARY,
+        raise InvalidQuery(
             "Error creating model: MWEMSynthesizer.__init__() got an unexpected keyword argument "
-            "'delta' (mwem is pure epsilon-DP: send delta null)",
+            "'delta' (mwem is pure epsilon-DP: send delta null)"
         )
     for reserved in ("epsilon", "delta", "cuda", "disabled_dp"):
         if reserved in payload.synth_params:
             raise PayloadRejected(f"synth_params may not set {reserved}: it is fixed by the request and the server")
     kwargs = {k: _check_param(synth, k, v) for k, v in payload.synth_params.items()}
     columns = _columns(payload, metadata)
-    constraints = _constraints(payload, columns)
+    constraints = _constraints(payload, columns, metadata)
     free_text = [
         c
         for c in columns
@@ -256,27 +293,109 @@ def _plan(payload: SmartnoiseSynthPayload, metadata: Metadata) -> tuple[list[str
             f"{', '.join(free_text)}; leave them out of select_cols or constrain them with "
             "DropTransformer or AnonymizationTransformer"
         )
-    if synth is SynthName.MWEM and not kwargs.get("splits"):
-        cells = math.prod(_cube_cardinality(metadata.columns[c], payload.nullable) for c in columns)
-        if cells > MAX_MWEM_CELLS:
-            raise PayloadRejected(
-                f"mwem over these columns needs a histogram of {cells} cells (limit "
-                f"{MAX_MWEM_CELLS}); select fewer columns or set synth_params splits"
-            )
+    if synth is SynthName.MWEM:
+        kwargs.setdefault("iterations", math.ceil(math.log10(max(metadata.rows, 2))) * 10)
+        kwargs.setdefault("marginal_width", 3 if metadata.rows > 10_000 else 2)
+        kwargs["verbose"] = False
     if synth is SynthName.DPCTGAN:
         kwargs.update(delta=_delta(payload, metadata), disabled_dp=False, cuda=False, verbose=False)
-    return columns, kwargs
+        _, batch_size, _, _ = _dpctgan_settings(kwargs)
+        if batch_size > metadata.rows:
+            raise InvalidQuery(
+                f"batch_size exceeds the number of rows ({metadata.rows} by the metadata). Try decreasing "
+                "batch_size in synth_params (default batch_size=500)."
+            )
+        pac = kwargs.get("pac", 1)
+        if batch_size % 2 or batch_size % pac:
+            raise PayloadRejected("synth_params batch_size must be even and a multiple of pac")
+    return Plan(synth, columns, kwargs)
 
 
 MAX_MWEM_CELLS = 100_000
-"""Largest joint histogram mwem may build without splits (its time grows with the cells)."""
+"""Largest histogram mwem may build for one split (its time grows with the cells)."""
 
 
-def _cube_cardinality(column: Any, nullable: bool) -> int:
-    """Cells of one column once labelled or binned (10 bins) by the cube-style defaults."""
-    size = len(column.categories) if hasattr(column, "categories") else 10
-    size = 2 if isinstance(column, BooleanColumn) else size
-    return size + (1 if nullable or column.nullable else 0)
+def _table_transformer(plan: Plan, payload: SmartnoiseSynthPayload, metadata: Metadata) -> TableTransformer:
+    """The table transformer, fitted on metadata alone (`_public_frame`): nothing it encodes depends on data."""
+    cube = plan.synth is SynthName.MWEM
+    constraints = _constraints(payload, plan.columns, metadata)
+    transformer = TableTransformer(
+        [constraints.get(c) or _default_transformer(metadata.columns[c], cube, payload.nullable) for c in plan.columns]
+    )
+    try:
+        transformer.fit(_public_frame(plan.columns, metadata), epsilon=0.0)
+    except Exception as e:
+        raise PayloadRejected(f"constraints cannot be fitted on the metadata's bounds and categories: {e}") from None
+    return transformer
+
+
+def _probe_values(column: Any, nullable: bool) -> list[Any]:
+    """Values of the column's declared type: every category, or bounds and points between them."""
+    if isinstance(column, StrCategoricalColumn | IntCategoricalColumn):
+        values: list[Any] = list(column.categories)
+    elif isinstance(column, BooleanColumn):
+        values = [True, False]
+    elif isinstance(column, IntColumn):
+        values = [column.lower + (column.upper - column.lower) * k // 7 for k in range(8)]
+    elif isinstance(column, FloatColumn | DatetimeColumn):
+        lower = pd.Timestamp(column.lower) if isinstance(column, DatetimeColumn) else column.lower
+        upper = pd.Timestamp(column.upper) if isinstance(column, DatetimeColumn) else column.upper
+        values = [lower + (upper - lower) * f for f in (0.0, 0.1, 0.37, 0.5, 0.61, 0.93, 1.0)]
+    else:
+        values = ["probe"]
+    return values + ([None] if nullable or column.nullable else [])
+
+
+def _check_transformer(plan: Plan, payload: SmartnoiseSynthPayload, metadata: Metadata,
+                       transformer: TableTransformer) -> None:
+    """Every column's transformer must encode and decode values of its declared type, and mwem's
+    histograms must be discrete and bounded: failures found here cost nothing."""
+    for name, column_transformer in zip(plan.columns, transformer.transformers, strict=True):
+        column = metadata.columns[name]
+        try:
+            column_transformer.inverse_transform(column_transformer.transform(_probe_values(column, payload.nullable)))
+        except Exception:
+            raise PayloadRejected(
+                f"constraints {name}: {type(column_transformer).__name__} fails on values of the column's declared "
+                f"type ({column.type}, within its bounds or categories)"
+            ) from None
+    if plan.synth is SynthName.MWEM:
+        _check_mwem_histograms(plan, transformer)
+
+
+def _check_mwem_histograms(plan: Plan, transformer: TableTransformer) -> None:
+    cardinality = transformer.cardinality
+    if any(not isinstance(size, int) for size in cardinality) or len(cardinality) != transformer.output_width:
+        raise PayloadRejected("mwem needs each column encoded as labels or bins by one transformer (datetime "
+                              "columns and continuous or chained constraints cannot be used with mwem)")
+    width = len(cardinality)
+    splits = plan.kwargs.get("splits")
+    if splits:
+        flat = [i for split in splits for i in (split if isinstance(split, list) else [None])]
+        if sorted(i for i in flat if isinstance(i, int) and not isinstance(i, bool)) != list(range(width)):
+            raise PayloadRejected(
+                f"synth_params splits must be lists of encoded column indices covering 0 to {width - 1} once each"
+            )
+    else:
+        factor = plan.kwargs.get("split_factor") or width
+        splits = [list(range(start, min(start + factor, width))) for start in range(0, width, factor)]
+    cells = max(math.prod(cardinality[i] for i in split) for split in splits)
+    if cells > MAX_MWEM_CELLS:
+        raise PayloadRejected(
+            f"mwem over these columns needs a histogram of {cells} cells (limit "
+            f"{MAX_MWEM_CELLS}); select fewer columns or set synth_params splits"
+        )
+
+
+def _check_condition(condition: str) -> None:
+    """A sampling condition parses as a WHERE clause (bounded first: the parser is slow on deep nesting)."""
+    if not condition:
+        return
+    statement = f"SELECT * FROM df WHERE {condition}"
+    try:
+        QueryParser().query(statement)
+    except Exception:
+        raise PayloadRejected("condition is not a valid SQL WHERE clause") from None
 
 
 def _delta(payload: SmartnoiseSynthPayload, metadata: Metadata) -> float:
@@ -287,20 +406,14 @@ def _delta(payload: SmartnoiseSynthPayload, metadata: Metadata) -> float:
 
 
 def cost(payload: SmartnoiseSynthPayload, metadata: Metadata) -> Cost:
-    """The request's epsilon and the delta the synthesizer is given (0 for mwem)."""
-    _plan(payload, metadata)
-    if payload.synth_name == SynthName.MWEM:
+    """The request's epsilon and the delta the synthesizer is given (0 for mwem), once every check
+    the request and the metadata decide has passed."""
+    plan = _plan(payload, metadata)
+    _check_transformer(plan, payload, metadata, _table_transformer(plan, payload, metadata))
+    _check_condition(payload.condition)
+    if plan.synth is SynthName.MWEM:
         return Cost(payload.epsilon, 0.0)
     return Cost(payload.epsilon, _delta(payload, metadata))
-
-
-def dpctgan_epsilon(epochs: int, rows: int, batch_size: int, sigma: float, delta: float, loss: str) -> float:
-    """dpctgan's epsilon after `epochs` epochs, computed as its opacus engine does."""
-    steps_per_epoch = max(rows // batch_size, 1) * (2 if loss == "cross_entropy" else 1)
-    if epochs == 0:
-        return 0.0
-    rdp = privacy_analysis.compute_rdp(batch_size / rows, sigma, epochs * steps_per_epoch, OPACUS_ALPHAS)
-    return float(privacy_analysis.get_privacy_spent(OPACUS_ALPHAS, rdp, delta)[0])
 
 
 def _dpctgan_settings(kwargs: dict[str, Any]) -> tuple[int, int, float, str]:
@@ -313,70 +426,13 @@ def _dpctgan_settings(kwargs: dict[str, Any]) -> tuple[int, int, float, str]:
     )
 
 
-MAX_SIGMA = 10_000.0
-
-
-def _calibrate_sigma(kwargs: dict[str, Any], epsilon: float, rows: int) -> float:
-    """The requested noise multiplier, raised just enough for all epochs to fit in epsilon.
-
-    If no noise can make them fit (opacus' RDP-to-(epsilon, delta) conversion has a floor, about
-    0.103 at delta 1e-5), `epochs` is set to 0: the model is released untrained, having read no
-    row, which is what Lomas 0.3 silently did for the seed example (epsilon 0.1).
-    """
-    epochs, batch_size, sigma, loss = _dpctgan_settings(kwargs)
-    if batch_size > rows:
-        raise ExternalLibraryError(
-            LIBRARY,
-            "Error fitting model: batch_size exceeds the number of rows. Try decreasing "
-            "batch_size in synth_params (default batch_size=500).",
-        )
-
-    def fits(s: float) -> bool:
-        return dpctgan_epsilon(epochs, rows, batch_size, s, kwargs["delta"], loss) <= epsilon
-
-    if fits(sigma):
-        return float(sigma)
-    low, high = float(sigma), MAX_SIGMA
-    if not fits(high):
-        kwargs["epochs"] = 0
-        return float(sigma)
-    for _ in range(50):
-        middle = (low + high) / 2
-        low, high = (low, middle) if fits(middle) else (middle, high)
-    return high
-
-
-def _verify_dpctgan(model: Any, kwargs: dict[str, Any], epsilon: float, rows: int) -> None:
-    """The library's own epsilon log must match our accounting, and the total fit the budget.
-
-    Entry 0 (before any step) is skipped: opacus reports the conversion floor there, not 0.
-    """
-    _, batch_size, sigma, loss = _dpctgan_settings(kwargs)
-    logged = list(model.epsilon_list)
-    for epoch, eps in enumerate(logged[1:], start=1):
-        expected = dpctgan_epsilon(epoch, rows, batch_size, sigma, kwargs["delta"], loss)
-        if not math.isclose(eps, expected, rel_tol=1e-6, abs_tol=1e-9):
-            raise ExternalLibraryError(LIBRARY, "dpctgan's privacy log differs from the engine's; nothing was released")
-    total = dpctgan_epsilon(len(logged), rows, batch_size, sigma, kwargs["delta"], loss)
-    if total > epsilon * (1 + 1e-9):
-        raise ExternalLibraryError(LIBRARY, "dpctgan spent more than epsilon; nothing was released")
-
-
-def _training_frame(frame: pd.DataFrame, columns: list[str], metadata: Metadata) -> pd.DataFrame:
-    """The selected columns; categories outside the metadata become missing (never released)."""
-    data = frame[columns].copy()
-    for name in columns:
-        column = metadata.columns[name]
-        if isinstance(column, StrCategoricalColumn | IntCategoricalColumn):
-            data[name] = data[name].astype(object).where(data[name].isin(column.categories), None)
-        elif isinstance(column, StrColumn | BooleanColumn):
-            data[name] = data[name].astype(object).where(data[name].notna(), None)
-    return data
+def _nullable(name: str, payload: SmartnoiseSynthPayload, metadata: Metadata) -> bool:
+    return payload.nullable or metadata.columns[name].nullable
 
 
 def _public_frame(columns: list[str], metadata: Metadata) -> pd.DataFrame:
-    """Rows made of metadata alone (every category, both bounds, a null): the transformer is
-    fitted on these, so nothing it encodes (labels, widths) depends on the private data."""
+    """Rows made of metadata alone (every category, both bounds, then a row of nulls): transformers
+    are fitted on these, so nothing they encode (labels, widths) depends on the private data."""
     width = 2 + max(
         (len(c.categories) for c in metadata.columns.values() if hasattr(c, "categories")),
         default=0,
@@ -397,43 +453,14 @@ def _public_frame(columns: list[str], metadata: Metadata) -> pd.DataFrame:
 
 
 def run(payload: SmartnoiseSynthPayload, metadata: Metadata, frame: pd.DataFrame, charge: Cost) -> Any:
-    """Samples as a list of row dicts (NaN as ""), or base64(pickle(synthesizer))."""
-    columns, kwargs = _plan(payload, metadata)
-    constraints = _constraints(payload, columns)
-    data = _training_frame(frame, columns, metadata)
-    synth = SynthName(payload.synth_name)
-    cube = synth is SynthName.MWEM
-    transformer = TableTransformer(
-        [constraints.get(c) or _default_transformer(metadata.columns[c], cube, payload.nullable) for c in columns]
-    )
-    try:
-        transformer.fit(_public_frame(columns, metadata), epsilon=0.0)
-    except Exception as e:
-        raise ExternalLibraryError(LIBRARY, f"Error fitting transformer on metadata: {e}") from None
-    if synth is SynthName.DPCTGAN:
-        kwargs["sigma"] = _calibrate_sigma(kwargs, payload.epsilon, len(data))
-    try:
-        model = Synthesizer.create(synth.value, epsilon=float(payload.epsilon), **kwargs)
-    except Exception as e:
-        raise ExternalLibraryError(LIBRARY, f"Error creating model: {e}") from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            model.fit(data, transformer=transformer, preprocessor_eps=0.0, nullable=payload.nullable)
-        except Exception as e:
-            raise ExternalLibraryError(LIBRARY, f"Error fitting model: {e}") from None
-    if synth is SynthName.DPCTGAN:
-        _verify_dpctgan(model, kwargs, payload.epsilon, len(data))
-    elif getattr(model, "epsilon", payload.epsilon) > payload.epsilon * (1 + 1e-9):
-        raise ExternalLibraryError(LIBRARY, f"{synth} spent more than epsilon; nothing was released")
-    if payload.return_model:
-        return base64.b64encode(pickle.dumps(model)).decode("ascii")
-    try:
-        if payload.condition:
-            samples = model.sample_conditional(payload.nb_samples, payload.condition)
-        else:
-            samples = model.sample(payload.nb_samples)
-    except Exception as e:
-        raise ExternalLibraryError(LIBRARY, f"Error sampling model: {e}") from None
-    samples = pd.DataFrame(samples, columns=columns)
-    return samples.astype(object).where(samples.notna(), "").to_dict(orient="records")
+    """Samples as a list of row dicts (NaN as ""), or base64(pickle(synthesizer)); both come from the
+    synthesizer rebuilt by `smartnoise_synth_release`, never from the fitted one."""
+    from dpkube.engine.libraries import smartnoise_synth_training as training  # torch: only to train
+
+    return training.run(payload, metadata, frame, charge)
+
+
+def warm_up() -> None:
+    """Import what training needs (torch, opacus), as a warm runner does before it claims a query;
+    pricing never needs it, so the pricing workers stay light."""
+    from dpkube.engine.libraries import smartnoise_synth_training  # noqa: F401

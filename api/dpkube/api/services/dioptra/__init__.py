@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dpkube.api.services.compute import Compute
 from dpkube.api.services.dioptra.catalog import Catalog
 from dpkube.api.services.dioptra.ids import IdAllocator
 from dpkube.api.services.dioptra.jobs import Jobs
 from dpkube.api.services.dioptra.plugins import Plugins
 from dpkube.api.services.dioptra.queues import Queues
+from dpkube.api.services.quotas import InFlight
 from dpkube.k8s.client import KubeClient
 from dpkube.models.kinds import EXPERIMENT, QUEUE
 
@@ -24,7 +26,8 @@ class Dioptra:
     plugins: Plugins
 
     @classmethod
-    def over(cls, client: KubeClient, query_namespace: str, system_namespace: str) -> Dioptra:
+    def over(cls, client: KubeClient, query_namespace: str, system_namespace: str, compute: Compute,
+             in_flight: InFlight | None = None) -> Dioptra:
         """Experiments and jobs in the query namespace; queues, id counters and plugins in the system one."""
         ids = IdAllocator(client, system_namespace, {"experiment": EXPERIMENT.api_path(query_namespace),
                                                      "queue": QUEUE.api_path(system_namespace)})
@@ -32,5 +35,6 @@ class Dioptra:
                               id_key="experimentId", slug_lookups=True)
         queues = Queues(client, QUEUE, system_namespace, ids, what="queue", prefix="q-", id_key="queueId",
                         slug_lookups=False)
-        jobs = Jobs(client, query_namespace, experiments, queues, system_namespace=system_namespace)
-        return cls(experiments, queues, jobs, Plugins(client, system_namespace))
+        jobs = Jobs(client, query_namespace, experiments, queues, compute, in_flight,
+                    system_namespace=system_namespace)
+        return cls(experiments, queues, jobs, Plugins(client, system_namespace, compute))

@@ -1,20 +1,40 @@
 """Untrusted uploads (workflows, plugin packages): read in memory with bounds, never extracted to disk.
 
-Only regular files and directories are accepted; links, devices, absolute paths and `..` are refused,
-and both the number of members and the uncompressed bytes are capped before anything is read.
+Only regular files and directories are accepted; links, devices, absolute paths and `..` are refused.
+Members are counted and their sizes checked from their headers before their content is read, and a tar
+is decompressed as a stream that fails past a hard cap on the bytes it yields, so an archive whose
+header claims a terabyte is refused after reading at most the cap. Run it in the worker pool: it is
+CPU work on untrusted input.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import posixpath
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, BinaryIO
+
+from dpkube.engine.errors import PayloadRejected
+
+TAR_BLOCK = 512
+TAR_HEADER_BLOCKS = 3
+"""Header blocks a member may use besides its content (an extended header and its own)."""
+TAR_TRAILER = 20 * TAR_BLOCK
+"""The end-of-archive blocks, padded to tar's default record."""
+COMPRESSIONS: tuple[tuple[bytes, ModuleType], ...] = ((b"\x1f\x8b", gzip), (b"BZh", bz2), (b"\xfd7zXZ\x00", lzma))
+"""Magic bytes of the compressions a tar may come in, and the module whose `open` reads them as a stream."""
+STREAM_ERRORS = (tarfile.TarError, EOFError, OSError, ValueError, lzma.LZMAError, zlib.error)
 
 
-class ArchiveError(ValueError):
-    """The upload is not an archive we accept; the message says why."""
+class ArchiveError(PayloadRejected):
+    """The upload is not an archive we accept; the message says why (an engine error: it crosses the pool)."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +45,11 @@ class Limits:
     max_members: int = 256
     max_total: int = 4 * 1024 * 1024
     max_file: int = 1024 * 1024
+
+    @property
+    def max_stream(self) -> int:
+        """The most bytes a tar may decompress to: its members' content, their headers and the trailer."""
+        return self.max_total + self.max_members * TAR_HEADER_BLOCKS * TAR_BLOCK + TAR_TRAILER
 
 
 DEFAULT_LIMITS = Limits()
@@ -40,39 +65,68 @@ def _clean(name: str) -> str:
     return posixpath.join(*parts) if parts else ""
 
 
+class CappedStream:
+    """A decompressing reader that refuses to yield more than `cap` bytes in total (it never asks its
+    source for more than one byte past the cap, so a claimed terabyte is never inflated)."""
+
+    def __init__(self, source: BinaryIO | Any, cap: int) -> None:
+        self.source = source
+        self.cap = cap
+        self.yielded = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        room = self.cap - self.yielded + 1
+        data = self.source.read(room if size is None or size < 0 else min(size, room))
+        self.yielded += len(data)
+        if self.yielded > self.cap:
+            raise ArchiveError(f"the archive unpacks to more than {self.cap} bytes")
+        return data
+
+
 def read_archive(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, bytes]:
-    """Every regular file of a tar (any compression) or zip archive: relative path -> content."""
+    """Every regular file of a tar (plain, gzip, bz2 or xz) or zip archive: relative path -> content."""
     if len(data) > limits.max_upload:
         raise ArchiveError(f"the archive is larger than {limits.max_upload} bytes")
     if zipfile.is_zipfile(io.BytesIO(data)):
         return _read_zip(data, limits)
+    compression = next((module for magic, module in COMPRESSIONS if data.startswith(magic)), None)
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
-            members = []
-            for member in archive:
-                members.append(member)
-                if len(members) > limits.max_members:
-                    raise ArchiveError(f"the archive has more than {limits.max_members} members")
-            _check_sizes([(m.name, m.size) for m in members if m.isfile()], limits)
-            files: dict[str, bytes] = {}
-            for member in members:
-                path = _clean(member.name)
-                if member.isdir():
-                    continue
-                if not member.isfile():
-                    raise ArchiveError(f"only regular files are accepted, not {member.name!r}")
-                extracted = archive.extractfile(member)
-                if extracted is None or not path:
-                    raise ArchiveError(f"unreadable member {member.name!r}")
-                files[path] = _bounded(member.name, extracted.read(limits.max_file + 1), limits)
-            return files
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        if isinstance(exc, ArchiveError):
-            raise
+        with (io.BytesIO(data) if compression is None else compression.open(io.BytesIO(data), "rb")) as source, \
+                tarfile.open(fileobj=CappedStream(source, limits.max_stream), mode="r|") as archive:  # type: ignore[call-overload]
+            return _read_tar(archive, limits)
+    except ArchiveError:
+        raise
+    except STREAM_ERRORS:
         raise ArchiveError("not a tar or zip archive") from None
 
 
+def _read_tar(archive: tarfile.TarFile, limits: Limits) -> dict[str, bytes]:
+    """Member by member, in stream order: each header is checked before its content is read."""
+    files: dict[str, bytes] = {}
+    members = total = 0
+    for member in archive:
+        members += 1
+        if members > limits.max_members:
+            raise ArchiveError(f"the archive has more than {limits.max_members} members")
+        path = _clean(member.name)
+        if member.isdir():
+            continue
+        if not member.isfile():
+            raise ArchiveError(f"only regular files are accepted, not {member.name!r}")
+        if member.size > limits.max_file:
+            raise ArchiveError(f"{member.name!r} is larger than {limits.max_file} bytes")
+        total += member.size
+        if total > limits.max_total:
+            raise ArchiveError(f"the archive unpacks to more than {limits.max_total} bytes")
+        extracted = archive.extractfile(member)
+        if extracted is None or not path:
+            raise ArchiveError(f"unreadable member {member.name!r}")
+        files[path] = extracted.read(member.size)
+    return files
+
+
 def _read_zip(data: bytes, limits: Limits) -> dict[str, bytes]:
+    """Sizes from the central directory first; then each member read up to its limit, whatever it claimed."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
@@ -80,6 +134,7 @@ def _read_zip(data: bytes, limits: Limits) -> dict[str, bytes]:
                 raise ArchiveError(f"the archive has more than {limits.max_members} members")
             _check_sizes([(i.filename, i.file_size) for i in infos if not i.is_dir()], limits)
             files: dict[str, bytes] = {}
+            total = 0
             for info in infos:
                 path = _clean(info.filename)
                 mode = (info.external_attr >> 16) & 0o170000
@@ -88,9 +143,16 @@ def _read_zip(data: bytes, limits: Limits) -> dict[str, bytes]:
                 if mode not in (0, 0o100000):
                     raise ArchiveError(f"only regular files are accepted, not {info.filename!r}")
                 with archive.open(info) as member:
-                    files[path] = _bounded(info.filename, member.read(limits.max_file + 1), limits)
+                    content = _bounded(info.filename, member.read(limits.max_file + 1), limits)
+                total += len(content)
+                if total > limits.max_total:
+                    raise ArchiveError(f"the archive unpacks to more than {limits.max_total} bytes")
+                files[path] = content
             return files
-    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
+    except ArchiveError:
+        raise
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, ValueError, zlib.error,
+            lzma.LZMAError, EOFError) as exc:
         raise ArchiveError(f"unreadable zip archive: {exc}") from None
 
 

@@ -8,6 +8,7 @@ same id. A failed create afterwards burns its id: gaps are fine, reuse is not.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 
 from dpkube.api.errors import InternalServerException
@@ -41,7 +42,7 @@ class IdAllocator:
             data[kind] = str(allocated)
             updated = {**counters, "data": data}
             try:
-                await retrying(lambda body=updated: self.client.replace(path, body))
+                await retrying(functools.partial(self.client.replace, path, updated))
                 return allocated
             except Conflict:
                 await asyncio.sleep(random.uniform(0, 0.02 * (attempt + 1)))
@@ -51,7 +52,7 @@ class IdAllocator:
         """The counter map, seeded with the highest id in use (objects labelled before it existed)."""
         data = {}
         for kind, collection in self.seeds.items():
-            items = await retrying(lambda c=collection: self.client.list_all(c, label_selector=ID_LABEL))
+            items = await retrying(functools.partial(self.client.list_all, collection, label_selector=ID_LABEL))
             data[kind] = str(max((object_id(item) or 0 for item in items), default=0))
         body = {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
                 "metadata": {"name": COUNTERS, "namespace": self.namespace,

@@ -1,8 +1,10 @@
 """Dioptra jobs are DPQueries: a submitted workflow entry point becomes one query, its status one phase.
 
-The job id is the DPQuery's uid (a UUID4, as Dioptra's); what Dioptra echoes back (kwargs, timeout,
-dependency, workflow location) is kept in annotations, and the uploaded archive in a ConfigMap owned
-by the DPQuery, so `workflowUri` points at what actually ran.
+The job id is a UUID4, as Dioptra's, and the DPQuery is named after it (`dioptra-<job id>`), so a lookup
+reads one object. What Dioptra echoes back (kwargs, timeout, dependency, workflow location) is kept in
+annotations, and the uploaded archive in a ConfigMap owned by the DPQuery, so `workflowUri` points at
+what actually ran. A user sees their own jobs only (another user's job id is a 404, as an unknown one
+is); admins see every job.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from pydantic import ValidationError
 
 from dpkube.api.auth import Identity
 from dpkube.api.errors import DioptraNotFound, DioptraTooLarge
+from dpkube.api.services.compute import Compute
 from dpkube.api.services.dioptra import messages
-from dpkube.api.services.dioptra.archives import DEFAULT_LIMITS, ArchiveError, Limits, read_archive
+from dpkube.api.services.dioptra.archives import DEFAULT_LIMITS, Limits
 from dpkube.api.services.dioptra.catalog import Catalog
 from dpkube.api.services.dioptra.forms import Form
 from dpkube.api.services.dioptra.kwargs import KwargsError, parse_kwargs, parse_timeout
@@ -34,8 +37,11 @@ from dpkube.api.services.dioptra.records import (
     now,
     object_id,
 )
-from dpkube.api.services.dioptra.workflows import WorkflowError, find_project, resolve
+from dpkube.api.services.dioptra.workflows import ResolvedQuery, workflow_query
+from dpkube.api.services.queries import USER_LABEL, user_hash
+from dpkube.api.services.quotas import InFlight
 from dpkube.api.services.retry import retrying
+from dpkube.engine.errors import PayloadRejected
 from dpkube.k8s.client import ApiError, KubeClient, NotFound, core_path
 from dpkube.k8s.plugins import package_config_map
 from dpkube.models.conditions import Reason
@@ -51,6 +57,7 @@ WORKFLOW_URI = "dpkube.io/dioptra-workflow-uri"
 DEPENDS_ON = "dpkube.io/dioptra-depends-on"
 WORKFLOW_LABEL = "dpkube.io/dioptra-workflow"
 REQUIRED_FIELDS = ("experimentName", "queue", "entryPoint")
+NAME_PREFIX = "dioptra-"
 _KEY_UNSAFE = re.compile(r"[^-._a-zA-Z0-9]")
 
 STATUS: dict[Phase, str] = {
@@ -86,12 +93,22 @@ def last_modified(query: dict[str, Any]) -> str:
     return latest
 
 
+def query_name(job_id: str) -> str:
+    """The DPQuery of a job id."""
+    return f"{NAME_PREFIX}{job_id}"
+
+
+def job_id(query: dict[str, Any]) -> str:
+    """The job id a DPQuery is named after."""
+    return str(query["metadata"]["name"]).removeprefix(NAME_PREFIX)
+
+
 def wire(query: dict[str, Any]) -> dict[str, Any]:
     """The 12 keys of a Dioptra Job."""
     meta = query["metadata"]
     labels, notes = meta.get("labels") or {}, meta.get("annotations") or {}
     return {
-        "jobId": meta["uid"],
+        "jobId": job_id(query),
         "mlflowRunId": None,
         "experimentId": int(labels.get(EXPERIMENT_ID_LABEL, "0")),
         "queueId": int(labels.get(QUEUE_ID_LABEL, "0")),
@@ -124,49 +141,64 @@ class Submission:
     archive: bytes
 
 
+def visible(query: dict[str, Any], caller: Identity) -> bool:
+    """A Dioptra job of the caller's own (any job, for an admin)."""
+    labels = query["metadata"].get("labels") or {}
+    return labels.get(ORIGIN_LABEL) == "dioptra" and (
+        caller.admin or (query.get("spec") or {}).get("user") == caller.user)
+
+
 class Jobs:
     """Submission (checked in Dioptra's order, then ours), listing and lookup of Dioptra jobs."""
 
     def __init__(self, client: KubeClient, namespace: str, experiments: Catalog, queues: Queues,
-                 limits: Limits = DEFAULT_LIMITS, system_namespace: str = "dpkube-system") -> None:
+                 compute: Compute, in_flight: InFlight | None = None, limits: Limits = DEFAULT_LIMITS,
+                 system_namespace: str = "dpkube-system") -> None:
         self.client = client
         self.namespace = namespace
         self.system_namespace = system_namespace
         self.experiments = experiments
         self.queues = queues
+        self.compute = compute
+        self.in_flight = in_flight
         self.limits = limits
 
-    async def all(self) -> list[dict[str, Any]]:
+    async def all(self, caller: Identity) -> list[dict[str, Any]]:
+        """The caller's jobs (every job, for an admin), oldest first."""
+        selector = f"{ORIGIN_LABEL}=dioptra"
+        if not caller.admin:
+            selector += f",{USER_LABEL}={user_hash(caller.user)}"
         items = await retrying(lambda: self.client.list_all(DPQUERY.api_path(self.namespace),
-                                                            label_selector=f"{ORIGIN_LABEL}=dioptra"))
-        return sorted((wire(item) for item in items), key=lambda job: job["createdOn"])
+                                                            label_selector=selector))
+        return sorted((wire(item) for item in items if visible(item, caller)), key=lambda job: job["createdOn"])
 
-    async def query(self, job_id: str) -> dict[str, Any]:
-        """The DPQuery of a job id (its uid), or the job 404."""
+    async def query(self, caller: Identity, job_id: str) -> dict[str, Any]:
+        """The DPQuery of a job id, read by name; the job 404 when it is unknown or not the caller's."""
         try:
-            uuid.UUID(job_id)
+            if str(uuid.UUID(job_id)) != job_id:
+                raise ValueError(job_id)
         except ValueError:
             raise messages.not_found("job") from None
-        items = await retrying(lambda: self.client.list_all(DPQUERY.api_path(self.namespace),
-                                                            label_selector=f"{ORIGIN_LABEL}=dioptra"))
-        found = next((item for item in items if item["metadata"]["uid"] == job_id), None)
-        if found is None:
+        try:
+            found = await retrying(lambda: self.client.get(DPQUERY.api_path(self.namespace, query_name(job_id))))
+        except NotFound:
+            raise messages.not_found("job") from None
+        if not visible(found, caller):
             raise messages.not_found("job")
         return found
 
-    async def get(self, job_id: str) -> dict[str, Any]:
-        return wire(await self.query(job_id))
+    async def get(self, caller: Identity, job_id: str) -> dict[str, Any]:
+        return wire(await self.query(caller, job_id))
 
     async def submit(self, caller: Identity, form: Form) -> dict[str, Any]:
         submission = await self._check(caller, form)
-        name = f"dioptra-{uuid.uuid4().hex[:20]}"
-        workflow = f"wf-{name.removeprefix('dioptra-')}"
-        await self._store(workflow, submission)
+        new_id = str(uuid.uuid4())
+        name, workflow = query_name(new_id), f"wf-{new_id}"
         manifest = {
             "apiVersion": API_VERSION, "kind": DPQUERY.kind,
             "metadata": {
                 "name": name, "namespace": self.namespace,
-                "labels": {ORIGIN_LABEL: "dioptra", WORKFLOW_LABEL: workflow,
+                "labels": {ORIGIN_LABEL: "dioptra", WORKFLOW_LABEL: workflow, USER_LABEL: user_hash(caller.user),
                            EXPERIMENT_ID_LABEL: str(object_id(submission.experiment)),
                            QUEUE_ID_LABEL: str(object_id(submission.queue))},
                 "annotations": submission.annotations | {
@@ -174,15 +206,30 @@ class Jobs:
             },
             "spec": submission.spec,
         }
-        try:
-            created = await retrying(lambda: self.client.create(DPQUERY.api_path(self.namespace), manifest))
-        except ApiError:
-            await self.client.delete(core_path("configmaps", self.namespace, workflow))
-            raise
+        created = await self._create(caller.user, workflow, submission, manifest)
         owner = {"apiVersion": API_VERSION, "kind": DPQUERY.kind, "name": name, "uid": created["metadata"]["uid"]}
         await retrying(lambda: self.client.patch(core_path("configmaps", self.namespace, workflow),
                                                  {"metadata": {"ownerReferences": [owner]}}))
         return wire(created)
+
+    async def _create(self, user: str, workflow: str, submission: Submission,
+                      manifest: dict[str, Any]) -> dict[str, Any]:
+        """Store the workflow, then create the DPQuery within the user's unfinished-query limit (429)."""
+        if self.in_flight is None:
+            return await self._store_and_create(workflow, submission, manifest)
+        async with self.in_flight.slot(user) as slot:
+            created = await self._store_and_create(workflow, submission, manifest)
+            slot.created(created)
+        return created
+
+    async def _store_and_create(self, workflow: str, submission: Submission,
+                                manifest: dict[str, Any]) -> dict[str, Any]:
+        await self._store(workflow, submission)
+        try:
+            return await retrying(lambda: self.client.create(DPQUERY.api_path(self.namespace), manifest))
+        except ApiError:
+            await self.client.delete(core_path("configmaps", self.namespace, workflow))
+            raise
 
     async def _check(self, caller: Identity, form: Form) -> Submission:
         """Dioptra's order (experiment 404, queue 404, lock 403), then the form, archive and parameters (400)."""
@@ -202,15 +249,17 @@ class Jobs:
         raw_kwargs = form.fields.get("entryPointKwargs") or None
         try:
             timeout, duration = parse_timeout(form.fields.get("timeout"))
-            files = read_archive(archive, self.limits)
-            _, project = find_project(files)
-            resolved = resolve(project, form.fields["entryPoint"], parse_kwargs(raw_kwargs))
-        except (KwargsError, ArchiveError, WorkflowError) as exc:
+            kwargs = parse_kwargs(raw_kwargs)
+            resolved: ResolvedQuery = await self.compute.run(caller.user, workflow_query, archive, self.limits,
+                                                             form.fields["entryPoint"], kwargs)
+        except KwargsError as exc:
             raise messages.invalid_job_form(str(exc)) from None
+        except PayloadRejected as exc:
+            raise messages.invalid_job_form(exc.message) from None
         for plugin in resolved.plugins:
             await self._plugin_exists(plugin)
         depends_on = form.fields.get("dependsOn") or None
-        dependency = await self._dependency(depends_on) if depends_on else None
+        dependency = await self._dependency(caller, depends_on) if depends_on else None
         try:
             spec = DPQuerySpec(
                 user=caller.user, dataset=resolved.dataset, library=resolved.library,
@@ -237,10 +286,11 @@ class Jobs:
         except NotFound:
             raise messages.invalid_job_form(f"unknown task plugin package {name!r}") from None
 
-    async def _dependency(self, job_id: str) -> str:
-        """The DPQuery name of the job a submission depends on; an unknown one is a form error."""
+    async def _dependency(self, caller: Identity, job_id: str) -> str:
+        """The DPQuery name of the job a submission depends on; an unknown one (or another user's) is a form
+        error."""
         try:
-            return (await self.query(job_id))["metadata"]["name"]
+            return (await self.query(caller, job_id))["metadata"]["name"]
         except DioptraNotFound:
             raise messages.invalid_job_form(f"dependsOn {job_id!r} is not a job") from None
 

@@ -13,12 +13,15 @@ import posixpath
 import re
 from typing import Any
 
+from dpkube.api.auth import Identity
 from dpkube.api.errors import DioptraTooLarge
+from dpkube.api.services.compute import Compute
 from dpkube.api.services.dioptra import messages
 from dpkube.api.services.dioptra.archives import DEFAULT_LIMITS, ArchiveError, Limits, read_archive
 from dpkube.api.services.dioptra.forms import Form
 from dpkube.api.services.dioptra.records import ORIGIN_LABEL
 from dpkube.api.services.retry import retrying
+from dpkube.engine.errors import PayloadRejected
 from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
 from dpkube.k8s.plugins import COLLECTION_LABEL, CUSTOM, NAME_ANNOTATION, package_config_map
 
@@ -43,7 +46,8 @@ def _wire(name: str, collection: str, modules: list[str]) -> dict[str, Any]:
 
 
 def package_modules(archive: bytes, limits: Limits) -> dict[str, bytes]:
-    """The `.py` files of a package archive, flattened to their base names (Dioptra's layout)."""
+    """The `.py` files of a package archive, flattened to their base names (Dioptra's layout); a worker
+    pool job."""
     modules: dict[str, bytes] = {}
     for path, content in read_archive(archive, limits).items():
         base = posixpath.basename(path)
@@ -62,9 +66,10 @@ def package_modules(archive: bytes, limits: Limits) -> dict[str, bytes]:
 class Plugins:
     """Lists both collections; uploads, reads and deletes custom packages in the system namespace."""
 
-    def __init__(self, client: KubeClient, namespace: str, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, client: KubeClient, namespace: str, compute: Compute, limits: Limits = DEFAULT_LIMITS) -> None:
         self.client = client
         self.namespace = namespace
+        self.compute = compute
         self.limits = limits
 
     def builtins(self) -> list[dict[str, Any]]:
@@ -90,7 +95,7 @@ class Plugins:
     async def all(self) -> list[dict[str, Any]]:
         return self.builtins() + await self.custom()
 
-    async def upload(self, form: Form) -> dict[str, Any]:
+    async def upload(self, caller: Identity, form: Form) -> dict[str, Any]:
         name = form.fields.get("taskPluginName", "")
         collection = form.fields.get("collection") or CUSTOM
         if not _NAME.match(name):
@@ -103,9 +108,9 @@ class Plugins:
         if len(archive) > self.limits.max_upload:
             raise DioptraTooLarge(f"Payload Too Large - The package is larger than {self.limits.max_upload} bytes.")
         try:
-            modules = package_modules(archive, self.limits)
-        except ArchiveError as exc:
-            raise messages.invalid_plugin_form(str(exc)) from None
+            modules: dict[str, bytes] = await self.compute.run(caller.user, package_modules, archive, self.limits)
+        except PayloadRejected as exc:
+            raise messages.invalid_plugin_form(exc.message) from None
         if sum(len(content) for content in modules.values()) > MAX_STORED_BYTES:
             raise DioptraTooLarge(f"Payload Too Large - The package's modules exceed {MAX_STORED_BYTES} bytes.")
         body = {

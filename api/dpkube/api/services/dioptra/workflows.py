@@ -16,6 +16,10 @@
 A placeholder inside a longer string is replaced by the value's text. Values come from the `-P` kwargs,
 else the declared default; every value is checked against its declared type. A `command:` entry point, an
 unknown entry point, parameter or placeholder, or a missing value is refused at submission.
+
+The project file is untrusted: YAML aliases are refused (a few hundred bytes of nested aliases expand to
+billions of nodes) and so is nesting deeper than MAX_DEPTH. `workflow_query` does the whole reading, and
+runs in the worker pool.
 """
 
 from __future__ import annotations
@@ -28,19 +32,40 @@ from typing import Any
 
 import yaml
 
+from dpkube.api.services.dioptra.archives import Limits, read_archive
+from dpkube.engine.errors import PayloadRejected
 from dpkube.models.payloads import Library
 
 PROJECT_FILES = ("MLproject", "MLproject.yaml", "dpproject.yaml")
 MAX_PROJECT_BYTES = 64 * 1024
 MAX_ENTRY_POINTS = 64
 MAX_PARAMETERS = 64
+MAX_DEPTH = 32
+"""Deepest nesting of mappings and lists in a project file (the example needs 5)."""
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 TYPES = ("string", "str", "path", "uri", "float", "number", "int", "integer", "bool", "boolean")
 
 
-class WorkflowError(ValueError):
-    """The workflow cannot give a DP query; the message says why."""
+class WorkflowError(PayloadRejected):
+    """The workflow cannot give a DP query; the message says why (an engine error: it crosses the pool)."""
+
+
+class ProjectLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases and with bounded nesting: every node is written out once."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise WorkflowError("the project file uses a YAML alias (*name); write each value out instead")
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise WorkflowError(f"the project file nests deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 @dataclass(frozen=True)
@@ -67,10 +92,17 @@ def find_project(files: dict[str, bytes]) -> tuple[str, dict[str, Any]]:
     return path, parse_project(content)
 
 
+def workflow_query(archive: bytes, limits: Limits, entry_point: str, kwargs: dict[str, str]) -> ResolvedQuery:
+    """The query an uploaded workflow's entry point describes: the archive read, its project parsed and
+    resolved (a worker pool job: all of it is CPU work on untrusted bytes)."""
+    _, project = find_project(read_archive(archive, limits))
+    return resolve(project, entry_point, kwargs)
+
+
 def parse_project(content: bytes) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(content.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        document = yaml.load(content.decode("utf-8"), Loader=ProjectLoader)
+    except (yaml.YAMLError, ValueError) as exc:
         raise WorkflowError(f"the project file is not valid YAML: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("entry_points"), dict):
         raise WorkflowError("the project file needs a mapping `entry_points`")
@@ -87,7 +119,7 @@ def resolve(project: dict[str, Any], entry_point: str, kwargs: dict[str, str]) -
     if "command" in entry:
         raise WorkflowError(f"entry point {entry_point!r} is a shell command; dpkube runs only DP queries")
     try:
-        library = Library(entry.get("library"))
+        library = Library(str(entry.get("library")))
     except ValueError:
         raise WorkflowError(f"entry point {entry_point!r}: library must be one of "
                             f"{', '.join(lib.value for lib in Library)}") from None

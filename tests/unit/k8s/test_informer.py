@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dpkube.api.services.informer import Informer, newer
+from dpkube.k8s.informer import Informer, newer
 
 
 def obj(name: str, version: str) -> dict:
@@ -29,3 +29,16 @@ def test_a_read_through_never_replaces_a_later_watched_version() -> None:
 
 def test_an_informer_is_not_synced_before_its_first_list() -> None:
     assert not Informer(client=None, path="/x").synced  # type: ignore[arg-type]
+
+
+def test_a_transform_keeps_only_what_readers_need() -> None:
+    informer = Informer(client=None, path="/x", transform=lambda o: {"metadata": o["metadata"], "kept": True})  # type: ignore[arg-type]
+    informer.put({**obj("a", "3"), "spec": {"large": "x" * 1000}})
+    assert informer.objects["a"] == {"metadata": {"name": "a", "resourceVersion": "3"}, "kept": True}
+
+
+def test_a_transform_that_keeps_nothing_drops_the_object() -> None:
+    informer = Informer(client=None, path="/x", transform=lambda o: None)  # type: ignore[arg-type]
+    informer.objects["a"] = obj("a", "3")
+    informer.put(obj("a", "4"))
+    assert "a" not in informer.objects

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -37,7 +38,7 @@ def render_crds() -> dict[str, str]:
     }
 
 
-def _document(kind: str, name: str, spec: dict, namespace: str | None = None, comment: str = "") -> str:
+def _document(kind: str, name: str, spec: dict[str, Any], namespace: str | None = None, comment: str = "") -> str:
     metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
     body = {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
     return HEADER + (f"# {comment}\n" if comment else "") + yaml.safe_dump(body, sort_keys=False, width=100)

@@ -1,0 +1,258 @@
+"""Admission of a pending DPQuery: gather the facts, apply the pure rules, price it, take its queue slot,
+and reserve its cost, in that order; the outcome says what the reconciler writes.
+
+Pricing runs in the pricing pool (never on the event loop, never in this process), on the metadata
+read here; that snapshot is kept and is what the query's pod later runs on. A queue admission is
+ordered against every lock by a conditioned bump of the queue's admission serial (kueue#1651).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from dpkube.budget import ledger as L
+from dpkube.engine.cost import estimate_cost
+from dpkube.engine.errors import EngineError, ExternalLibraryError
+from dpkube.engine.pool import PoolBusy, WorkerPool
+from dpkube.k8s.budgets import Budgets
+from dpkube.k8s.client import Conflict, KubeClient, NotFound
+from dpkube.k8s.datasets import Dataset, DatasetInvalid, Datasets
+from dpkube.k8s.snapshots import Snapshots
+from dpkube.models.conditions import Reason
+from dpkube.models.cost import Cost
+from dpkube.models.dpquery import Mode, Phase, phase_of
+from dpkube.models.kinds import DPQUERY, EXPERIMENT, QUEUE
+from dpkube.models.queue import QueueSpec
+from dpkube.operator.domain import admission as rules
+from dpkube.operator.domain.lifecycle import QueryView
+from dpkube.operator.metrics import ADMISSIONS, PRICINGS
+from dpkube.operator.registry import Registry
+
+log = logging.getLogger(__name__)
+MAX_QUEUE_RETRIES = 20
+PRICES_KEPT = 50_000
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Not yet: the reason is written into the Admitted condition."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Never: a terminal phase, with nothing reserved that is not returned."""
+
+    phase: Phase
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Priced:
+    """A cost-mode query: its answer is the price; no pod, no budget."""
+
+    cost: Cost
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """Reserved (query mode) or free (dummy mode): the pod may start."""
+
+    cost: Cost
+    metadata_digest: str
+    dataset: Dataset
+    queue: QueueSpec | None
+    queue_serial: int | None = None
+
+
+@dataclass(frozen=True)
+class Busy:
+    """The queue kept changing, or every pricing worker is busy: the scheduler brings the query back."""
+
+
+Outcome = Waiting | Refused | Priced | Admitted | Busy
+
+
+class ExperimentFacts(TypedDict, total=False):
+    """What admission knows of the query's experiment (nothing when it names none)."""
+
+    experiment_exists: bool
+    experiment_locked: bool
+
+
+class Admission:
+    """Decides admissions (the reconciler holds each query's lock; a queue's admissions take turns)."""
+
+    def __init__(self, client: KubeClient, system_namespace: str, registry: Registry, datasets: Datasets,
+                 snapshots: Snapshots, budgets: Budgets, pricing: WorkerPool) -> None:
+        self.client = client
+        self.system_namespace = system_namespace
+        self.registry = registry
+        self.datasets = datasets
+        self.snapshots = snapshots
+        self.budgets = budgets
+        self.pricing = pricing
+        self._queues: dict[str, dict[str, Any]] = {}
+        self._prices: dict[tuple[str, str], Cost] = {}
+        self._queue_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def decide(self, query: QueryView, ensure_finalizer: Any) -> Outcome:
+        """The admission outcome; `ensure_finalizer()` is awaited before any money moves."""
+        spec = query.spec
+        try:
+            dataset = await self.datasets.get(spec.dataset)
+        except DatasetInvalid as exc:
+            return Refused(Phase.REJECTED, Reason.DATASET_NOT_FOUND, f"dataset {spec.dataset}: {exc}")
+        cost_only = spec.mode == Mode.COST  # a price needs no pod, no budget, no other query: it never waits
+        decision = rules.decide(rules.Facts(
+            dataset=spec.dataset, dataset_exists=dataset is not None, experiment=spec.experiment,
+            **await self._experiment_facts(query.namespace, spec.experiment),
+            dependencies={} if cost_only else await self._dependency_phases(query.namespace, spec.depends_on)))
+        if decision.verdict in (rules.Verdict.REJECT, rules.Verdict.FAIL):
+            return Refused(_terminal(decision), decision.reason, decision.message)
+        assert dataset is not None
+        priced = await self._price(query, dataset)
+        if not isinstance(priced, Cost):
+            return priced
+        if cost_only:
+            return Priced(priced)
+        if decision.verdict is rules.Verdict.WAIT:
+            return Waiting(decision.reason, decision.message)
+        queue: QueueSpec | None = None
+        serial: int | None = None
+        if spec.queue:
+            slot = await self._take_queue_slot(spec.queue, query.uid)
+            if not isinstance(slot, tuple):
+                return slot
+            queue, serial = slot
+        await ensure_finalizer()
+        if spec.mode == Mode.QUERY:
+            try:
+                grant = await self.budgets.find(spec.user, spec.dataset)
+                await self.budgets.move(grant, functools.partial(L.reserve, uid=query.uid, cost=priced))
+            except L.BudgetError as exc:
+                return Refused(Phase.REJECTED, exc.reason, str(exc))
+        digest = await self.snapshots.keep(dataset.metadata)
+        ADMISSIONS.inc()
+        return Admitted(priced, digest, dataset, queue, serial)
+
+    def observe_queue(self, body: dict[str, Any]) -> None:
+        """A Queue as its watch saw it: admissions decide on the newest version known."""
+        name = body["metadata"]["name"]
+        known = self._queues.get(name)
+        if known is None or int(body["metadata"]["resourceVersion"]) >= int(known["metadata"]["resourceVersion"]):
+            self._queues[name] = body
+
+    def forget_queue(self, name: str) -> None:
+        self._queues.pop(name, None)
+
+    async def _take_queue_slot(self, name: str, uid: str) -> tuple[QueueSpec, int] | Waiting | Busy:
+        """Take one of the queue's slots for `uid`, ordered against every change of the queue (kueue#1651).
+
+        The queue's admission serial is bumped on the resourceVersion the decision was made on, so a lock
+        (or a resize) that came in between makes the write fail and the decision is taken again. Admissions
+        of one queue take turns in this process, so they never conflict with each other.
+        """
+        async with self._queue_locks[name]:
+            fresh = False
+            for _ in range(MAX_QUEUE_RETRIES):
+                body = self._queues.get(name)
+                if body is None or fresh:
+                    body = await self._queue_body(name)
+                    fresh = True
+                if body is None:
+                    self._queues.pop(name, None)
+                    return Waiting(Reason.QUEUE_NOT_FOUND, f"queue {name} does not exist")
+                self._queues[name] = body
+                decision = rules.queue_ready(name, self._queue_facts(uid, body))
+                if decision.verdict is not rules.Verdict.ADMIT:
+                    if not fresh and decision.reason != Reason.WAITING_FOR_QUEUE:
+                        fresh = True  # locked or full in a remembered version: make sure on the stored one
+                        continue
+                    return Waiting(decision.reason, decision.message)
+                meta, status = body["metadata"], body.get("status") or {}
+                try:
+                    updated = await self.client.patch(QUEUE.api_path(meta["namespace"], name) + "/status", {
+                        "metadata": {"resourceVersion": meta["resourceVersion"]},
+                        "status": {"admissionSerial": int(status.get("admissionSerial") or 0) + 1},
+                    })
+                except Conflict:
+                    fresh = True  # the queue changed (locked, resized): decide again on what it is now
+                    continue
+                except NotFound:
+                    self._queues.pop(name, None)
+                    return Waiting(Reason.QUEUE_NOT_FOUND, f"queue {name} does not exist")
+                self._queues[name] = updated
+                self.registry.set_phase(uid, Phase.ADMITTED)  # the slot is taken before the status says so
+                serial = int((updated.get("status") or {}).get("admissionSerial") or 0)
+                return QueueSpec.model_validate(updated.get("spec") or {}), serial
+        return Busy()
+
+    async def _price(self, query: QueryView, dataset: Dataset) -> Cost | Refused | Busy:
+        """The library's own cost, computed in the pricing pool on this metadata; a refusal is free.
+
+        A query that waits is priced once per metadata version, not at every attempt to admit it.
+        """
+        key = (query.uid, dataset.metadata_digest)
+        if key in self._prices:
+            return self._prices[key]
+        try:
+            cost: Cost = await self.pricing.run(estimate_cost, query.spec.library, query.spec.payload,
+                                                dataset.metadata)
+            PRICINGS.inc()
+            if len(self._prices) >= PRICES_KEPT:
+                self._prices.pop(next(iter(self._prices)))
+            self._prices[key] = cost
+            return cost
+        except PoolBusy:
+            return Busy()
+        except ExternalLibraryError as exc:
+            return Refused(Phase.REJECTED, Reason.LIBRARY_ERROR, exc.message)
+        except EngineError as exc:
+            return Refused(Phase.REJECTED, Reason.INVALID_QUERY, exc.message)
+
+    async def _experiment_facts(self, namespace: str, experiment: str | None) -> ExperimentFacts:
+        if experiment is None:
+            return {}
+        try:
+            body = await self.client.get(EXPERIMENT.api_path(namespace, experiment))
+        except NotFound:
+            return {"experiment_exists": False}
+        return {"experiment_locked": bool((body.get("spec") or {}).get("locked"))}
+
+    async def _dependency_phases(self, namespace: str, names: list[str]) -> dict[str, Phase | None]:
+        phases: dict[str, Phase | None] = {}
+        for name in names:
+            try:
+                body = await self.client.get(DPQUERY.api_path(namespace, name))
+            except NotFound:
+                phases[name] = None
+                continue
+            phases[name] = phase_of(body) or Phase.PENDING
+        return phases
+
+    async def _queue_body(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.client.get(QUEUE.api_path(self.system_namespace, name))
+        except NotFound:
+            return None
+
+    def _queue_facts(self, uid: str, body: dict[str, Any] | None) -> rules.QueueFacts:
+        if body is None:
+            return rules.QueueFacts(exists=False)
+        spec = QueueSpec.model_validate(body.get("spec") or {})
+        name = body["metadata"]["name"]
+        return rules.QueueFacts(exists=True, locked=spec.locked, max_concurrent=spec.max_concurrent,
+                                running=self.registry.running(name), ahead=self.registry.ahead_of(uid))
+
+
+def _terminal(decision: rules.Decision) -> Phase:
+    return Phase.FAILED if decision.verdict is rules.Verdict.FAIL else Phase.REJECTED

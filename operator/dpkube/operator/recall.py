@@ -1,0 +1,90 @@
+"""What this operator process remembers of the queries it works on, so it need not read them again.
+
+Only the leader writes a query's status, each write under the query's lock, so the body it wrote last
+is the query's current state: runner calls and watch events use it instead of a GET, and an event that
+brings back nothing newer than that write is an echo to skip. It also remembers when each query times
+out, and the backoff of each query whose last step failed. Nothing here is the truth: after a restart
+it is empty and every query is read once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from dpkube.models.dpquery import Phase, phase_of
+
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
+
+
+def version(body: dict[str, Any]) -> int:
+    try:
+        return int(body["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+class Recall:
+    """Bodies of admitted and running queries, the versions this process wrote, deadlines and retries."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[str, dict[str, Any]] = {}
+        self._written: dict[str, int] = {}
+        self.deadlines: dict[str, tuple[float, str, str]] = {}
+        """uid -> (when it times out, namespace, name)."""
+        self._retries: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def body(self, uid: str) -> dict[str, Any] | None:
+        return self._bodies.get(uid)
+
+    def newest(self, seen: dict[str, Any]) -> dict[str, Any]:
+        """The newer of an event's object and the one this process last wrote."""
+        mine = self._bodies.get(seen["metadata"]["uid"])
+        if mine is not None and version(mine) > version(seen):
+            return mine
+        self.keep(seen)
+        return seen
+
+    def keep(self, body: dict[str, Any]) -> None:
+        """Remember the body of an admitted or running query; forget any other."""
+        uid, phase = body["metadata"]["uid"], phase_of(body)
+        if phase is not None and phase.terminal:
+            self._written.pop(uid, None)
+        if phase in (Phase.ADMITTED, Phase.RUNNING) and not body["metadata"].get("deletionTimestamp"):
+            self._bodies[uid] = body
+        else:
+            self._bodies.pop(uid, None)
+
+    def wrote(self, body: dict[str, Any]) -> None:
+        """This process wrote `body`'s status."""
+        self.keep(body)
+        if version(body) and not (phase_of(body) or Phase.PENDING).terminal:
+            self._written[body["metadata"]["uid"]] = version(body)
+
+    def is_echo(self, body: dict[str, Any]) -> bool:
+        """Whether a watch event only brings back the status this process wrote last, or something older."""
+        written = self._written.get(body["metadata"]["uid"])
+        return written is not None and version(body) <= written
+
+    def expired(self, now: float) -> set[tuple[str, str]]:
+        """Queries past their deadline (wall-clock `now`)."""
+        return {(namespace, name) for deadline, namespace, name in list(self.deadlines.values()) if now > deadline}
+
+    def forget(self, uid: str) -> None:
+        self._bodies.pop(uid, None)
+        self._written.pop(uid, None)
+        self.deadlines.pop(uid, None)
+
+    def failed(self, key: tuple[str, str]) -> None:
+        """A step of this query failed: try again after a backoff that doubles with each failure."""
+        _, failures = self._retries.get(key, (0.0, 0))
+        delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** failures)
+        self._retries[key] = (time.monotonic() + delay, failures + 1)
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        self._retries.pop(key, None)
+
+    def due_retries(self, now: float) -> set[tuple[str, str]]:
+        """Queries whose failed step is due to be tried again."""
+        return {key for key, (due, _) in self._retries.items() if due <= now}

@@ -1,0 +1,40 @@
+"""What the operator remembers of a query: its own last write is the current state, echoes are skipped."""
+
+from __future__ import annotations
+
+from dpkube.operator.recall import Recall
+
+
+def body(version: int, phase: str | None = "Admitted", uid: str = "u1") -> dict:
+    return {"metadata": {"uid": uid, "resourceVersion": str(version)}, "status": {"phase": phase} if phase else {}}
+
+
+def test_an_event_older_than_the_last_write_is_an_echo() -> None:
+    recall = Recall()
+    recall.wrote(body(10))
+    assert recall.is_echo(body(10)) and recall.is_echo(body(9)) and not recall.is_echo(body(11))
+
+
+def test_the_newer_of_an_event_and_the_last_write_is_the_state() -> None:
+    recall = Recall()
+    recall.wrote(body(10, "Running"))
+    assert recall.newest(body(9, "Admitted"))["status"]["phase"] == "Running"
+    assert recall.newest(body(12, "Running"))["metadata"]["resourceVersion"] == "12"
+
+
+def test_an_ended_query_is_no_longer_remembered() -> None:
+    recall = Recall()
+    recall.wrote(body(10, "Running"))
+    recall.wrote(body(11, "Succeeded"))
+    assert recall.body("u1") is None and not recall.is_echo(body(11, "Succeeded"))
+
+
+def test_a_failed_step_is_retried_after_a_growing_backoff() -> None:
+    recall = Recall()
+    recall.failed(("ns", "q"))
+    first = recall._retries[("ns", "q")][0]
+    recall.failed(("ns", "q"))
+    assert recall._retries[("ns", "q")][0] > first
+    assert recall.due_retries(first + 60) == {("ns", "q")}
+    recall.succeeded(("ns", "q"))
+    assert recall.due_retries(first + 60) == set()
