@@ -12,7 +12,7 @@ from dpkube.cluster.cluster import LocalCluster, State, down, leftovers
 from dpkube.cluster.errors import ClusterError
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("cluster", help="a real single-node cluster on this machine (root)")
     verbs = parser.add_subparsers(dest="verb", required=True)
     up = verbs.add_parser("up", help="start it (detached) with dpkube's images in its containerd")

@@ -137,14 +137,14 @@ class LocalCluster:
         self._lap("control plane", lap)
 
         lap = time.monotonic()
-        self.containerd = Containerd(self.workdir / "containerd")
-        self.containerd.write_config()
-        (self.containerd.cni_conf_dir / "10-dpkube.conflist").write_text(
+        containerd = self.containerd = Containerd(self.workdir / "containerd")
+        containerd.write_config()
+        (containerd.cni_conf_dir / "10-dpkube.conflist").write_text(
             json.dumps(net.cni_config(self.workdir / "cni-ipam"), indent=1))
-        self._spawn("containerd", self.containerd.argv(), env=self.containerd.environment())
-        self._wait(lambda: self.containerd.ctr("version", check=False).returncode == 0, 30, "containerd")
+        self._spawn("containerd", containerd.argv(), env=containerd.environment())
+        self._wait(lambda: containerd.ctr("version", check=False).returncode == 0, 30, "containerd")
         for archive in (*system_archives, *self.images):
-            self.containerd.import_image(archive)
+            containerd.import_image(archive)
         self._lap("containerd and images", lap)
 
         lap = time.monotonic()
@@ -168,6 +168,7 @@ class LocalCluster:
                                                            "items": dns.manifests(net.service_ip(10))}))
         self._wait(self._dns_ready, 120, "CoreDNS")
         self._lap("DNS", lap)
+        assert self.state is not None
         self.state.kubeconfig, self.state.api_url = str(self.kubeconfig), self.plane.url
         self._record()
         (self.workdir / "env").write_text(f"export KUBECONFIG={self.kubeconfig}\n")

@@ -33,13 +33,13 @@ def _taken() -> list[ipaddress.IPv4Network]:
     """Every IPv4 network this machine routes or holds an address in."""
     routes = json.loads(run_ip("-j", "-4", "route", "show", "table", "all").stdout or "[]")
     addresses = json.loads(run_ip("-j", "-4", "addr", "show").stdout or "[]")
-    networks = []
+    networks: list[ipaddress.IPv4Network] = []
     for route in routes:
         try:
-            networks.append(ipaddress.ip_network(route.get("dst", ""), strict=False))
+            networks.append(ipaddress.IPv4Network(route.get("dst", ""), strict=False))
         except ValueError:
             continue  # default, broadcast, ...
-    networks += [ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False)
+    networks += [ipaddress.IPv4Network(f"{a['local']}/{a['prefixlen']}", strict=False)
                  for link in addresses for a in link.get("addr_info", [])]
     return networks
 
@@ -51,7 +51,7 @@ def free_subnets(seed: str, count: int) -> list[ipaddress.IPv4Network]:
     found: list[ipaddress.IPv4Network] = []
     for offset in range(1 << 15):
         index = (start + offset) % (1 << 15)
-        candidate = ipaddress.ip_network(f"10.{128 + (index >> 8)}.{index & 0xFF}.0/24")
+        candidate = ipaddress.IPv4Network(f"10.{128 + (index >> 8)}.{index & 0xFF}.0/24")
         if not any(candidate.overlaps(net) for net in taken) and candidate not in found:
             found.append(candidate)
             if len(found) == count:
