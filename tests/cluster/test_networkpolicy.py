@@ -1,6 +1,6 @@
 """NetworkPolicies enforced by a real engine (kube-router's firewall): connections probed from inside pods, held
 to what the policies in the cluster say (whoever wrote them: the chart, the operator), and to the rules a query
-pod must always live by: DNS and the operator's claim port open, the facade and other pods closed."""
+pod must always live by: DNS and the operator's claim port open; the API server, the facade and other pods closed."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 
 import pytest
 
@@ -18,6 +19,7 @@ from dpkube_testing.builders import dpquery
 from dpkube_testing.netpolicy import Endpoint, allows
 from dpkube_testing.realcluster import (
     QUERIES,
+    RELEASE,
     SYSTEM,
     PodWatch,
     Release,
@@ -31,6 +33,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(2400)]
 SECURITY = ({"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
             {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}})
 LISTENER_PORT = 9000
+CLAIM_PORT, HEALTH_PORT = 8081, 8080
+CLOSED_TO_QUERY_PODS = ("api-server", "api-server-service", "operator-health", "facade", "other-pod")
 PROBE = """
 import json, socket, sys
 results = {}
@@ -131,43 +135,65 @@ def policies(release: Release, query_labels: dict[str, str]) -> list[dict]:
     return get_json(release.cluster, "networkpolicies", "-A")["items"]
 
 
-def targets(cluster: LocalCluster, listener: dict) -> dict[str, tuple[Endpoint, int, str, str]]:
-    """Destinations: name -> (endpoint, port, protocol, address to dial)."""
+@dataclass(frozen=True)
+class Target:
+    """A destination as the policies see it (the pod or address behind any Service, its port) and as it is dialled."""
+
+    endpoint: Endpoint
+    port: int
+    address: str
+    dial_port: int
+    protocol: str = "TCP"
+
+
+def targets(cluster: LocalCluster, listener: dict) -> dict[str, Target]:
     api = get_json(cluster, "endpoints", "kubernetes", "-n", "default")["subsets"][0]
+    api_service = get_json(cluster, "service", "kubernetes", "-n", "default")["spec"]["clusterIP"]
     dns = one_pod(cluster, "kube-system", "k8s-app=kube-dns")
-    leader = leader_pod(cluster)
+    operator = leader_pod(cluster)
+    leader = pod_endpoint(cluster, operator)
+    claims = get_json(cluster, "service", f"{RELEASE}-operator", "-n", SYSTEM)["spec"]["clusterIP"]
     facade = one_pod(cluster, SYSTEM, "app.kubernetes.io/component=api")
     api_ip, api_port = api["addresses"][0]["ip"], api["ports"][0]["port"]
+    operator_ip = operator["status"]["podIP"]
     return {
-        "api-server": (Endpoint(api_ip), api_port, "TCP", api_ip),
-        "dns": (pod_endpoint(cluster, dns), 53, "TCP", dns["status"]["podIP"]),
-        "claim-port": (pod_endpoint(cluster, leader), 8081, "TCP", leader["status"]["podIP"]),
-        "facade": (pod_endpoint(cluster, facade), 8000, "TCP", facade["status"]["podIP"]),
-        "other-pod": (pod_endpoint(cluster, listener), LISTENER_PORT, "TCP", listener["status"]["podIP"]),
+        "api-server": Target(Endpoint(api_ip), api_port, api_ip, api_port),
+        "api-server-service": Target(Endpoint(api_ip), api_port, api_service, 443),
+        "dns": Target(pod_endpoint(cluster, dns), 53, dns["status"]["podIP"], 53),
+        "claim-port": Target(leader, CLAIM_PORT, operator_ip, CLAIM_PORT),
+        "claim-service": Target(leader, CLAIM_PORT, claims, CLAIM_PORT),
+        "operator-health": Target(leader, HEALTH_PORT, operator_ip, HEALTH_PORT),
+        "facade": Target(pod_endpoint(cluster, facade), 8000, facade["status"]["podIP"], 8000),
+        "other-pod": Target(pod_endpoint(cluster, listener), LISTENER_PORT, listener["status"]["podIP"],
+                            LISTENER_PORT),
     }
 
 
-def test_a_query_pod_reaches_only_what_the_policies_allow(release: Release, listener: dict,
-                                                         query_labels: dict[str, str], policies: list[dict]) -> None:
+def dialled(found: dict[str, Target]) -> list[tuple[str, str, int, str]]:
+    return [(name, t.address, t.dial_port, t.protocol) for name, t in found.items()]
+
+
+def test_a_query_pod_reaches_dns_and_the_claim_port_and_nothing_else(
+        release: Release, listener: dict, query_labels: dict[str, str], policies: list[dict]) -> None:
+    """The operator's policy as a real engine enforces it: the claim port by the operator's pod address and by the
+    Service the runner is given, DNS; not the API server (query pods have no token and no business there), the
+    operator's other ports, the facade or another pod."""
     cluster = release.cluster
     found = targets(cluster, listener)
     source = Endpoint("0.0.0.0", query_labels, QUERIES, get_json(cluster, "namespace", QUERIES)["metadata"]["labels"])
-    seen = probe(cluster, QUERIES, query_labels, [
-        *[(name, address, port, proto) for name, (_, port, proto, address) in found.items()],
-        ("dns-lookup", "kubernetes.default.svc.cluster.local", 0, "DNS")])
-    said = {name: allows(policies, source, endpoint, port, proto) for name, (endpoint, port, proto, _) in found.items()}
+    seen = probe(cluster, QUERIES, query_labels,
+                 [*dialled(found), ("dns-lookup", "kubernetes.default.svc.cluster.local", 0, "DNS")])
+    said = {name: allows(policies, source, t.endpoint, t.port, t.protocol) for name, t in found.items()}
     assert {name: seen[name] == "open" for name in found} == said, seen
-    assert said["dns"] and said["claim-port"], "a query pod must reach DNS and the claim port"
-    assert not said["facade"] and not said["other-pod"], "a query pod must not reach the facade or other pods"
+    assert [name for name, allowed in said.items() if allowed] == ["dns", "claim-port", "claim-service"], said
     assert seen["dns-lookup"] == "open"
 
 
 def test_a_pod_without_policy_reaches_the_same_pods(release: Release, listener: dict) -> None:
     """The control: what the query pod could not open is open to a pod in a namespace without policies."""
     found = targets(release.cluster, listener)
-    seen = probe(release.cluster, "default", {}, [(name, address, port, proto) for name, (_, port, proto, address)
-                                                 in found.items() if name in ("facade", "other-pod")])
-    assert seen == {"facade": "open", "other-pod": "open"}
+    seen = probe(release.cluster, "default", {}, [d for d in dialled(found) if d[0] in CLOSED_TO_QUERY_PODS])
+    assert seen == dict.fromkeys(CLOSED_TO_QUERY_PODS, "open")
 
 
 def test_the_facade_accepts_traffic_on_its_port_only(release: Release) -> None:
