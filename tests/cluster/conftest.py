@@ -24,6 +24,7 @@ from dpkube.cluster import images
 from dpkube.cluster.cluster import LocalCluster
 from dpkube.k8s.client import KubeClient, KubeConfig
 from dpkube_testing.realcluster import (
+    CORE_LIBRARIES,
     QUERIES,
     RELEASE,
     REPO,
@@ -43,6 +44,8 @@ VALUES = [
     "--set", "demo.datasets=true",
     # Two cores for everything: small requests, so that 4 queries, 2 operators, 2 facades and DNS fit.
     "--set", "runner.resources.requests.cpu=100m", "--set", "runner.resources.requests.memory=256Mi",
+    # The default queue's pods run the core image: its warm pods import only what that image has (no torch).
+    "--set", f"queues[0].spec.warmLibraries={{{','.join(CORE_LIBRARIES)}}}",
     *(["--set", f"image.tag={images.FULL.split(':')[1]}", "--set", f"runner.image={images.CORE}",
        "--set", f"queues[1].name={SYNTH_QUEUE}", "--set", f"queues[1].spec.displayName={SYNTH_QUEUE}",
        "--set", f"queues[1].spec.image={images.FULL}"] if SYNTH else
