@@ -130,8 +130,12 @@ def _runner_pod(name: str, namespace: str, labels: dict[str, str], settings: Run
 def query_pod(query: dict[str, Any], settings: RunnerSettings, template: PodTemplate, *,
               dataset: DatasetSpec | None, queue: QueueSpec | None = None,
               timeout_seconds: float | None = None) -> dict[str, Any]:
-    """A cold pod for one query, named after its uid; `dataset` only when it reads the private data."""
+    """A cold pod for one query, named after its uid; `dataset` only when it reads the private data.
+
+    It imports its query's library only while it claims its input: every library would need torch, which
+    an image without synthetic data lacks."""
     meta = query["metadata"]
+    settings = settings.model_copy(update={"libraries": str(query["spec"]["library"])})
     pod = _runner_pod(pod_name(meta["uid"]), meta["namespace"], query_labels(query), settings, ["--claim"],
                       template, queue, dataset)
     pod["metadata"]["ownerReferences"] = [owner_reference(query)]

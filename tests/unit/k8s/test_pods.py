@@ -67,6 +67,10 @@ def test_the_pod_gets_its_claim_channel_and_secret_but_never_its_input() -> None
     assert "DPKUBE_RUNNER_INPUT" not in env and "--claim" in pod["spec"]["containers"][0]["args"]
 
 
+def test_a_cold_pod_imports_only_its_querys_library() -> None:
+    assert env_of(build())["DPKUBE_LIBRARIES"]["value"] == "smartnoise-sql"
+
+
 def test_a_pod_that_reads_the_data_gets_the_dataset_credentials_copy() -> None:
     (source,) = build()["spec"]["containers"][0]["envFrom"]
     assert source == {"secretRef": {"name": "dpkube-credentials-store"}}
