@@ -14,6 +14,7 @@ import pytest
 from dpkube.cluster.cluster import LocalCluster
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import ApiError, KubeClient, core_path
+from dpkube.models.cost import Cost
 from dpkube.models.kinds import DPQUERY
 from dpkube_testing.builders import dpquery
 from dpkube_testing.realcluster import QUERIES, SYSTEM, Release, kubectl, leader_pod
@@ -110,8 +111,9 @@ async def test_every_query_ends_with_one_pod_and_the_grant_spends_what_they_repo
     phases = {q["metadata"]["name"]: q["status"]["phase"] for q in queries}
     pods_per_query = {q["metadata"]["name"]: len(pods.by_query[q["metadata"]["uid"]]) for q in queries}
     assert pods_per_query == {name: 1 for name in names}, json.dumps({"pods": pods_per_query, "phases": phases})
-    reported = sum((q["status"].get("spentEpsilon") or 0.0) for q in queries)
+    reported = Cost.total(Cost.model_validate(q["status"]["spent"]) for q in queries if q["status"].get("spent"))
     grant = await budgets.find(user, "PENGUIN")
-    assert grant.ledger.spent_epsilon == pytest.approx(reported), phases
-    assert reported > 0
+    assert grant.ledger.spent.epsilon == pytest.approx(reported.epsilon), phases
+    assert grant.ledger.spent.delta == pytest.approx(reported.delta), phases
+    assert reported.epsilon > 0
     print(f"chaos: {'; '.join(done)}; phases {sorted(phases.values())}")

@@ -117,7 +117,7 @@ def test_a_kubectl_applied_dpquery_succeeds_in_a_real_pod(release: Release) -> N
     assert applied.returncode == 0, applied.stderr
     query = wait_for_query(cluster, home, "penguin-smartnoise-sql")
     assert query["status"]["phase"] == "Succeeded", query["status"]
-    assert query["status"]["spentEpsilon"] == pytest.approx(0.1)
+    assert query["status"]["spent"]["epsilon"] == pytest.approx(0.1)
 
 
 def test_query_pods_are_containers_under_the_charts_security_context(release: Release) -> None:
