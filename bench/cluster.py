@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -73,8 +74,7 @@ def helm_install(cluster: LocalCluster) -> float:
                     "--set", f"image.tag={images.CORE.split(':')[1]}", "--set", "image.pullPolicy=Never",
                     "--set", "demo.datasets=true",
                     "--set", "runner.resources.requests.cpu=100m",
-                    # The core image has no torch: the default queue's warm pods import the rest only.
-                    "--set", "queues[0].spec.warmLibraries={smartnoise-sql,opendp,diffprivlib}"],
+                    "--set-json", "queues=" + json.dumps([images.core_default_queue()])],
                    cwd=REPO, check=True, capture_output=True, env={"PATH": "/usr/bin:/bin", "HOME": str(home)})
     return time.monotonic() - started
 

@@ -12,6 +12,7 @@ run after every other test of the tier, in the order of n.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -24,7 +25,6 @@ from dpkube.cluster import images
 from dpkube.cluster.cluster import LocalCluster
 from dpkube.k8s.client import KubeClient, KubeConfig
 from dpkube_testing.realcluster import (
-    CORE_LIBRARIES,
     QUERIES,
     RELEASE,
     REPO,
@@ -45,10 +45,10 @@ VALUES = [
     # Two cores for everything: small requests, so that 4 queries, 2 operators, 2 facades and DNS fit.
     "--set", "runner.resources.requests.cpu=100m", "--set", "runner.resources.requests.memory=256Mi",
     # The default queue's pods run the core image: its warm pods import only what that image has (no torch).
-    "--set", f"queues[0].spec.warmLibraries={{{','.join(CORE_LIBRARIES)}}}",
-    *(["--set", f"image.tag={images.FULL.split(':')[1]}", "--set", f"runner.image={images.CORE}",
-       "--set", f"queues[1].name={SYNTH_QUEUE}", "--set", f"queues[1].spec.displayName={SYNTH_QUEUE}",
-       "--set", f"queues[1].spec.image={images.FULL}"] if SYNTH else
+    "--set-json", "queues=" + json.dumps([
+        images.core_default_queue(),
+        *([{"name": SYNTH_QUEUE, "spec": {"displayName": SYNTH_QUEUE, "image": images.FULL}}] if SYNTH else [])]),
+    *(["--set", f"image.tag={images.FULL.split(':')[1]}", "--set", f"runner.image={images.CORE}"] if SYNTH else
       ["--set", f"image.tag={images.CORE.split(':')[1]}"]),
 ]
 

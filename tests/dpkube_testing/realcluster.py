@@ -20,8 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 RELEASE = "dpkube"
 SYSTEM = "dpkube-system"
 QUERIES = "dpkube"
-CORE_LIBRARIES = ("smartnoise-sql", "opendp", "diffprivlib")
-"""What the core image (no torch) runs: the libraries its warm pods may import."""
 SYNTH = os.environ.get("DPKUBE_CLUSTER_SYNTH") == "1"
 """Also import the full image (torch): the operator and facade run it, and a `synth` queue's pods."""
 SYNTH_QUEUE = "synth"
