@@ -114,6 +114,11 @@ def lacks(view, name: str) -> bool:
     return name not in view.objects
 
 
+def caught_up(view, change: dict) -> bool:
+    """The view has seen `change` (and so everything before it)."""
+    return view.version >= int(change["metadata"]["resourceVersion"])
+
+
 async def test_unfinished_jobs_are_counted_across_replicas(settings: ApiSettings, admin: KubeClient, namespace: str,
                                                            caller, new_caller, engine_pool) -> None:
     admin_caller = await new_caller(admin_user=True)
@@ -141,8 +146,9 @@ async def test_a_finished_query_frees_its_place(settings: ApiSettings, admin: Ku
             experiment, queue = await register(http, caller, admin_caller)
             first = (await http.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue))).json()
             name = f"dioptra-{first['jobId']}"
-            await admin.patch(DPQUERY.api_path(namespace, name) + "/status", {"status": {"phase": "Succeeded"}})
+            ended = await admin.patch(DPQUERY.api_path(namespace, name) + "/status", {"status": {"phase": "Succeeded"}})
             view = app.state.informers[2]
-            await until(lacks, view, name)
+            await until(caught_up, view, ended)
+            assert lacks(view, name)
             second = await http.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue))
     assert second.status_code == 200
