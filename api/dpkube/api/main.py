@@ -89,7 +89,7 @@ def create_app(settings: ApiSettings, client: KubeClient | None = None, pool: Wo
     compute = Compute(workers, settings.pool_jobs_per_user)
     in_flight = InFlight(kube, settings.query_namespace, settings.max_queries_in_flight, unfinished)
     queries = Queries(kube, settings.query_namespace, dataset_view, budget_view, settings.query_wait_seconds,
-                      on_end=metrics.query_ended, in_flight=in_flight)
+                      on_end=metrics.query_ended, in_flight=in_flight, queue=settings.lomas_queue)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.informers = informers

@@ -105,7 +105,7 @@ class Queries:
 
     def __init__(self, client: KubeClient, namespace: str, datasets: Datasets, budgets: BudgetView,
                  wait_seconds: float, on_end: Callable[[Library, Mode, str, str], None] | None = None,
-                 in_flight: InFlight | None = None) -> None:
+                 in_flight: InFlight | None = None, queue: str | None = None) -> None:
         self.client = client
         self.namespace = namespace
         self.datasets = datasets
@@ -113,6 +113,7 @@ class Queries:
         self.wait_seconds = wait_seconds
         self.on_end = on_end
         self.in_flight = in_flight
+        self.queue = queue or None
 
     async def run(self, user: str, library: Library, mode: Mode, body: WireModel) -> Outcome:
         """Check the dataset (400), access (403) and the caller's unfinished queries (429), submit the query, and
@@ -148,7 +149,7 @@ class Queries:
         dummy = mode == Mode.DUMMY
         try:
             spec = DPQuerySpec(
-                user=user, dataset=dataset, library=library, mode=mode,
+                user=user, dataset=dataset, library=library, mode=mode, queue=self.queue,
                 dummy=DummySpec(rows=values["dummy_nb_rows"], seed=values["dummy_seed"]) if dummy else None,
                 **{PAYLOAD_FIELD[library]: payload_of(library, body)},
             )
