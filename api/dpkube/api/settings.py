@@ -42,7 +42,8 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     """Largest request body accepted; larger ones get 413."""
     cache: bool = True
-    """Serve budgets and datasets from watch-fed caches (read-through when unsynced or after own writes)."""
+    """Serve budgets, datasets, in-flight counts and history from watch-fed views (read-through when unsynced or
+    after own writes), and see queries end on their one shared watch; off, a waiting query GETs itself each second."""
     watch_timeout_seconds: int = Field(default=60, gt=0)
     """Server-side timeout of the caches' watches: a silently stalled watch is restarted this often."""
     pool_workers: int = Field(default=2, ge=1, le=32)
