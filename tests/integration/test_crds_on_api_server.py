@@ -78,7 +78,7 @@ def test_kubectl_get_dpq_prints_the_printer_columns(kubectl, tmp_path, namespace
     manifest.write_text(json.dumps(dpquery("shown")))
     kubectl("apply", "-n", namespace, "-f", str(manifest), check=True)
     header, row = kubectl("get", "dpq", "-n", namespace, check=True).stdout.splitlines()[:2]
-    assert header.split() == ["NAME", "USER", "DATASET", "LIBRARY", "PHASE", "EPS-SPENT", "AGE"]
+    assert header.split() == ["NAME", "USER", "DATASET", "LIBRARY", "PHASE", "POSITION", "EPS-SPENT", "AGE"]
     assert row.split()[:4] == ["shown", "alice", "PENGUIN", "smartnoise-sql"]
 
 

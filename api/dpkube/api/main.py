@@ -20,6 +20,8 @@ from dpkube.api.services.budgets import BudgetView
 from dpkube.api.services.compute import Compute
 from dpkube.api.services.datasets import Datasets
 from dpkube.api.services.dioptra import Dioptra
+from dpkube.api.services.endings import Endings
+from dpkube.api.services.feed import query_feed
 from dpkube.api.services.history import History
 from dpkube.api.services.lomas import Lomas
 from dpkube.api.services.queries import Queries
@@ -50,14 +52,14 @@ def create_app(settings: ApiSettings, client: KubeClient | None = None, pool: Wo
     kube = client or KubeClient(KubeConfig.load(settings.kubeconfig))
     workers = pool or worker_pool(settings)
     informers: list[Informer] = []
-    grants = datasets = unfinished = None
+    grants = datasets = dpqueries = None
     if settings.cache:
         grants = Informer(kube, core_path("configmaps", settings.system_namespace), label_selector=GRANT_SELECTOR,
                           watch_timeout_seconds=settings.watch_timeout_seconds)
         datasets = Informer(kube, DATASET.api_path(settings.system_namespace),
                             watch_timeout_seconds=settings.watch_timeout_seconds)
-        unfinished = InFlight.view(kube, settings.query_namespace, settings.watch_timeout_seconds)
-        informers = [grants, datasets, unfinished]
+        dpqueries = query_feed(kube, settings.query_namespace, settings.watch_timeout_seconds)
+        informers = [grants, datasets, dpqueries]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,17 +89,18 @@ def create_app(settings: ApiSettings, client: KubeClient | None = None, pool: Wo
     dataset_view = Datasets(kube, settings.system_namespace, datasets)
     budget_view = BudgetView(kube, settings.system_namespace, grants)
     compute = Compute(workers, settings.pool_jobs_per_user)
-    in_flight = InFlight(kube, settings.query_namespace, settings.max_queries_in_flight, unfinished)
+    in_flight = InFlight(kube, settings.query_namespace, settings.max_queries_in_flight, dpqueries)
     queries = Queries(kube, settings.query_namespace, dataset_view, budget_view, settings.query_wait_seconds,
-                      on_end=metrics.query_ended, in_flight=in_flight)
+                      on_end=metrics.query_ended, in_flight=in_flight,
+                      endings=Endings(kube, settings.query_namespace, dpqueries), queue=settings.lomas_queue)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.informers = informers
     app.state.pool = workers
     app.state.authenticator = Authenticator(kube, settings)
     app.state.rates = RateLimiter(settings.requests_per_second, settings.request_burst)
-    app.state.lomas = Lomas(dataset_view, budget_view, queries, History(kube, settings.query_namespace), compute,
-                            settings.max_dummy_rows)
+    app.state.lomas = Lomas(dataset_view, budget_view, queries, History(kube, settings.query_namespace, dpqueries),
+                            compute, settings.max_dummy_rows)
     app.state.dioptra = Dioptra.over(kube, settings.query_namespace, settings.system_namespace, compute, in_flight)
     install_error_handlers(app)
     app.include_router(health.router)

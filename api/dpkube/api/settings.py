@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dpkube.engine.libraries import MODULES
 from dpkube.k8s.tokens import TOKEN_SECRET
+from dpkube.models.queue import DEFAULT_QUEUE
 
 DEFAULT_AUDIENCES = ["https://kubernetes.default.svc.cluster.local"]
 """The API server's own audience on kubeadm-style clusters (its --service-account-issuer)."""
@@ -41,7 +42,8 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     """Largest request body accepted; larger ones get 413."""
     cache: bool = True
-    """Serve budgets and datasets from watch-fed caches (read-through when unsynced or after own writes)."""
+    """Serve budgets, datasets, in-flight counts and history from watch-fed views (read-through when unsynced or
+    after own writes), and see queries end on their one shared watch; off, a waiting query GETs itself each second."""
     watch_timeout_seconds: int = Field(default=60, gt=0)
     """Server-side timeout of the caches' watches: a silently stalled watch is restarted this often."""
     pool_workers: int = Field(default=2, ge=1, le=32)
@@ -56,6 +58,9 @@ class ApiSettings(BaseSettings):
     """Jobs of one user running in the pool at once (per replica): one user cannot occupy every worker."""
     max_dummy_rows: int = Field(default=10_000, gt=0)
     """Most rows /get_dummy_dataset builds; more is refused with 400."""
+    lomas_queue: str = DEFAULT_QUEUE
+    """Queue the Lomas routes' queries run through, so its warm runners serve them; empty runs them outside
+    any queue (cold pods)."""
     max_queries_in_flight: int = Field(default=16, ge=1)
     """A user's unfinished queries (Lomas queries and Dioptra jobs, across replicas); more get 429."""
     requests_per_second: float = Field(default=20.0, gt=0)

@@ -102,6 +102,7 @@ class Admission:
         self.pricing = pricing
         self._queues: dict[str, dict[str, Any]] = {}
         self._prices: dict[tuple[str, str], Cost] = {}
+        self._pricing: dict[tuple[str, str], asyncio.Future[Cost]] = {}
         self._queue_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def decide(self, query: QueryView, ensure_finalizer: Any) -> Outcome:
@@ -205,19 +206,32 @@ class Admission:
         if key in self._prices:
             return self._prices[key]
         try:
-            cost: Cost = await self.pricing.run(estimate_cost, query.spec.library, query.spec.payload,
-                                                dataset.metadata)
-            PRICINGS.inc()
-            if len(self._prices) >= PRICES_KEPT:
-                self._prices.pop(next(iter(self._prices)))
-            self._prices[key] = cost
-            return cost
+            cost = await self._priced_once(key, query, dataset)
         except PoolBusy:
             return Busy()
         except ExternalLibraryError as exc:
             return Refused(Phase.REJECTED, Reason.LIBRARY_ERROR, exc.message)
         except EngineError as exc:
             return Refused(Phase.REJECTED, Reason.INVALID_QUERY, exc.message)
+        if len(self._prices) >= PRICES_KEPT:
+            self._prices.pop(next(iter(self._prices)))
+        self._prices[key] = cost
+        return cost
+
+    async def _priced_once(self, key: tuple[str, str], query: QueryView, dataset: Dataset) -> Cost:
+        """One pricing job per query and metadata, however many admission attempts await it meanwhile."""
+        pending = self._pricing.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self.pricing.run(estimate_cost, query.spec.library, query.spec.payload,
+                                                             dataset.metadata))
+            self._pricing[key] = pending
+            pending.add_done_callback(lambda done: self._counted(key, done))
+        return await asyncio.shield(pending)
+
+    def _counted(self, key: tuple[str, str], done: asyncio.Future[Cost]) -> None:
+        self._pricing.pop(key, None)
+        if not done.cancelled() and done.exception() is None:
+            PRICINGS.inc()
 
     async def _experiment_facts(self, namespace: str, experiment: str | None) -> ExperimentFacts:
         if experiment is None:

@@ -16,6 +16,8 @@ from dpkube.models.dpquery import Phase, phase_of
 
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
+ENDED_KEPT = 100_000
+"""Ended queries whose last version is remembered, so a late event of an earlier version is recognised."""
 
 
 def version(body: dict[str, Any]) -> int:
@@ -34,13 +36,18 @@ class Recall:
         self.deadlines: dict[str, tuple[float, str, str]] = {}
         """uid -> (when it times out, namespace, name)."""
         self._retries: dict[tuple[str, str], tuple[float, int]] = {}
+        self._ended: dict[str, int] = {}
 
     def body(self, uid: str) -> dict[str, Any] | None:
         return self._bodies.get(uid)
 
-    def newest(self, seen: dict[str, Any]) -> dict[str, Any]:
-        """The newer of an event's object and the one this process last wrote."""
-        mine = self._bodies.get(seen["metadata"]["uid"])
+    def newest(self, seen: dict[str, Any]) -> dict[str, Any] | None:
+        """The newer of an event's object and the one this process last wrote; None when the event predates
+        the query's end here (a late event must not admit an ended query again)."""
+        uid = seen["metadata"]["uid"]
+        if version(seen) < self._ended.get(uid, 0):
+            return None
+        mine = self._bodies.get(uid)
         if mine is not None and version(mine) > version(seen):
             return mine
         self.keep(seen)
@@ -51,6 +58,9 @@ class Recall:
         uid, phase = body["metadata"]["uid"], phase_of(body)
         if phase is not None and phase.terminal:
             self._written.pop(uid, None)
+            self._ended[uid] = max(version(body), self._ended.pop(uid, 0))
+            if len(self._ended) > ENDED_KEPT:
+                self._ended.pop(next(iter(self._ended)))
         if phase in (Phase.ADMITTED, Phase.RUNNING) and not body["metadata"].get("deletionTimestamp"):
             self._bodies[uid] = body
         else:
@@ -73,6 +83,7 @@ class Recall:
 
     def forget(self, uid: str) -> None:
         self._bodies.pop(uid, None)
+        self._ended.pop(uid, None)
         self._written.pop(uid, None)
         self.deadlines.pop(uid, None)
 

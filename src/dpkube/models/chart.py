@@ -153,6 +153,9 @@ class Api(Placement):
         default_factory=lambda: ["https://kubernetes.default.svc.cluster.local"], min_length=1)
     """Audiences a cluster token must be meant for (TokenReview); the API server's own audience on most
     clusters (its --api-audiences, else its --service-account-issuer)."""
+    lomas_queue: str = Field(default=DEFAULT_QUEUE, max_length=63)
+    """Queue the Lomas routes' queries run through (one of `queues`), so its warm runners serve them; empty
+    runs them outside any queue, on cold pods."""
     limits: ApiLimits = Field(default_factory=ApiLimits)
     """Per-user limits."""
     workers: ApiWorkers = Field(default_factory=ApiWorkers)

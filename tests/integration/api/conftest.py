@@ -50,7 +50,8 @@ class Call:
 
 
 class CountingClient(KubeClient):
-    """A real client that records each request it sends: what the facade costs the API server."""
+    """A real client that records each request it sends, and each watch it opens (method WATCH): what the facade
+    costs the API server."""
 
     def __init__(self, config: KubeConfig) -> None:
         super().__init__(config)
@@ -59,6 +60,10 @@ class CountingClient(KubeClient):
     async def request(self, method: str, path: str, **options: Any) -> dict[str, Any]:
         self.calls.append(Call(method, path, options.get("body")))
         return await super().request(method, path, **options)
+
+    def watch(self, path: str, **options: Any) -> AsyncIterator[dict[str, Any]]:
+        self.calls.append(Call("WATCH", path, options.get("field_selector")))
+        return super().watch(path, **options)
 
     def count(self, method: str, path_part: str) -> int:
         return sum(1 for call in self.calls if call.method == method and path_part in call.path)

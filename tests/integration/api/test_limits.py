@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 from dpkube.api.services.queries import USER_LABEL, user_hash
+from dpkube.api.services.quotas import IN_FLIGHT_INDEX
 from dpkube.api.settings import ApiSettings
 from dpkube.k8s.client import KubeClient
 from dpkube.models import examples
@@ -106,12 +107,17 @@ async def until(condition, *args, seconds: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def holds(view, count: int) -> bool:
-    return len(view.objects) == count
+def holds(view, user: str, count: int) -> bool:
+    return len(view.indexed(IN_FLIGHT_INDEX, user)) == count
 
 
-def lacks(view, name: str) -> bool:
-    return name not in view.objects
+def lacks(view, user: str, name: str) -> bool:
+    return name not in view.indexed(IN_FLIGHT_INDEX, user)
+
+
+def caught_up(view, change: dict) -> bool:
+    """The view has seen `change` (and so everything before it)."""
+    return view.version >= int(change["metadata"]["resourceVersion"])
 
 
 async def test_unfinished_jobs_are_counted_across_replicas(settings: ApiSettings, admin: KubeClient, namespace: str,
@@ -125,7 +131,7 @@ async def test_unfinished_jobs_are_counted_across_replicas(settings: ApiSettings
                 first = await replica_a.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue))
                 second = await replica_b.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue))
                 view = app_a.state.informers[2]
-                await until(holds, view, 2)
+                await until(holds, view, caller.name, 2)
                 third = await replica_a.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue))
     assert (first.status_code, second.status_code, third.status_code) == (200, 200, 429)
     assert third.json()["message"] == ("Too Many Requests - 2 of your queries are unfinished, the most allowed is "
@@ -141,8 +147,9 @@ async def test_a_finished_query_frees_its_place(settings: ApiSettings, admin: Ku
             experiment, queue = await register(http, caller, admin_caller)
             first = (await http.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue))).json()
             name = f"dioptra-{first['jobId']}"
-            await admin.patch(DPQUERY.api_path(namespace, name) + "/status", {"status": {"phase": "Succeeded"}})
+            ended = await admin.patch(DPQUERY.api_path(namespace, name) + "/status", {"status": {"phase": "Succeeded"}})
             view = app.state.informers[2]
-            await until(lacks, view, name)
+            await until(caught_up, view, ended)
+            assert lacks(view, caller.name, name)
             second = await http.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue))
     assert second.status_code == 200

@@ -15,6 +15,7 @@ from dpkube.api.settings import ApiSettings
 from dpkube.k8s.client import KubeClient
 from dpkube.models import examples
 from dpkube.models.kinds import DPQUERY
+from dpkube.models.queue import DEFAULT_QUEUE
 
 from .conftest import http_client, running_app
 
@@ -48,6 +49,15 @@ async def test_a_query_is_a_dpquery_in_the_callers_name_with_its_body_kept(
     assert query["metadata"]["labels"][DATASET_LABEL] == "penguin"
     assert json.loads(query["metadata"]["annotations"][CLIENT_INPUT_ANNOTATION]) == {
         **examples.OPENDP_QUERY, "opendp_json": TRANSFORMATION_JSON}
+
+
+async def test_a_private_query_runs_through_the_facades_queue_and_takes_its_place_there(
+        platform, http, caller, admin, namespace) -> None:
+    response = await http.post("/smartnoise_sql_query", json=examples.SMARTNOISE_SQL_QUERY, headers=caller.headers)
+    assert response.status_code == 200, response.text
+    [query] = await dpqueries(admin, namespace)
+    assert query["spec"]["queue"] == DEFAULT_QUEUE
+    assert query["status"]["queueSerial"] >= 1
 
 
 async def test_a_query_over_the_remaining_budget_is_400_with_lomas_message(operator, http, new_caller) -> None:

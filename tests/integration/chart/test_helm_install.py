@@ -262,6 +262,8 @@ NOT_EXERCISED_HERE = {
         ("", "secrets", "delete"): "a credentials copy goes when no query of its namespace needs it",
         ("networking.k8s.io", "networkpolicies", "get"): "a query-pod policy that exists already is read back",
         ("networking.k8s.io", "networkpolicies", "update"): "a query-pod policy changed by hand is set back",
+        ("dpkube.io", "datasets", "get"): "a dataset not yet in the operator's watch-fed view is read directly",
+        ("dpkube.io", "queues", "get"): "a queue is read when a query is admitted or launched through it",
     },
     FACADE: {
         ("dpkube.io", "dpqueries", "get"): "a query route reads its query back when the watch ends first",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dpkube.api.errors import TooManyRequests
+from dpkube.api.services.feed import query_feed
 from dpkube.api.services.quotas import InFlight, RateLimiter, unfinished
 from dpkube.k8s.informer import Informer
 
@@ -68,7 +69,7 @@ def test_the_in_flight_view_keeps_the_user_of_unfinished_queries_only() -> None:
 
 
 def synced_view(*queries: dict) -> Informer:
-    view = Informer(client=None, path="/x", transform=unfinished)  # type: ignore[arg-type]
+    view = query_feed(client=None, namespace="dpkube")  # type: ignore[arg-type]
     for item in queries:
         view.put(item)
     view.version = max((int(q["metadata"]["resourceVersion"]) for q in queries), default=1)

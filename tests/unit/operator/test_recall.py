@@ -29,6 +29,20 @@ def test_an_ended_query_is_no_longer_remembered() -> None:
     assert recall.body("u1") is None and not recall.is_echo(body(11, "Succeeded"))
 
 
+def test_a_late_event_from_before_the_query_ended_is_skipped() -> None:
+    recall = Recall()
+    recall.keep(body(12, "Failed"))
+    assert recall.newest(body(11, None)) is None
+    assert recall.newest(body(13, "Failed"))["metadata"]["resourceVersion"] == "13"
+
+
+def test_a_deleted_query_is_forgotten_with_its_end() -> None:
+    recall = Recall()
+    recall.keep(body(12, "Failed"))
+    recall.forget("u1")
+    assert recall.newest(body(5, None)) is not None
+
+
 def test_a_failed_step_is_retried_after_a_growing_backoff() -> None:
     recall = Recall()
     recall.failed(("ns", "q"))

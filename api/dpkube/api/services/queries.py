@@ -1,12 +1,12 @@
 """Lomas queries as DPQuery objects: create one for the caller, wait for its end, answer as Lomas does.
 
 The facade decides nothing about budgets: the operator admits, runs, charges and writes the outcome
-into the status; the facade maps that outcome (phase and condition reason) to Lomas' answers.
+into the status; the facade maps that outcome (phase and condition reason) to Lomas' answers. The end of
+a query is seen on the facade's one feed of DPQueries (endings.py), never on a watch of its own.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -23,14 +23,14 @@ from dpkube.api.errors import (
     ExternalLibraryException,
     InternalServerException,
     InvalidQueryException,
-    QueryStillRunning,
     UnauthorizedAccessException,
 )
 from dpkube.api.services.budgets import BudgetView
 from dpkube.api.services.datasets import Datasets, unknown_dataset
+from dpkube.api.services.endings import Endings
 from dpkube.api.services.retry import retrying
 from dpkube.api.wire import WireModel, payload_of
-from dpkube.k8s.client import ApiError, Gone, KubeClient
+from dpkube.k8s.client import KubeClient
 from dpkube.k8s.results import read_published
 from dpkube.models.conditions import ConditionType, Reason
 from dpkube.models.cost import ZERO, Cost
@@ -44,7 +44,6 @@ from dpkube.models.dpquery import (
     DummySpec,
     Mode,
     Phase,
-    phase_of,
 )
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.payloads import Library
@@ -105,7 +104,8 @@ class Queries:
 
     def __init__(self, client: KubeClient, namespace: str, datasets: Datasets, budgets: BudgetView,
                  wait_seconds: float, on_end: Callable[[Library, Mode, str, str], None] | None = None,
-                 in_flight: InFlight | None = None) -> None:
+                 in_flight: InFlight | None = None, endings: Endings | None = None,
+                 queue: str | None = None) -> None:
         self.client = client
         self.namespace = namespace
         self.datasets = datasets
@@ -113,6 +113,8 @@ class Queries:
         self.wait_seconds = wait_seconds
         self.on_end = on_end
         self.in_flight = in_flight
+        self.endings = endings or Endings(client, namespace, None)
+        self.queue = queue or None
 
     async def run(self, user: str, library: Library, mode: Mode, body: WireModel) -> Outcome:
         """Check the dataset (400), access (403) and the caller's unfinished queries (429), submit the query, and
@@ -123,14 +125,15 @@ class Queries:
         if mode == Mode.QUERY and not ledger.may_query:
             raise UnauthorizedAccessException(f"{user} is not allowed to query {dataset}.")
         manifest = self.manifest(user, library, mode, body)
-        created = await self._create(user, manifest)
-        if mode == Mode.QUERY:
-            self.budgets.mark_stale(user, dataset)
-        try:
-            final = await self._wait(created)
-        finally:
+        with self.endings.expect(manifest["metadata"]["name"]):
+            created = await self._create(user, manifest)
             if mode == Mode.QUERY:
                 self.budgets.mark_stale(user, dataset)
+            try:
+                final = await self.endings.wait(created, self.wait_seconds)
+            finally:
+                if mode == Mode.QUERY:
+                    self.budgets.mark_stale(user, dataset)
         return await self._outcome(final, library, mode)
 
     async def _create(self, user: str, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +151,7 @@ class Queries:
         dummy = mode == Mode.DUMMY
         try:
             spec = DPQuerySpec(
-                user=user, dataset=dataset, library=library, mode=mode,
+                user=user, dataset=dataset, library=library, mode=mode, queue=self.queue,
                 dummy=DummySpec(rows=values["dummy_nb_rows"], seed=values["dummy_seed"]) if dummy else None,
                 **{PAYLOAD_FIELD[library]: payload_of(library, body)},
             )
@@ -177,39 +180,6 @@ class Queries:
             "spec": spec.to_kube(),
         }
 
-    async def _wait(self, query: dict[str, Any]) -> dict[str, Any]:
-        """The query once terminal, followed by a watch from the version we hold; 504 past the wait."""
-        name = query["metadata"]["name"]
-        path = DPQUERY.api_path(self.namespace)
-        started = time.monotonic()
-        deadline = started + self.wait_seconds
-        while not _terminal(query):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                phase = phase_of(query) or Phase.PENDING
-                raise QueryStillRunning(self.namespace, name, phase.value, self.wait_seconds)
-            try:
-                async with asyncio.timeout(remaining):
-                    async for event in self.client.watch(
-                        path, resource_version=query["metadata"]["resourceVersion"],
-                        field_selector=f"metadata.name={name}", timeout_seconds=max(1, int(remaining) + 1),
-                    ):
-                        if event["type"] == "DELETED":
-                            raise InternalServerException(f"query {name} was deleted before it finished")
-                        if event["type"] in ("ADDED", "MODIFIED"):
-                            query = event["object"]
-                            if _terminal(query):
-                                break
-            except TimeoutError:
-                continue
-            except Gone:
-                query = await self.client.get(DPQUERY.api_path(self.namespace, name))
-            except ApiError as exc:
-                if exc.status != 429:
-                    raise
-                await asyncio.sleep(0.1)
-        return query
-
     async def _outcome(self, query: dict[str, Any], library: Library, mode: Mode) -> Outcome:
         status = DPQueryStatus.model_validate(query.get("status") or {})
         phase = status.phase
@@ -229,8 +199,3 @@ class Queries:
             spent=status.spent or ZERO,
             cost=status.cost or ZERO,
         )
-
-
-def _terminal(query: dict[str, Any]) -> bool:
-    phase = phase_of(query)
-    return phase is not None and phase.terminal

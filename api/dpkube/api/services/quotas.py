@@ -1,8 +1,9 @@
 """Per-user limits: requests per second (a token bucket, per replica) and unfinished queries (across replicas).
 
-Unfinished queries are counted from the DPQueries themselves, through a watch-fed view that keeps only the
-user of each unfinished one, so every replica sees every replica's queries. The few this replica created
-and has not seen in its view yet are added, so a burst of submissions cannot slip past the limit here.
+Unfinished queries are counted from the DPQueries themselves, through the facade's watch-fed view of them
+(feed.py), which keeps only the user of each unfinished one and files it under that user, so every replica
+sees every replica's queries. The few this replica created and has not seen in its view yet are added, so a
+burst of submissions cannot slip past the limit here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ MAX_BUCKETS = 10_000
 """Users whose request rate is remembered; past it, full buckets (idle users) are forgotten."""
 IN_FLIGHT_RETRY_SECONDS = 2
 TERMINAL = frozenset(phase.value for phase in Phase if phase.terminal)
+IN_FLIGHT_INDEX = "unfinished-by-user"
 
 
 def unfinished(query: dict[str, Any]) -> dict[str, Any] | None:
@@ -35,6 +37,11 @@ def unfinished(query: dict[str, Any]) -> dict[str, Any] | None:
     meta = query["metadata"]
     return {"metadata": {"name": meta["name"], "resourceVersion": meta.get("resourceVersion", "0")},
             "user": (query.get("spec") or {}).get("user")}
+
+
+def in_flight_key(kept: dict[str, Any]) -> str | None:
+    """The index of unfinished queries by user: only what `unfinished` kept carries a top-level user."""
+    return kept.get("user")
 
 
 class RateLimiter:
@@ -97,12 +104,6 @@ class InFlight:
         self._pending: dict[str, _Pending] = {}
         self._read_through = asyncio.Lock()
 
-    @staticmethod
-    def view(client: KubeClient, namespace: str, watch_timeout_seconds: int) -> Informer:
-        """The watch-fed view this counter reads: unfinished DPQueries of `namespace`, by name."""
-        return Informer(client, DPQUERY.api_path(namespace), watch_timeout_seconds=watch_timeout_seconds,
-                        transform=unfinished)
-
     @asynccontextmanager
     async def slot(self, user: str) -> AsyncIterator[Slot]:
         """Admit one more query of `user` (429 past the limit) for the duration of its creation."""
@@ -128,10 +129,10 @@ class InFlight:
 
     def _cached(self, user: str) -> int:
         assert self.informer is not None
-        objects, seen = self.informer.objects, self.informer.version
+        seen = self.informer.version
         for key in [k for k, p in self._pending.items() if p.version is not None and p.version <= seen]:
             del self._pending[key]
-        return sum(1 for item in objects.values() if item["user"] == user) + sum(
+        return len(self.informer.indexed(IN_FLIGHT_INDEX, user)) + sum(
             1 for pending in self._pending.values() if pending.user == user)
 
     async def _listed(self, user: str) -> int:
