@@ -7,7 +7,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dpkube.engine.libraries import MODULES
 from dpkube.k8s.tokens import TOKEN_SECRET
-from dpkube.models.queue import DEFAULT_QUEUE
 
 DEFAULT_AUDIENCES = ["https://kubernetes.default.svc.cluster.local"]
 """The API server's own audience on kubeadm-style clusters (its --service-account-issuer)."""
@@ -58,9 +57,9 @@ class ApiSettings(BaseSettings):
     """Jobs of one user running in the pool at once (per replica): one user cannot occupy every worker."""
     max_dummy_rows: int = Field(default=10_000, gt=0)
     """Most rows /get_dummy_dataset builds; more is refused with 400."""
-    lomas_queue: str = DEFAULT_QUEUE
-    """Queue the Lomas routes' queries run through, so its warm runners serve them; empty runs them outside
-    any queue (cold pods)."""
+    lomas_queue: str = ""
+    """Queue the Lomas routes' queries run through (e.g. `default`), so its warm runners serve them; empty
+    (the default) runs them outside any queue, on cold pods."""
     max_queries_in_flight: int = Field(default=16, ge=1)
     """A user's unfinished queries (Lomas queries and Dioptra jobs, across replicas); more get 429."""
     requests_per_second: float = Field(default=20.0, gt=0)

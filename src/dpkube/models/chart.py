@@ -153,9 +153,10 @@ class Api(Placement):
         default_factory=lambda: ["https://kubernetes.default.svc.cluster.local"], min_length=1)
     """Audiences a cluster token must be meant for (TokenReview); the API server's own audience on most
     clusters (its --api-audiences, else its --service-account-issuer)."""
-    lomas_queue: str = Field(default=DEFAULT_QUEUE, max_length=63)
-    """Queue the Lomas routes' queries run through (one of `queues`), so its warm runners serve them; empty
-    runs them outside any queue, on cold pods."""
+    lomas_queue: str = Field(default="", max_length=63)
+    """Queue the Lomas routes' queries run through (one of `queues`, e.g. `default`), so its warm runners
+    serve them; empty (the default) runs them outside any queue, on cold pods. Size that queue's warm pool
+    to the node: each warm runner holds the libraries it imports (torch too when it warms synthetic data)."""
     limits: ApiLimits = Field(default_factory=ApiLimits)
     """Per-user limits."""
     workers: ApiWorkers = Field(default_factory=ApiWorkers)

@@ -51,9 +51,12 @@ async def test_a_query_is_a_dpquery_in_the_callers_name_with_its_body_kept(
         **examples.OPENDP_QUERY, "opendp_json": TRANSFORMATION_JSON}
 
 
-async def test_a_private_query_runs_through_the_facades_queue_and_takes_its_place_there(
-        platform, http, caller, admin, namespace) -> None:
-    response = await http.post("/smartnoise_sql_query", json=examples.SMARTNOISE_SQL_QUERY, headers=caller.headers)
+async def test_a_private_query_runs_through_the_facades_queue_when_one_is_set(
+        platform, settings: ApiSettings, admin, caller, namespace, engine_pool) -> None:
+    async for app in running_app(settings.model_copy(update={"lomas_queue": DEFAULT_QUEUE}), admin, engine_pool):
+        async with http_client(app) as http:
+            response = await http.post("/smartnoise_sql_query", json=examples.SMARTNOISE_SQL_QUERY,
+                                       headers=caller.headers)
     assert response.status_code == 200, response.text
     [query] = await dpqueries(admin, namespace)
     assert query["spec"]["queue"] == DEFAULT_QUEUE
