@@ -34,13 +34,6 @@ async def test_one_users_jobs_take_turns(compute: Compute) -> None:
     assert not any(overlap(a, b) for a in alices for b in alices if a is not b)
 
 
-async def test_another_users_job_does_not_wait_behind_one_users_queue(compute: Compute) -> None:
-    alice = [compute.run("alice", pool_jobs.timed_sleep, 0.3) for _ in range(3)]
-    bob = compute.run("bob", pool_jobs.timed_sleep, 0.3)
-    *alices, bobs = await asyncio.gather(*alice, bob)
-    assert bobs[1] < max(start for _, start, _ in alices)
-
-
 async def test_too_many_waiting_jobs_of_one_user_are_429(compute: Compute) -> None:
     running = [asyncio.create_task(compute.run("alice", pool_jobs.timed_sleep, 0.5))
                for _ in range(WAITING_PER_USER + 1)]
