@@ -101,8 +101,8 @@ class Admission:
         self.budgets = budgets
         self.pricing = pricing
         self._queues: dict[str, dict[str, Any]] = {}
-        self._prices: dict[tuple[str, str], Cost] = {}
-        self._pricing: dict[tuple[str, str], asyncio.Future[Cost]] = {}
+        self._prices: dict[tuple[str, str], asyncio.Future[Cost]] = {}
+        """Pricing jobs by (uid, metadata digest): running ones are shared, finished ones are the memo."""
         self._queue_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def decide(self, query: QueryView, ensure_finalizer: Any) -> Outcome:
@@ -203,34 +203,29 @@ class Admission:
         A query that waits is priced once per metadata version, not at every attempt to admit it.
         """
         key = (query.uid, dataset.metadata_digest)
-        if key in self._prices:
-            return self._prices[key]
+        job = self._prices.get(key)
+        if job is None:
+            job = asyncio.ensure_future(self.pricing.run(estimate_cost, query.spec.library, query.spec.payload,
+                                                         dataset.metadata))
+            if len(self._prices) >= PRICES_KEPT:
+                self._prices.pop(next(iter(self._prices)))
+            self._prices[key] = job
+            job.add_done_callback(lambda done: self._priced(key, done))
         try:
-            cost = await self._priced_once(key, query, dataset)
+            return await asyncio.shield(job)
         except PoolBusy:
             return Busy()
         except ExternalLibraryError as exc:
             return Refused(Phase.REJECTED, Reason.LIBRARY_ERROR, exc.message)
         except EngineError as exc:
             return Refused(Phase.REJECTED, Reason.INVALID_QUERY, exc.message)
-        if len(self._prices) >= PRICES_KEPT:
-            self._prices.pop(next(iter(self._prices)))
-        self._prices[key] = cost
-        return cost
 
-    async def _priced_once(self, key: tuple[str, str], query: QueryView, dataset: Dataset) -> Cost:
-        """One pricing job per query and metadata, however many admission attempts await it meanwhile."""
-        pending = self._pricing.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(self.pricing.run(estimate_cost, query.spec.library, query.spec.payload,
-                                                             dataset.metadata))
-            self._pricing[key] = pending
-            pending.add_done_callback(lambda done: self._counted(key, done))
-        return await asyncio.shield(pending)
-
-    def _counted(self, key: tuple[str, str], done: asyncio.Future[Cost]) -> None:
-        self._pricing.pop(key, None)
-        if not done.cancelled() and done.exception() is None:
+    def _priced(self, key: tuple[str, str], done: asyncio.Future[Cost]) -> None:
+        """A job that failed is forgotten (the next attempt prices again); one that succeeded is counted."""
+        if done.cancelled() or done.exception() is not None:
+            if self._prices.get(key) is done:
+                del self._prices[key]
+        else:
             PRICINGS.inc()
 
     async def _experiment_facts(self, namespace: str, experiment: str | None) -> ExperimentFacts:
