@@ -271,16 +271,26 @@ class LeaderElector:
         self.leading = False
 
     async def release(self) -> bool:
-        """Hand the lease back, conditioned on our last write, so a standby takes over at its next retry."""
+        """Hand the lease back, conditioned on our last write, so a standby takes over at its next retry. A
+        renewal cut short by the stop may have landed unseen: the lease is read again, and released if ours."""
         if not self.leading or self._lease is None or self.observed is None:
             return False
         self.leading = False
+        lease = self._lease
         try:
             async with asyncio.timeout(self.renew_deadline):
-                self._lease = await self.client.replace(
-                    self.path, with_record(self._lease, released(self.observed.record, self._wall())))
-        except (Conflict, NotFound):
-            return False  # changed since our last renewal: it is no longer ours to release
+                while True:
+                    record = LeaseRecord.from_spec(lease.get("spec"))
+                    if record.holder != self.identity:
+                        return False  # someone else's by now: not ours to release
+                    try:
+                        self._lease = await self.client.replace(self.path,
+                                                                with_record(lease, released(record, self._wall())))
+                        break
+                    except Conflict:
+                        lease = await self.client.get(self.path)
+        except NotFound:
+            return False
         except TRANSIENT_ERRORS as error:
             log.warning("could not release lease %s/%s (it will expire): %s", self.namespace, self.name, error)
             return False
