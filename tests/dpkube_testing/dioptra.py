@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tarfile
 from pathlib import Path
 
+API = "/api/v0"
 EXAMPLE = Path(__file__).parents[2] / "examples" / "dioptra-workflow" / "MLproject"
 
 
@@ -28,3 +30,13 @@ def tar_gz(files: dict[str, bytes], *, links: dict[str, str] | None = None) -> b
             info.linkname = target
             archive.addfile(info)
     return buffer.getvalue()
+
+
+async def wait_for_status(http, caller, job_id: str, *statuses: str, seconds: float = 150) -> dict:
+    """The job as the facade shows it once its status is one of `statuses` (or as it is past `seconds`)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        job = (await http.get(f"{API}/job/{job_id}", headers=caller.basic)).json()
+        if job["status"] in statuses or asyncio.get_running_loop().time() > deadline:
+            return job
+        await asyncio.sleep(0.3)

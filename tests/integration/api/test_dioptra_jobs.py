@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import os
@@ -15,7 +14,7 @@ from dpkube.api.services.dioptra.jobs import PARAMETERS
 from dpkube.k8s.client import core_path
 from dpkube.models.kinds import DPQUERY
 from dpkube_testing import hostile
-from dpkube_testing.dioptra import EXAMPLE, workflow
+from dpkube_testing.dioptra import EXAMPLE, wait_for_status, workflow
 
 from .conftest import http_client, running_app
 
@@ -59,15 +58,6 @@ def submit(http, caller, queue, experiment):
 
 async def dpqueries(admin, namespace: str) -> list[dict]:
     return (await admin.list(DPQUERY.api_path(namespace)))["items"]
-
-
-async def wait_for_status(http, caller, job_id: str, *statuses: str, seconds: float = 150) -> dict:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        job = (await http.get(f"{API}/job/{job_id}", headers=caller.basic)).json()
-        if job["status"] in statuses or asyncio.get_running_loop().time() > deadline:
-            return job
-        await asyncio.sleep(0.3)
 
 
 async def test_a_submitted_job_answers_the_twelve_keys_queued(submit, queue, experiment) -> None:

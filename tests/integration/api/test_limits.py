@@ -12,7 +12,7 @@ from dpkube.k8s.client import KubeClient
 from dpkube.models import examples
 from dpkube.models.kinds import DPQUERY
 from dpkube_testing import builders
-from dpkube_testing.dioptra import workflow
+from dpkube_testing.dioptra import wait_for_status, workflow
 
 from .conftest import http_client, running_app
 
@@ -68,8 +68,9 @@ async def test_a_dummy_dataset_over_the_row_cap_is_400_in_the_lomas_shape(settin
 
 
 def unfinished_query(user: str) -> dict:
-    """A DPQuery of `user` as the facade labels them; no operator runs here, so it stays unfinished."""
-    body = builders.dpquery(f"q-{uuid.uuid4().hex[:8]}", user=user)
+    """A DPQuery of `user` as the facade labels them, in a queue that does not exist: it waits unfinished,
+    whether or not an operator runs."""
+    body = builders.dpquery(f"q-{uuid.uuid4().hex[:8]}", user=user, queue=f"absent-{uuid.uuid4().hex[:8]}")
     body["metadata"]["labels"] = {USER_LABEL: user_hash(user)}
     return body
 
@@ -115,11 +116,6 @@ def lacks(view, user: str, name: str) -> bool:
     return name not in view.indexed(IN_FLIGHT_INDEX, user)
 
 
-def caught_up(view, change: dict) -> bool:
-    """The view has seen `change` (and so everything before it)."""
-    return view.version >= int(change["metadata"]["resourceVersion"])
-
-
 async def test_unfinished_jobs_are_counted_across_replicas(settings: ApiSettings, admin: KubeClient, namespace: str,
                                                            caller, new_caller, engine_pool) -> None:
     admin_caller = await new_caller(admin_user=True)
@@ -139,17 +135,15 @@ async def test_unfinished_jobs_are_counted_across_replicas(settings: ApiSettings
     assert len((await admin.list(DPQUERY.api_path(namespace)))["items"]) == 2
 
 
-async def test_a_finished_query_frees_its_place(settings: ApiSettings, admin: KubeClient, namespace: str, caller,
-                                                new_caller, engine_pool) -> None:
+async def test_a_finished_query_frees_its_place(operator_process, node_agent, settings: ApiSettings,
+                                                admin: KubeClient, caller, new_caller, engine_pool) -> None:
     admin_caller = await new_caller(admin_user=True)
     async for app in running_app(settings.model_copy(update={"max_queries_in_flight": 1}), admin, engine_pool):
         async with http_client(app) as http:
             experiment, queue = await register(http, caller, admin_caller)
             first = (await http.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue))).json()
-            name = f"dioptra-{first['jobId']}"
-            ended = await admin.patch(DPQUERY.api_path(namespace, name) + "/status", {"status": {"phase": "Succeeded"}})
-            view = app.state.informers[2]
-            await until(caught_up, view, ended)
-            assert lacks(view, caller.name, name)
+            ended = await wait_for_status(http, caller, first["jobId"], "finished", "failed")
+            await until(lacks, app.state.informers[2], caller.name, f"dioptra-{first['jobId']}")
             second = await http.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue))
-    assert second.status_code == 200
+    assert ended["status"] == "finished"
+    assert second.status_code == 200, second.text
