@@ -73,6 +73,19 @@ TERMINAL_PHASES = frozenset(
 )
 
 
+SUBMITTED_AT_ANNOTATION = "dpkube.io/submitted-at"
+"""Unix time of submission, set by the facade: the archive record's timestamp and order, where elapsed time
+starts."""
+
+
+def submitted_at(meta: dict[str, Any]) -> float:
+    """Unix time the query was submitted (the facade's annotation), else created (the API server's stamp)."""
+    try:
+        return float((meta.get("annotations") or {})[SUBMITTED_AT_ANNOTATION])
+    except (KeyError, ValueError):
+        return dt.datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00")).timestamp()
+
+
 def phase_of(query: dict[str, Any]) -> Phase | None:
     """A stored DPQuery's phase without parsing its whole status (None: not looked at yet)."""
     raw = (query.get("status") or {}).get("phase")

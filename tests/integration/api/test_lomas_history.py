@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from dpkube.api.services.queries import SUBMITTED_AT_ANNOTATION, Queries
+from dpkube.api.services.queries import Queries
 from dpkube.api.wire import DUMMY_BODIES, QUERY_BODIES
 from dpkube.k8s.client import KubeClient, core_path
 from dpkube.models import examples
-from dpkube.models.dpquery import Mode
+from dpkube.models.dpquery import SUBMITTED_AT_ANNOTATION, Mode
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.payloads import Library
 

@@ -12,7 +12,6 @@ is not synced, the caller's queries are listed from the API server with label an
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import sys
@@ -23,14 +22,13 @@ from pydantic.alias_generators import to_camel
 
 from dpkube.api.services.queries import (
     CLIENT_INPUT_ANNOTATION,
-    SUBMITTED_AT_ANNOTATION,
     owner_selector,
 )
 from dpkube.api.services.retry import retrying
 from dpkube.k8s.client import KubeClient
 from dpkube.k8s.informer import Informer
 from dpkube.k8s.results import read_published
-from dpkube.models.dpquery import PAYLOAD_FIELD, Mode, Phase
+from dpkube.models.dpquery import PAYLOAD_FIELD, Mode, Phase, submitted_at
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.payloads import PAYLOAD_TYPES, Library
 
@@ -57,15 +55,6 @@ class ArchiveEntry:
     result_ref: dict[str, Any] | None
 
 
-def _timestamp(query: dict[str, Any]) -> float:
-    annotations = query["metadata"].get("annotations") or {}
-    try:
-        return float(annotations[SUBMITTED_AT_ANNOTATION])
-    except (KeyError, ValueError):
-        created = query["metadata"]["creationTimestamp"].replace("Z", "+00:00")
-        return dt.datetime.fromisoformat(created).timestamp()
-
-
 def _client_input(query: dict[str, Any], library: Library) -> str:
     raw = (query["metadata"].get("annotations") or {}).get(CLIENT_INPUT_ANNOTATION)
     if raw:
@@ -87,7 +76,7 @@ def archived(query: dict[str, Any]) -> dict[str, Any] | None:
         library = Library(spec["library"])
         entry = ArchiveEntry(
             name=meta["name"], user=sys.intern(spec["user"]), dataset=sys.intern(spec["dataset"]),
-            library=library, client_input=_client_input(query, library), timestamp=_timestamp(query),
+            library=library, client_input=_client_input(query, library), timestamp=submitted_at(meta),
             spent_epsilon=float(spent.get("epsilon", 0.0)), spent_delta=float(spent.get("delta", 0.0)),
             result=None if ref else json.dumps(status.get("result"), separators=(",", ":")), result_ref=ref or None,
         )
