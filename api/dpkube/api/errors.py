@@ -48,6 +48,15 @@ class InvalidQueryException(ApiException):
     key = "InvalidQueryException"
 
 
+class UnknownQuery(InvalidQueryException):
+    """No query of the caller's by that name (another user's is not theirs to see)."""
+
+    status_code = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Query {name} does not exist.")
+
+
 class UnauthorizedAccessException(ApiException):
     """The caller may not do this (no grant on the dataset, someone else's data, not an admin)."""
 
@@ -125,9 +134,9 @@ class QueryStillRunning(ApiException):
 
     def __init__(self, namespace: str, name: str, phase: str, waited: float) -> None:
         super().__init__(
-            f"Query {name} is still {phase} after {waited:g} s; it keeps running. Find it with "
-            f"`kubectl get dpquery {name} -n {namespace}`; once it has succeeded its result is listed "
-            "by /get_previous_queries."
+            f"Query {name} is still {phase} after {waited:g} s; it keeps running. Follow it at "
+            f"GET /queries/{name}, which answers its result once it has ended, or with "
+            f"`kubectl get dpquery {name} -n {namespace}`."
         )
         self.namespace, self.name = namespace, name
 

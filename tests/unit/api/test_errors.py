@@ -46,6 +46,7 @@ def test_a_query_still_running_says_how_to_find_it() -> None:
     assert error.status_code == 504
     assert error.body()["name"] == "lomas-query-1"
     assert "kubectl get dpquery lomas-query-1 -n dpkube" in error.body()["QueryStillRunningException"]
+    assert "GET /queries/lomas-query-1" in error.body()["QueryStillRunningException"]
 
 
 @pytest.mark.parametrize("engine,status", [

@@ -16,7 +16,6 @@ from dpkube.api.errors import (
 from dpkube.api.services.queries import (
     CLIENT_INPUT_ANNOTATION,
     DATASET_LABEL,
-    SUBMITTED_AT_ANNOTATION,
     USER_LABEL,
     Queries,
     owner_selector,
@@ -24,7 +23,7 @@ from dpkube.api.services.queries import (
 )
 from dpkube.api.wire import DUMMY_BODIES, QUERY_BODIES
 from dpkube.models import examples
-from dpkube.models.dpquery import DPQuerySpec, Mode
+from dpkube.models.dpquery import SUBMITTED_AT_ANNOTATION, DPQuerySpec, Mode
 from dpkube.models.payloads import Library
 
 SQL = Library.SMARTNOISE_SQL
@@ -79,7 +78,8 @@ def test_the_owner_selector_matches_the_labels(queries) -> None:
 
 
 def ended(phase: str, reason: str, message: str = "why") -> dict[str, Any]:
-    return {"metadata": {"name": "q", "namespace": "dpkube"}, "spec": {"dataset": "PENGUIN"},
+    return {"metadata": {"name": "q", "namespace": "dpkube"},
+            "spec": {"dataset": "PENGUIN", "library": "smartnoise-sql"},
             "status": {"phase": phase, "message": message,
                        "conditions": [{"type": "Complete", "status": "True", "reason": reason,
                                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
@@ -98,19 +98,19 @@ def ended(phase: str, reason: str, message: str = "why") -> dict[str, Any]:
 ])
 async def test_a_refusal_maps_to_the_lomas_error_by_its_condition_reason(queries, reason, error) -> None:
     with pytest.raises(error):
-        await queries._outcome(ended("Rejected", reason), SQL, Mode.QUERY)
+        await queries.outcome(ended("Rejected", reason))
 
 
 async def test_the_operators_message_is_the_lomas_message(queries) -> None:
     message = "Not enough budget for this query epsilon remaining 2.0, delta remaining 0.00497."
     with pytest.raises(InvalidQueryException) as raised:
-        await queries._outcome(ended("Rejected", "InsufficientBudget", message), SQL, Mode.QUERY)
+        await queries.outcome(ended("Rejected", "InsufficientBudget", message))
     assert raised.value.message == message
 
 
 async def test_a_success_answers_the_inline_result_and_the_charge(queries) -> None:
-    query = {"metadata": {"name": "q", "namespace": "dpkube"}, "spec": {}, "status": {
+    query = {"metadata": {"name": "q", "namespace": "dpkube"}, "spec": {"library": "smartnoise-sql"}, "status": {
         "phase": "Succeeded", "result": {"data": [[1]]}, "spent": {"epsilon": 0.1, "delta": 1e-5},
         "cost": {"epsilon": 0.1, "delta": 1e-5}}}
-    outcome = await queries._outcome(query, SQL, Mode.QUERY)
+    outcome = await queries.outcome(query)
     assert (outcome.response, outcome.spent.epsilon, outcome.spent.delta) == ({"data": [[1]]}, 0.1, 1e-5)

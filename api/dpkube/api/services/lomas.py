@@ -9,10 +9,11 @@ from dpkube.api.services.budgets import BudgetView
 from dpkube.api.services.compute import Compute, dummy_dataset, price
 from dpkube.api.services.datasets import Datasets
 from dpkube.api.services.history import History
-from dpkube.api.services.queries import Queries
+from dpkube.api.services.queries import Outcome, Queries
 from dpkube.api.wire import DummyFields, WireModel, payload_of
 from dpkube.models.dpquery import Mode
 from dpkube.models.payloads import Library
+from dpkube.models.progress import QueryProgress
 
 
 class Lomas:
@@ -73,11 +74,25 @@ class Lomas:
 
     async def private_query(self, user: str, library: Library, body: WireModel) -> dict[str, Any]:
         """Run on the real data, charged to the caller's budget."""
-        outcome = await self.queries.run(user, library, Mode.QUERY, body)
-        return {"requested_by": user, "query_response": outcome.response,
-                "spent_epsilon": outcome.spent.epsilon, "spent_delta": outcome.spent.delta}
+        return answer(user, await self.queries.run(user, library, Mode.QUERY, body))
 
     async def dummy_query(self, user: str, library: Library, body: WireModel) -> dict[str, Any]:
         """Run in a pod on dummy data generated from the metadata: free."""
-        outcome = await self.queries.run(user, library, Mode.DUMMY, body)
+        return answer(user, await self.queries.run(user, library, Mode.DUMMY, body))
+
+    async def submit(self, user: str, library: Library, mode: Mode, body: WireModel) -> QueryProgress:
+        """Submit without waiting (`Prefer: respond-async`): the same checks, then the query's first progress."""
+        return await self.queries.start(user, library, mode, body)
+
+    async def query_progress(self, user: str, name: str) -> QueryProgress | dict[str, Any]:
+        """The caller's query: its progress while it runs, then what its route would have answered."""
+        followed = await self.queries.follow(user, name)
+        return followed if isinstance(followed, QueryProgress) else answer(user, followed)
+
+
+def answer(user: str, outcome: Outcome) -> dict[str, Any]:
+    """The Lomas body of an ended query: a private query reports what it spent, a dummy one what it would cost."""
+    if outcome.mode == Mode.DUMMY:
         return {"query_response": outcome.response, "epsilon": outcome.cost.epsilon, "delta": outcome.cost.delta}
+    return {"requested_by": user, "query_response": outcome.response,
+            "spent_epsilon": outcome.spent.epsilon, "spent_delta": outcome.spent.delta}

@@ -24,13 +24,14 @@ from dpkube.api.errors import (
     InternalServerException,
     InvalidQueryException,
     UnauthorizedAccessException,
+    UnknownQuery,
 )
 from dpkube.api.services.budgets import BudgetView
 from dpkube.api.services.datasets import Datasets, unknown_dataset
 from dpkube.api.services.endings import Endings
 from dpkube.api.services.retry import retrying
 from dpkube.api.wire import WireModel, payload_of
-from dpkube.k8s.client import KubeClient
+from dpkube.k8s.client import KubeClient, NotFound
 from dpkube.k8s.results import read_published
 from dpkube.models.conditions import ConditionType, Reason
 from dpkube.models.cost import ZERO, Cost
@@ -39,6 +40,7 @@ from dpkube.models.dataset import dataset_object_name
 from dpkube.models.dpquery import (
     PAYLOAD_FIELD,
     RELEASE_FINALIZER,
+    SUBMITTED_AT_ANNOTATION,
     DPQuerySpec,
     DPQueryStatus,
     DummySpec,
@@ -47,6 +49,7 @@ from dpkube.models.dpquery import (
 )
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.payloads import Library
+from dpkube.models.progress import QueryProgress
 
 if TYPE_CHECKING:
     from dpkube.api.services.quotas import InFlight
@@ -61,8 +64,6 @@ ORIGIN_LABEL = "dpkube.io/origin"
 """`lomas` on DPQueries this facade created."""
 CLIENT_INPUT_ANNOTATION = "dpkube.io/client-input"
 """The validated Lomas body, JSON, as /get_previous_queries returns it."""
-SUBMITTED_AT_ANNOTATION = "dpkube.io/submitted-at"
-"""Unix time of submission, the archive record's timestamp and order."""
 
 STATUS_CONDITION_ERRORS: dict[str, Callable[[str, Library], ApiException]] = {
     Reason.INSUFFICIENT_BUDGET: lambda m, _: InvalidQueryException(m),
@@ -94,6 +95,7 @@ class Outcome:
     """A query that ended well: its released result, what it was charged and what it costs."""
 
     name: str
+    mode: Mode
     response: Any
     spent: Cost
     cost: Cost
@@ -117,14 +119,9 @@ class Queries:
         self.queue = queue or None
 
     async def run(self, user: str, library: Library, mode: Mode, body: WireModel) -> Outcome:
-        """Check the dataset (400), access (403) and the caller's unfinished queries (429), submit the query, and
-        wait for its outcome."""
-        dataset = body.dataset_name  # type: ignore[attr-defined]
-        await self.datasets.get(dataset)
-        ledger = await self.budgets.ledger(user, dataset)
-        if mode == Mode.QUERY and not ledger.may_query:
-            raise UnauthorizedAccessException(f"{user} is not allowed to query {dataset}.")
-        manifest = self.manifest(user, library, mode, body)
+        """Submit the query (`submission`'s checks first) and wait for its outcome."""
+        manifest = await self.submission(user, library, mode, body)
+        dataset = manifest["spec"]["dataset"]
         with self.endings.expect(manifest["metadata"]["name"]):
             created = await self._create(user, manifest)
             if mode == Mode.QUERY:
@@ -134,7 +131,44 @@ class Queries:
             finally:
                 if mode == Mode.QUERY:
                     self.budgets.mark_stale(user, dataset)
-        return await self._outcome(final, library, mode)
+        if self.on_end is not None:
+            status = DPQueryStatus.model_validate(final.get("status") or {})
+            self.on_end(library, mode, status.phase.value, complete_reason(status))
+        return await self.outcome(final)
+
+    async def start(self, user: str, library: Library, mode: Mode, body: WireModel) -> QueryProgress:
+        """Submit the query (`submission`'s checks first) and answer at once: the caller follows it by name."""
+        manifest = await self.submission(user, library, mode, body)
+        created = await self._create(user, manifest)
+        if mode == Mode.QUERY:
+            self.budgets.mark_stale(user, manifest["spec"]["dataset"])
+        return QueryProgress.of(created)
+
+    async def follow(self, user: str, name: str) -> Outcome | QueryProgress:
+        """The caller's query `name`: its progress while it runs, its outcome (or refusal) once it has ended.
+        Another user's query, or one this facade did not create, is not found."""
+        try:
+            query = await retrying(lambda: self.client.get(DPQUERY.api_path(self.namespace, name)))
+        except NotFound:
+            raise UnknownQuery(name) from None
+        spec = query.get("spec") or {}
+        if spec.get("user") != user or (query["metadata"].get("labels") or {}).get(ORIGIN_LABEL) != "lomas":
+            raise UnknownQuery(name)
+        progress = QueryProgress.of(query)
+        if not progress.phase.terminal:
+            return progress
+        if spec.get("mode", Mode.QUERY.value) == Mode.QUERY.value:
+            self.budgets.mark_stale(user, spec["dataset"])
+        return await self.outcome(query)
+
+    async def submission(self, user: str, library: Library, mode: Mode, body: WireModel) -> dict[str, Any]:
+        """The caller's DPQuery, once the dataset (400) and access (403) are checked."""
+        dataset = body.dataset_name  # type: ignore[attr-defined]
+        await self.datasets.get(dataset)
+        ledger = await self.budgets.ledger(user, dataset)
+        if mode == Mode.QUERY and not ledger.may_query:
+            raise UnauthorizedAccessException(f"{user} is not allowed to query {dataset}.")
+        return self.manifest(user, library, mode, body)
 
     async def _create(self, user: str, manifest: dict[str, Any]) -> dict[str, Any]:
         if self.in_flight is None:
@@ -180,12 +214,12 @@ class Queries:
             "spec": spec.to_kube(),
         }
 
-    async def _outcome(self, query: dict[str, Any], library: Library, mode: Mode) -> Outcome:
+    async def outcome(self, query: dict[str, Any]) -> Outcome:
+        """What an ended query answers: its released result, or the Lomas error of its refusal."""
         status = DPQueryStatus.model_validate(query.get("status") or {})
+        library, mode = Library(query["spec"]["library"]), Mode(query["spec"].get("mode", Mode.QUERY.value))
         phase = status.phase
         reason = complete_reason(status)
-        if self.on_end is not None:
-            self.on_end(library, mode, phase.value, reason)
         if phase != Phase.SUCCEEDED:
             message = status.message or phase.value
             if reason == Reason.DATASET_NOT_FOUND:
@@ -195,6 +229,7 @@ class Queries:
             raise InternalServerException(f"query {query['metadata']['name']} ended {phase.value}: {message}")
         return Outcome(
             name=query["metadata"]["name"],
+            mode=mode,
             response=await read_published(self.client, query),
             spent=status.spent or ZERO,
             cost=status.cost or ZERO,
