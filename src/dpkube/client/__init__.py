@@ -1,6 +1,6 @@
 """Python clients of the dpkube facade: `Client` for the Lomas API, `DioptraClient` for the Dioptra v0 API.
 
-Only httpx is needed to import them; pandas is loaded when a DataFrame is returned.
+Only httpx and pydantic are needed to import them; pandas is loaded when a DataFrame is returned.
 """
 
 from dpkube.client.dioptra import DioptraClient
@@ -13,6 +13,7 @@ from dpkube.client.errors import (
     UnauthorizedAccessException,
 )
 from dpkube.client.lomas import Client
+from dpkube.models.progress import QueryProgress
 
 __all__ = [
     "Client",
@@ -21,6 +22,7 @@ __all__ = [
     "InternalServerException",
     "InvalidQueryException",
     "LomasClientError",
+    "QueryProgress",
     "QueryStillRunningException",
     "UnauthorizedAccessException",
 ]

@@ -36,9 +36,9 @@ class LibraryClient:
     def _run(self, body: dict[str, Any], dummy: bool, nb_rows: int, seed: int) -> dict[str, Any]:
         body = {"dataset_name": self.dataset_name, **body}
         if dummy:
-            return self.connection.post(f"/dummy_{self.name}_query",
-                                        {**body, "dummy_nb_rows": nb_rows, "dummy_seed": seed})
-        return self.connection.post(f"/{self.name}_query", body)
+            return self.connection.query(f"/dummy_{self.name}_query",
+                                         {**body, "dummy_nb_rows": nb_rows, "dummy_seed": seed})
+        return self.connection.query(f"/{self.name}_query", body)
 
     def _cost(self, body: dict[str, Any]) -> dict[str, float]:
         return self.connection.post(f"/estimate_{self.name}_cost", {"dataset_name": self.dataset_name, **body})

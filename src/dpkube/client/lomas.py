@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from dpkube.client.connection import DEFAULT_TIMEOUT, Connection
+from dpkube.client.connection import DEFAULT_TIMEOUT, Connection, Progress
 from dpkube.client.libraries import DUMMY_NB_ROWS, DUMMY_SEED, DiffPrivLib, OpenDP, SmartnoiseSQL, SmartnoiseSynth
 
 PANDAS_DTYPES = {"string": "string", "int": "Int64", "float": "float64", "boolean": "boolean"}
@@ -14,14 +14,17 @@ PANDAS_DTYPES = {"string": "string", "int": "Int64", "float": "float64", "boolea
 
 
 class Client:
-    """Authenticates with an API token (or, behind a trusted proxy, names the user in `user-name`)."""
+    """Authenticates with an API token (or, behind a trusted proxy, names the user in `user-name`). With
+    `progress`, each query is followed while it runs and its progress (phase, queue position, elapsed time)
+    handed to that callback."""
 
     def __init__(self, url: str, token: str | None = None, dataset_name: str = "PENGUIN", *,
                  user_name: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, progress: Progress | None = None) -> None:
         self.url = url
         self.dataset_name = dataset_name
-        self.connection = Connection(url, token=token, user_name=user_name, timeout=timeout, transport=transport)
+        self.connection = Connection(url, token=token, user_name=user_name, timeout=timeout, transport=transport,
+                                     progress=progress)
         self.smartnoise_sql = SmartnoiseSQL(self.connection, dataset_name)
         self.opendp = OpenDP(self.connection, dataset_name)
         self.diffprivlib = DiffPrivLib(self.connection, dataset_name)

@@ -15,6 +15,7 @@ from dpkube.client import (
     ExternalLibraryException,
     InternalServerException,
     InvalidQueryException,
+    QueryProgress,
     QueryStillRunningException,
     UnauthorizedAccessException,
 )
@@ -212,3 +213,49 @@ def test_a_client_side_timeout_is_a_still_running_error() -> None:
     client = Client(URL, "dpk_secret", "PENGUIN", transport=httpx.MockTransport(slow))
     with pytest.raises(QueryStillRunningException):
         client.smartnoise_sql.query("SELECT COUNT(*) FROM df", 0.1, 1e-5)
+
+
+def following(*replies: httpx.Response) -> FakeServer:
+    """Answers the submission and each poll of its Location with the next reply."""
+    queue = list(replies)
+    return FakeServer(lambda path, body: queue.pop(0))
+
+
+def accepted(phase: str, place: int | None = None) -> httpx.Response:
+    return httpx.Response(202, headers={"Location": "/queries/lomas-query-1"},
+                          json={"name": "lomas-query-1", "phase": phase, "queue_position": place,
+                                "message": None, "elapsed_seconds": 0.5})
+
+
+def test_with_a_progress_callback_a_query_is_followed_until_it_answers(monkeypatch) -> None:
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    server = following(accepted("Pending", 2), accepted("Pending", 1), accepted("Running"),
+                       httpx.Response(200, json=SQL_ANSWER))
+    seen: list[QueryProgress] = []
+    answer = client_of(server, progress=seen.append).smartnoise_sql.query("SELECT COUNT(*) FROM df", 0.1, 1e-5)
+    assert server.requests[0].headers["Prefer"] == "respond-async"
+    assert server.paths == ["/smartnoise_sql_query"] + ["/queries/lomas-query-1"] * 3
+    assert [(p.phase.value, p.queue_position) for p in seen] == [("Pending", 2), ("Pending", 1), ("Running", None)]
+    assert answer["spent_epsilon"] == 0.1
+
+
+def test_a_followed_query_that_fails_raises_its_lomas_error(monkeypatch) -> None:
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    server = following(accepted("Running"), httpx.Response(400, json={"InvalidQueryException": "Not enough budget"}))
+    with pytest.raises(InvalidQueryException, match="Not enough budget"):
+        client_of(server, progress=lambda p: None).smartnoise_sql.query("SELECT COUNT(*) FROM df", 0.1, 1e-5)
+
+
+def test_a_server_that_does_not_answer_asynchronously_is_answered_at_once() -> None:
+    seen: list[QueryProgress] = []
+    server = answering(SQL_ANSWER)
+    client_of(server, progress=seen.append).smartnoise_sql.query("SELECT COUNT(*) FROM df", 0.1, 1e-5)
+    assert (server.paths, seen) == (["/smartnoise_sql_query"], [])
+
+
+def test_a_followed_query_past_the_clients_timeout_is_still_running_by_name(monkeypatch) -> None:
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    server = following(accepted("Pending", 1))
+    with pytest.raises(QueryStillRunningException) as raised:
+        client_of(server, progress=lambda p: None, timeout=0.0).smartnoise_sql.query("SELECT 1 FROM df", 0.1, 0.0)
+    assert raised.value.name == "lomas-query-1"
