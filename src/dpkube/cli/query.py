@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import httpx
 
-from dpkube.cli import options, queryfile
+from dpkube.cli import charts, options, queryfile
+from dpkube.cli.progress import ProgressView
 from dpkube.client.errors import LomasClientError
 from dpkube.k8s.client import KubeClient
 from dpkube.k8s.results import read_published
 from dpkube.models.dpquery import Mode, Phase, phase_of
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.payloads import Library
+from dpkube.models.progress import QueryProgress
 
 POLL_SECONDS = 0.25
 
@@ -50,6 +51,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="your successful queries on a dataset (or, with --kube, DPQueries)")
     listing.add_argument("--dataset", default="PENGUIN", help="dataset (default: PENGUIN)")
     listing.add_argument("--kube", action="store_true", help="list the DPQuery objects of the namespace")
+    listing.add_argument("--chart", action=argparse.BooleanOptionalAction, default=None,
+                         help="a chart of the epsilon spent, query by query (default: on a terminal)")
     listing.add_argument("--namespace", help="query namespace with --kube")
     options.add_facade_options(listing)
     options.add_kube_options(listing)
@@ -60,64 +63,59 @@ def _namespace(args: argparse.Namespace) -> str:
     return args.namespace or os.environ.get("DPKUBE_QUERY_NAMESPACE") or options.QUERY_NAMESPACE
 
 
-def _progress(message: str, started: float, out: TextIO | None = None) -> None:
-    print(f"[{time.monotonic() - started:7.2f}s] {message}", file=out or sys.stderr, flush=True)
-
-
 def submit_query(args: argparse.Namespace) -> int:
     try:
         query = queryfile.load(args.file, args.library, args.mode)
     except (ValueError, KeyError) as exc:
         print(f"dpkube: {exc}", file=sys.stderr)
         return 2
-    if args.kube:
-        return asyncio.run(_submit_kube(args, query))
-    return _submit_facade(args, query)
+    with ProgressView() as view:
+        if args.kube:
+            return asyncio.run(_submit_kube(args, query, view))
+        return _submit_facade(args, query, view)
 
 
-def _submit_facade(args: argparse.Namespace, query: queryfile.QueryFile) -> int:
-    """POST to the query's Lomas route, showing the time waited until the answer comes."""
+def _submit_facade(args: argparse.Namespace, query: queryfile.QueryFile, view: ProgressView) -> int:
+    """POST to the query's Lomas route and follow the query (phase, queue position, elapsed) until it ends."""
     connection = options.facade(args, timeout=args.timeout)
-    started = time.monotonic()
+    connection.progress = view.update
     route = query.route()
-    _progress(f"submitted to {route} on {query.dataset} ({query.mode.value})", started)
+    view.note(f"submitted to {route} on {query.dataset} ({query.mode.value})")
     try:
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            answer = pool.submit(connection.post, route, query.lomas_body())
-            while not answer.done():
-                try:
-                    answer.exception(timeout=5.0)
-                except concurrent.futures.TimeoutError:
-                    _progress("waiting for the query to end ...", started)
-            result = answer.result()
+        if query.mode == Mode.COST:
+            result = connection.post(route, query.lomas_body())
+        else:
+            result = connection.query(route, query.lomas_body())
     except (LomasClientError, httpx.HTTPError) as exc:
-        _progress(f"failed: {type(exc).__name__}: {exc}", started)
+        view.note(f"failed: {type(exc).__name__}: {exc}")
         return 1
     finally:
         connection.close()
-    _progress("done", started)
+    view.note("done")
     print(json.dumps(result, indent=2))
     return 0
 
 
-async def _submit_kube(args: argparse.Namespace, query: queryfile.QueryFile) -> int:
+async def _submit_kube(args: argparse.Namespace, query: queryfile.QueryFile, view: ProgressView) -> int:
     """Create the DPQuery and report each phase it passes through, then its result or its reason."""
     user = options.user(args)
     if not user:
         raise options.MissingSetting("--kube needs the query's user: pass --user or set DPKUBE_USER")
     namespace = _namespace(args)
-    started = time.monotonic()
     async with options.kube(args) as client:
         created = await client.create(DPQUERY.api_path(namespace), query.manifest(user, namespace))
         name = created["metadata"]["name"]
-        _progress(f"created dpquery {name} in {namespace}", started)
-        final = await _follow(client, namespace, name, started, args.timeout)
+        view.note(f"created dpquery {name} in {namespace}")
+        final = await _follow(client, namespace, name, view, args.timeout)
         if final is None:
-            _progress(f"still running after {args.timeout:g} s: `kubectl get dpquery {name} -n {namespace}`", started)
+            view.note(f"still running after {args.timeout:g} s: `kubectl get dpquery {name} -n {namespace}`")
             return 3
         status = final.get("status") or {}
         if phase_of(final) != Phase.SUCCEEDED:
+            message = status.get("message")
+            view.note(f"{status.get('phase')}{': ' + message if message else ''}")
             return 1
+        view.note(Phase.SUCCEEDED.value)
         result = await read_published(client, final)
     spent = status.get("spent") or {}
     print(json.dumps({"name": name, "spent_epsilon": spent.get("epsilon"), "spent_delta": spent.get("delta"),
@@ -125,21 +123,16 @@ async def _submit_kube(args: argparse.Namespace, query: queryfile.QueryFile) -> 
     return 0
 
 
-async def _follow(client: KubeClient, namespace: str, name: str, started: float,
+async def _follow(client: KubeClient, namespace: str, name: str, view: ProgressView,
                   timeout: float) -> dict[str, Any] | None:
-    """Poll the query, printing every phase change; the final object, or None past the timeout."""
-    seen = None
-    deadline = started + timeout
+    """Poll the query, showing its progress; the final object, or None past the timeout."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         query = await client.get(DPQUERY.api_path(namespace, name))
-        status = query.get("status") or {}
-        phase = status.get("phase") or Phase.PENDING.value
-        if phase != seen:
-            seen = phase
-            message = status.get("message")
-            _progress(f"{phase}{': ' + message if message else ''}", started)
-        if Phase(phase).terminal:
+        progress = QueryProgress.of(query)
+        if progress.phase.terminal:
             return query
+        view.update(progress)
         await asyncio.sleep(POLL_SECONDS)
     return None
 
@@ -150,6 +143,8 @@ def list_queries(args: argparse.Namespace) -> int:
     connection = options.facade(args, timeout=60)
     try:
         records = connection.post("/get_previous_queries", {"dataset_name": args.dataset})["previous_queries"]
+        chart = sys.stdout.isatty() if args.chart is None else args.chart
+        initial = connection.post("/get_initial_budget", {"dataset_name": args.dataset}) if chart else None
     except LomasClientError as exc:
         print(f"dpkube: {type(exc).__name__}: {exc.message}", file=sys.stderr)
         return 1
@@ -157,10 +152,19 @@ def list_queries(args: argparse.Namespace) -> int:
         connection.close()
     print(f"{'SUBMITTED (UTC)':20} {'LIBRARY':17} {'EPSILON':>10} {'DELTA':>10}")
     for record in records:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record["timestamp"]))
         response = record["response"]
-        print(f"{when:20} {record['dp_librairy']:17} {response['spent_epsilon']:>10g} {response['spent_delta']:>10g}")
+        print(f"{_when(record):20} {record['dp_librairy']:17} {response['spent_epsilon']:>10g} "
+              f"{response['spent_delta']:>10g}")
+    if initial is not None:
+        print(f"\nepsilon spent on {args.dataset}, query by query:")
+        spends = [(_when(record), record["response"]["spent_epsilon"]) for record in records]
+        for line in charts.spend_chart(initial["initial_epsilon"], spends):
+            print(line)
     return 0
+
+
+def _when(record: dict[str, Any]) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record["timestamp"]))
 
 
 async def _list_kube(args: argparse.Namespace) -> int:

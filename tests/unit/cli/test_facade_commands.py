@@ -27,9 +27,12 @@ class FakeFacade:
         self.requests: list[httpx.Request] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        """The path's answer (the next one, for a list); a 202 says where to follow the query."""
         self.requests.append(request)
-        status, body = self.answers[request.url.path]
-        return httpx.Response(status, json=body)
+        answer = self.answers[request.url.path]
+        status, body = answer.pop(0) if isinstance(answer, list) else answer
+        headers = {"Location": f"/queries/{body['name']}"} if status == 202 else None
+        return httpx.Response(status, json=body, headers=headers)
 
 
 @pytest.fixture
@@ -88,6 +91,24 @@ def test_query_submit_posts_the_body_and_prints_the_answer(facade: FakeFacade, t
     assert "submitted to /smartnoise_sql_query" in captured.err and "done" in captured.err
 
 
+def test_query_submit_follows_the_query_and_shows_its_progress(facade: FakeFacade, tmp_path: Path, capsys,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    answer = {"requested_by": "alice", "query_response": 1.0, "spent_epsilon": 0.1, "spent_delta": 1e-5}
+    facade.answers["/smartnoise_sql_query"] = (202, {"name": "lomas-query-1", "phase": "Pending"})
+    facade.answers["/queries/lomas-query-1"] = [
+        (202, {"name": "lomas-query-1", "phase": "Pending", "queue_position": 1, "elapsed_seconds": 0.4}),
+        (202, {"name": "lomas-query-1", "phase": "Running", "elapsed_seconds": 1.5}), (200, answer)]
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps(examples.SMARTNOISE_SQL_QUERY))
+    assert main(["query", "submit", str(path), "--library", "smartnoise_sql"]) == 0
+    captured = capsys.readouterr()
+    assert facade.requests[0].headers["Prefer"] == "respond-async"
+    assert "lomas-query-1: Pending, #1 in its queue, 0.4 s" in captured.err
+    assert "lomas-query-1: Running, 1.5 s" in captured.err
+    assert json.loads(captured.out) == answer
+
+
 def test_a_refused_query_prints_the_lomas_error_and_fails(facade: FakeFacade, tmp_path: Path, capsys) -> None:
     facade.answers["/smartnoise_sql_query"] = (400, {"InvalidQueryException": "Not enough budget"})
     path = tmp_path / "q.json"
@@ -104,3 +125,13 @@ def test_query_list_prints_one_line_per_previous_query(facade: FakeFacade, capsy
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     assert lines[1].split() == ["1970-01-01", "00:00:00", "opendp", "0.25", "0"]
+
+
+def test_query_list_with_a_chart_shows_the_running_spend_against_the_initial_budget(facade: FakeFacade,
+                                                                                     capsys) -> None:
+    record = {"dp_librairy": "opendp", "timestamp": 0.0, "response": {"spent_epsilon": 2.5, "spent_delta": 0.0}}
+    facade.answers["/get_previous_queries"] = (200, {"previous_queries": [record, record]})
+    assert main(["query", "list", "--dataset", "PENGUIN", "--chart"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-3].endswith(" 2.5") and lines[-2].endswith(" 5")
+    assert lines[-1].startswith("remaining") and lines[-1].endswith(" 5 of 10")
