@@ -26,6 +26,9 @@ from dpkube.operator.settings import OperatorSettings
 log = logging.getLogger(__name__)
 DEMAND_WINDOW = 60.0
 """Seconds of claims a pool's size follows: busy, it grows by its recent claims; idle, back to its floor."""
+REPOLL_GRACE = 5.0
+"""Seconds an idle pod still counts as ready after its poll timed out: it polls again at once, and a claim
+made in between reaches it on that next poll (its key then names the query)."""
 
 
 class WarmPools:
@@ -38,6 +41,8 @@ class WarmPools:
         self.isolate = isolate
         """`await isolate(namespace)` before the first pod of a namespace (its NetworkPolicy)."""
         self._polling: dict[tuple[str, str], asyncio.Event] = {}
+        self._between_polls: dict[tuple[str, str], float] = {}
+        """When an idle pod's last poll timed out, until it polls again."""
         self._claims: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         """When each queue's warm pods were claimed, over the last DEMAND_WINDOW seconds."""
         self._claimed: set[tuple[str, str]] = set()
@@ -96,15 +101,21 @@ class WarmPools:
     # -- claiming (called by the launcher) -----------------------------------------------------
 
     def ready(self, queue_name: str, namespace: str) -> list[str]:
-        """Warm pods of the pool that are polling right now (libraries imported)."""
-        return [pod for (ns, pod), event in self._polling.items()
-                if ns == namespace and self._pool_of.get((ns, pod)) == queue_name
-                and (ns, pod) not in self._claimed and not event.is_set()]
+        """Unclaimed warm pods of the pool that are polling right now (libraries imported), then those about
+        to poll again."""
+        return [pod for (ns, pod) in self._idle(queue_name) if ns == namespace]
 
     def ready_count(self, queue_name: str) -> int:
-        """Polling, unclaimed pods of a queue's pools, in every namespace."""
-        return sum(1 for key, event in self._polling.items()
-                   if self._pool_of.get(key) == queue_name and key not in self._claimed and not event.is_set())
+        """Ready pods of a queue's pools, in every namespace."""
+        return len(self._idle(queue_name))
+
+    def _idle(self, queue_name: str, now: float | None = None) -> list[tuple[str, str]]:
+        now = time.monotonic() if now is None else now
+        for key in [key for key, since in self._between_polls.items() if now - since >= REPOLL_GRACE]:
+            del self._between_polls[key]  # it did not poll again: gone, or stuck
+        polling = [key for key, event in self._polling.items() if not event.is_set()]
+        between = list(self._between_polls)
+        return [key for key in polling + between if self._pool_of.get(key) == queue_name and key not in self._claimed]
 
     async def claim(self, query: dict[str, Any], queue_name: str) -> str | None:
         """Take a polling pod of the queue's pool for this query; None when none is ready."""
@@ -114,7 +125,8 @@ class WarmPools:
                 pod = await self.client.get(core_path("pods", namespace, name))
             except NotFound:
                 continue
-            if QUERY_UID_LABEL in (pod["metadata"].get("labels") or {}):
+            if (QUERY_UID_LABEL in (pod["metadata"].get("labels") or {}) or pod["metadata"].get("deletionTimestamp")
+                    or (pod.get("status") or {}).get("phase") != "Running"):
                 continue
             try:
                 await self.client.patch(core_path("pods", namespace, name), {"metadata": {
@@ -145,11 +157,13 @@ class WarmPools:
     async def wait_for_query(self, namespace: str, pod: str, seconds: float) -> bool:
         """Hold an idle warm pod's poll until a query claims it (True) or `seconds` pass (False)."""
         key = (namespace, pod)
+        self._between_polls.pop(key, None)
         event = self._polling.setdefault(key, asyncio.Event())
         try:
             await asyncio.wait_for(event.wait(), seconds)
             return True
         except TimeoutError:
+            self._between_polls[key] = time.monotonic()
             return False
         finally:
             self._polling.pop(key, None)
@@ -157,4 +171,5 @@ class WarmPools:
     def handed_over(self, namespace: str, pod: str) -> None:
         """The pod got its query's input: it is no pool's any more."""
         self._claimed.discard((namespace, pod))
+        self._between_polls.pop((namespace, pod), None)
         self._pool_of.pop((namespace, pod), None)

@@ -1,11 +1,15 @@
-"""A warm pool follows demand: its floor when idle, plus what was claimed lately, never past its ceiling."""
+"""A warm pool follows demand (its floor when idle, plus what was claimed lately, never past its ceiling), and
+its ready pods are those polling, or about to poll again."""
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 from dpkube.models.queue import QueueSpec
 from dpkube.operator.podkeys import PodKeys
 from dpkube.operator.settings import OperatorSettings
-from dpkube.operator.warm import DEMAND_WINDOW, WarmPools
+from dpkube.operator.warm import DEMAND_WINDOW, REPOLL_GRACE, WarmPools
 
 SPEC = QueueSpec(warm_pods=2, warm_pods_max=5)
 
@@ -36,3 +40,37 @@ def test_without_a_ceiling_a_pool_stays_at_its_size() -> None:
     warm = pools()
     warm._claims["q"].extend([999.0] * 10)
     assert warm.size("q", QueueSpec(warm_pods=3), now=1000.0) == 3
+
+
+async def polled_once(warm: WarmPools, pod: str = "p") -> None:
+    """`pod` of pool q polled and its poll timed out."""
+    warm._pool_of[("ns", pod)] = "q"
+    assert not await warm.wait_for_query("ns", pod, 0.0)
+
+
+async def test_a_polling_pod_is_ready() -> None:
+    warm = pools()
+    warm._pool_of[("ns", "p")] = "q"
+    polling = asyncio.create_task(warm.wait_for_query("ns", "p", 5.0))
+    await asyncio.sleep(0)
+    assert warm.ready("q", "ns") == ["p"]
+    polling.cancel()
+
+
+async def test_a_pod_between_two_polls_is_still_ready() -> None:
+    warm = pools()
+    await polled_once(warm)
+    assert warm.ready("q", "ns") == ["p"] and warm.ready_count("q") == 1
+
+
+async def test_a_pod_that_does_not_poll_again_within_the_grace_is_not_ready() -> None:
+    warm = pools()
+    await polled_once(warm)
+    assert warm._idle("q", now=time.monotonic() + REPOLL_GRACE) == []
+
+
+async def test_a_claimed_pod_is_not_ready() -> None:
+    warm = pools()
+    await polled_once(warm)
+    warm._claimed.add(("ns", "p"))
+    assert warm.ready("q", "ns") == []
