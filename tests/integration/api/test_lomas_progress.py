@@ -29,16 +29,17 @@ async def followed(http: httpx.AsyncClient, caller, location: str, seconds: floa
         await asyncio.sleep(0.2)
 
 
-async def progress_until(http: httpx.AsyncClient, caller, location: str, check, seconds: float = 30) -> dict:
-    """Poll `location` until its progress satisfies `check`."""
+async def progress_until(http: httpx.AsyncClient, caller, locations: list[str], check,
+                         seconds: float = 30) -> list[dict]:
+    """Poll every location until their progresses, together, satisfy `check`."""
     deadline = asyncio.get_running_loop().time() + seconds
-    body: dict = {}
+    bodies: list[dict] = []
     while asyncio.get_running_loop().time() < deadline:
-        body = (await http.get(location, headers=caller.headers)).json()
-        if check(body):
-            return body
+        bodies = [(await http.get(location, headers=caller.headers)).json() for location in locations]
+        if check(bodies):
+            return bodies
         await asyncio.sleep(0.1)
-    raise AssertionError(f"progress {body}")
+    raise AssertionError(f"progress {bodies}")
 
 
 async def test_a_query_submitted_with_respond_async_is_202_with_where_to_follow_it(http, caller, admin,
@@ -69,7 +70,7 @@ async def test_a_followed_query_answers_its_lomas_body_and_charges_once(operator
     assert spent.json()["total_spent_epsilon"] == pytest.approx(0.1)
 
 
-async def test_a_query_waiting_in_a_locked_queue_shows_its_place_and_why(
+async def test_queries_waiting_in_a_locked_queue_show_their_places_and_why(
         operator_process, settings: ApiSettings, admin: KubeClient, system_namespace: str, caller,
         engine_pool) -> None:
     line = f"locked-{caller.name}"
@@ -80,12 +81,12 @@ async def test_a_query_waiting_in_a_locked_queue_shows_its_place_and_why(
                 locations = [(await http.post("/dummy_smartnoise_sql_query", headers={**caller.headers, **ASYNC},
                                               json={**examples.SMARTNOISE_SQL_QUERY, **examples.DUMMY}))
                              .headers["Location"] for _ in range(2)]
-                second = await progress_until(http, caller, locations[1], lambda p: p["queue_position"] == 2)
+                placed = await progress_until(http, caller, locations,
+                                              lambda bodies: sorted(b["queue_position"] or 0 for b in bodies) == [1, 2])
     finally:
         await admin.delete(QUEUE.api_path(system_namespace, line))
-    assert second["phase"] == "Pending"
-    assert second["message"] == f"queue {line} is locked"
-    assert second["elapsed_seconds"] > 0
+    assert {(p["phase"], p["message"]) for p in placed} == {("Pending", f"queue {line} is locked")}
+    assert all(p["elapsed_seconds"] > 0 for p in placed)
 
 
 async def test_another_users_query_is_not_found(http, caller, new_caller) -> None:
