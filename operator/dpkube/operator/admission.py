@@ -142,7 +142,7 @@ class Admission:
             except L.BudgetError as exc:
                 return Refused(Phase.REJECTED, exc.reason, str(exc))
         digest = await self.snapshots.keep(dataset.metadata)
-        ADMISSIONS.inc()
+        ADMISSIONS.labels(query.namespace).inc()
         return Admitted(priced, digest, dataset, queue, serial)
 
     def observe_queue(self, body: dict[str, Any]) -> None:
@@ -210,7 +210,7 @@ class Admission:
             if len(self._prices) >= PRICES_KEPT:
                 self._prices.pop(next(iter(self._prices)))
             self._prices[key] = job
-            job.add_done_callback(lambda done: self._priced(key, done))
+            job.add_done_callback(lambda done: self._priced(key, query.namespace, done))
         try:
             return await asyncio.shield(job)
         except PoolBusy:
@@ -220,13 +220,13 @@ class Admission:
         except EngineError as exc:
             return Refused(Phase.REJECTED, Reason.INVALID_QUERY, exc.message)
 
-    def _priced(self, key: tuple[str, str], done: asyncio.Future[Cost]) -> None:
+    def _priced(self, key: tuple[str, str], namespace: str, done: asyncio.Future[Cost]) -> None:
         """A job that failed is forgotten (the next attempt prices again); one that succeeded is counted."""
         if done.cancelled() or done.exception() is not None:
             if self._prices.get(key) is done:
                 del self._prices[key]
         else:
-            PRICINGS.inc()
+            PRICINGS.labels(namespace).inc()
 
     async def _experiment_facts(self, namespace: str, experiment: str | None) -> ExperimentFacts:
         if experiment is None:

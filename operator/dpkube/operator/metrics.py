@@ -11,9 +11,10 @@ from prometheus_client import CollectorRegistry, Counter
 REGISTRY = CollectorRegistry()
 API_REQUESTS = Counter("dpkube_operator_api_requests", "Requests the operator made to the API server.",
                        ["verb", "resource"], registry=REGISTRY)
-PRICINGS = Counter("dpkube_operator_pricings", "Queries priced by the pricing workers.", registry=REGISTRY)
-ADMISSIONS = Counter("dpkube_operator_admissions", "Queries admitted (cost reserved or free, pod to start).",
-                     registry=REGISTRY)
+PRICINGS = Counter("dpkube_operator_pricings", "Queries priced by the pricing workers, by query namespace.",
+                   ["namespace"], registry=REGISTRY)
+ADMISSIONS = Counter("dpkube_operator_admissions", "Queries admitted (cost reserved or free, pod to start), by "
+                     "query namespace.", ["namespace"], registry=REGISTRY)
 STATUS_WRITES = Counter("dpkube_operator_status_writes", "DPQuery status writes.", registry=REGISTRY)
 
 
