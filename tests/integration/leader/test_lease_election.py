@@ -84,13 +84,18 @@ async def test_a_released_lease_passes_to_the_standby_within_a_retry_period(
     assert (spec["holderIdentity"], spec["leaseTransitions"]) == ("b", 1)
 
 
+async def written_behind_its_back(admin: KubeClient, namespace: str, lease_name: str, **spec: str) -> None:
+    """The lease changed by a write its holder never saw the answer of."""
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{lease_name}"
+    stored = await admin.get(path)
+    await admin.replace(path, {**stored, "spec": {**stored["spec"], **spec}})
+
+
 async def test_a_renewal_that_landed_unseen_does_not_stop_the_release(
         elector: MakeElector, admin: KubeClient, namespace: str, lease_name: str) -> None:
     a = elector("a")
     await a.acquire()
-    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{lease_name}"
-    stored = await admin.get(path)
-    await admin.replace(path, {**stored, "spec": {**stored["spec"], "renewTime": "2026-01-01T00:00:00.000000Z"}})
+    await written_behind_its_back(admin, namespace, lease_name, renewTime="2026-01-01T00:00:00.000000Z")
     assert await a.release()
     assert (await lease_spec(admin, namespace, lease_name))["holderIdentity"] in ("", None)
 
@@ -99,9 +104,7 @@ async def test_a_lease_taken_over_meanwhile_is_not_released(
         elector: MakeElector, admin: KubeClient, namespace: str, lease_name: str) -> None:
     a = elector("a")
     await a.acquire()
-    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{lease_name}"
-    stored = await admin.get(path)
-    await admin.replace(path, {**stored, "spec": {**stored["spec"], "holderIdentity": "b"}})
+    await written_behind_its_back(admin, namespace, lease_name, holderIdentity="b")
     assert not await a.release()
     assert (await lease_spec(admin, namespace, lease_name))["holderIdentity"] == "b"
 
