@@ -82,10 +82,7 @@ def _submit_facade(args: argparse.Namespace, query: queryfile.QueryFile, view: P
     route = query.route()
     view.note(f"submitted to {route} on {query.dataset} ({query.mode.value})")
     try:
-        if query.mode == Mode.COST:
-            result = connection.post(route, query.lomas_body())
-        else:
-            result = connection.query(route, query.lomas_body())
+        result = connection.query(route, query.lomas_body())
     except (LomasClientError, httpx.HTTPError) as exc:
         view.note(f"failed: {type(exc).__name__}: {exc}")
         return 1

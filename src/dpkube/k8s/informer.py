@@ -159,8 +159,12 @@ class Informer:
         if newer(obj, self.objects.get(name)):
             self._store(name, obj)
 
+    def _kept(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """What the view keeps of `obj` (None: nothing)."""
+        return obj if self.transform is None else self.transform(obj)
+
     def _store(self, name: str, obj: dict[str, Any]) -> None:
-        kept = obj if self.transform is None else self.transform(obj)
+        kept = self._kept(obj)
         if kept is None:
             self._drop(name)
         else:
@@ -192,7 +196,7 @@ class Informer:
             observer(kind, obj)
 
     def _keep_listed(self, obj: dict[str, Any]) -> dict[str, Any] | None:
-        kept = obj if self.transform is None else self.transform(obj)
+        kept = self._kept(obj)
         with contextlib.suppress(TypeError, ValueError):
             self._listing_version = max(self._listing_version, int(_version(obj) or 0))
         self._notify(LISTED, obj)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dpkube.models.dpquery import Phase, submitted_at
+from dpkube.models.dpquery import Phase, phase_of, submitted_at
 
 
 class QueryProgress(BaseModel):
@@ -30,7 +30,7 @@ class QueryProgress(BaseModel):
     def of(cls, query: dict[str, Any], now: float | None = None) -> QueryProgress:
         """The progress of a stored DPQuery: elapsed from its submission annotation, else its creation."""
         meta, status = query["metadata"], query.get("status") or {}
-        phase = Phase(status.get("phase") or Phase.PENDING.value)
+        phase = phase_of(query) or Phase.PENDING
         waiting = phase in (Phase.PENDING, Phase.ADMITTED)
         return cls(
             name=meta["name"], phase=phase,
