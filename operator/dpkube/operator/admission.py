@@ -120,6 +120,9 @@ class Admission:
         if decision.verdict in (rules.Verdict.REJECT, rules.Verdict.FAIL):
             return Refused(_terminal(decision), decision.reason, decision.message)
         assert dataset is not None
+        closed = None if cost_only else self._closed_queue(spec.queue)
+        if closed is not None:
+            return closed
         priced = await self._price(query, dataset)
         if not isinstance(priced, Cost):
             return priced
@@ -154,6 +157,16 @@ class Admission:
 
     def forget_queue(self, name: str) -> None:
         self._queues.pop(name, None)
+
+    def _closed_queue(self, name: str | None) -> Waiting | None:
+        """Why the query's queue, as last seen, cannot admit anyone: a backlog held in a locked queue is
+        not priced, so it never takes the pricing workers from queries that can go (issue 15's fairness).
+        A queue not seen yet is decided on its stored version later, after pricing."""
+        body = self._queues.get(name) if name else None
+        if name is None or body is None or not (body.get("spec") or {}).get("locked"):
+            return None
+        decision = rules.queue_ready(name, rules.QueueFacts(exists=True, locked=True))
+        return Waiting(decision.reason, decision.message)
 
     async def _take_queue_slot(self, name: str, uid: str) -> tuple[QueueSpec, int] | Waiting | Busy:
         """Take one of the queue's slots for `uid`, ordered against every change of the queue (kueue#1651).

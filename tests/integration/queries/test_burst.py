@@ -4,33 +4,19 @@ books add up, and nothing is priced or admitted twice. Timing is the benchmark's
 from __future__ import annotations
 
 import asyncio
-import re
 
-import httpx
 import pytest
 
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, core_path
 from dpkube_testing.builders import dpquery, queue
+from dpkube_testing.metrics import operator_counter
 from dpkube_testing.waiting import wait_for_phase
 
 pytestmark = [pytest.mark.usefixtures("operator_process", "node_agent"), pytest.mark.slow]
 
 COST_QUERIES = 240
 QUEUED_QUERIES = 24
-
-
-async def operator_counter(platform_env: dict[str, str], name: str, namespace: str) -> float:
-    """A counter of the operator's /metrics for one namespace's queries (other tests' queries may be priced
-    meanwhile; the health port opens a moment after the process starts)."""
-    async with httpx.AsyncClient() as http:
-        for _ in range(300):
-            try:
-                text = (await http.get(f"http://{platform_env['DPKUBE_HEALTH_LISTEN']}/metrics")).text
-                break
-            except httpx.ConnectError:
-                await asyncio.sleep(0.1)
-    return sum(float(value) for value in re.findall(rf'^{name}_total{{namespace="{namespace}"}} (\S+)$', text, re.M))
 
 
 def where(index: int) -> dict:

@@ -10,7 +10,8 @@ from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient
 from dpkube.models.kinds import DPQUERY, QUEUE
 from dpkube_testing.builders import dpquery, queue
-from dpkube_testing.waiting import wait_for_phase
+from dpkube_testing.metrics import operator_counter
+from dpkube_testing.waiting import wait_for_phase, wait_for_reason
 
 pytestmark = pytest.mark.usefixtures("operator_process", "node_agent")
 SYSTEM = "dpkube-system"
@@ -36,6 +37,24 @@ async def test_max_concurrent_caps_running_queries_and_keeps_fifo_order(
     assert most_active == 1
     admitted = sorted(items, key=lambda q: q["status"]["admittedAt"] + q["metadata"]["name"])
     assert [q["metadata"]["name"] for q in admitted] == ["q0", "q1", "q2", "q3"]
+
+
+async def test_a_locked_queue_s_backlog_is_priced_only_once_the_queue_opens(
+    admin: KubeClient, namespace: str, budgets: Budgets, create, platform_env: dict[str, str]
+) -> None:
+    await budgets.grant("held", "PENGUIN", epsilon=10, delta=0.005)
+    name = f"held-{namespace}"
+    await create(queue(name, locked=True))
+    await asyncio.sleep(0.5)  # the operator has seen the lock before the queries come
+    for n in range(3):
+        await create(dpquery(f"h{n}", user="held", queue=name))
+    for n in range(3):
+        await wait_for_reason(admin, namespace, f"h{n}", "QueueLocked")
+    assert await operator_counter(platform_env, "dpkube_operator_pricings", namespace) == 0
+    await admin.patch(QUEUE.api_path(SYSTEM, name), {"spec": {"locked": False}})
+    for n in range(3):
+        await wait_for_phase(admin, namespace, f"h{n}", "Succeeded", timeout=120)
+    assert await operator_counter(platform_env, "dpkube_operator_pricings", namespace) == 3
 
 
 async def test_no_query_is_admitted_after_its_queue_is_locked(
