@@ -11,6 +11,7 @@ are counters.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -89,6 +90,23 @@ class Registry:
         self._active: Counter[str] = Counter()
         self._experiments: dict[tuple[str, str], Counter[Phase]] = defaultdict(Counter)
         self._dependency_waits: set[str] = set()
+        self._leaving: dict[str, asyncio.Future[None]] = {}
+
+    def left_line(self, uid: str) -> asyncio.Future[None]:
+        """Done once the query no longer waits (its slot taken, or it ended or went): the scheduler lets the
+        next head of its queue start then, not only once this one's whole reconcile is over."""
+        future = self._leaving.get(uid)
+        if future is None or future.done():
+            future = self._leaving[uid] = asyncio.get_running_loop().create_future()
+            entry = self.entries.get(uid)
+            if entry is None or not entry.waiting:
+                self._left(uid)
+        return future
+
+    def _left(self, uid: str) -> None:
+        future = self._leaving.pop(uid, None)
+        if future is not None and not future.done():
+            future.set_result(None)
 
     def observe(self, body: dict[str, Any]) -> Entry:
         """Record the current state of one query (from a watch event or our own write)."""
@@ -134,6 +152,8 @@ class Registry:
         elif previous is not None:
             self.entries.pop(previous.uid, None)
             self.by_name.pop((previous.namespace, previous.name), None)
+        if previous is not None and previous.waiting and (entry is None or not entry.waiting):
+            self._left(previous.uid)
         for item in (entry, previous):
             if item is None:
                 continue

@@ -130,11 +130,23 @@ class Scheduler:
                 or (e.phase is not None and e.phase.terminal and e.has_finalizer)]
 
     async def _in_order(self, line: list[Entry]) -> None:
+        """Each query of a line starts once the one before it has left the line (taken its queue slot) or
+        its reconcile is over: slots are still taken in FIFO order, while the budget moves, status writes
+        and pods of the heads already admitted overlap (and their grant moves share commits)."""
+        started: list[asyncio.Future[None]] = []
         for entry in line:
-            try:
-                await self.reconciler.reconcile(entry.namespace, entry.name)
-            except Exception:  # retried on its own backoff; the next in line may still go
-                log.exception("reconcile of %s/%s failed", entry.namespace, entry.name)
+            reconcile = asyncio.ensure_future(self._reconcile(entry))
+            started.append(reconcile)
+            left = self.registry.left_line(entry.uid)
+            await asyncio.wait({reconcile, left}, return_when=asyncio.FIRST_COMPLETED)
+            left.cancel()
+        await asyncio.gather(*started)
+
+    async def _reconcile(self, entry: Entry) -> None:
+        try:
+            await self.reconciler.reconcile(entry.namespace, entry.name)
+        except Exception:  # retried on its own backoff; the next in line may still go
+            log.exception("reconcile of %s/%s failed", entry.namespace, entry.name)
 
     def _next_sweep(self) -> set[tuple[str, str]]:
         """The next RESYNC_BATCH unfinished queries, in turn."""

@@ -61,3 +61,27 @@ def test_positions_count_from_the_head_of_the_queue() -> None:
         registry.observe(body(uid, created, "Pending"))
     registry.observe(body("x", "t0", "Running"))
     assert [(entry.uid, place) for entry, place in registry.positions("q")] == [("a", 1), ("b", 2), ("c", 3)]
+
+
+async def test_a_waiting_query_leaves_its_line_when_its_slot_is_taken() -> None:
+    registry = Registry()
+    registry.observe(body("a", "t1"))
+    left = registry.left_line("a")
+    assert not left.done()
+    registry.set_phase("a", Phase.ADMITTED)
+    assert left.done()
+
+
+async def test_a_waiting_query_leaves_its_line_when_it_is_gone() -> None:
+    registry = Registry()
+    registry.observe(body("a", "t1"))
+    left = registry.left_line("a")
+    registry.forget("a")
+    assert left.done()
+
+
+async def test_a_query_that_does_not_wait_has_left_its_line_already() -> None:
+    registry = Registry()
+    registry.observe(body("a", "t1", "Running"))
+    assert registry.left_line("a").done()
+    assert registry.left_line("unknown").done()
