@@ -5,9 +5,9 @@ dataset) next to the grants (label `dpkube.io/budget=experiment-cap`), moved by 
 same compare-and-swap: the operator's namespace is out of users' reach and the facade may not write
 budget ConfigMaps, while the Experiment itself (its status is rewritten by the phase counts, its spec by
 its users) would make every movement contend with unrelated writes. The cap's value is the Experiment's
-`spec.budget`; admission copies it into the books before reserving, so a changed cap applies to the next
-query. A cap only ever restricts: a query is reserved on the cap, then on the grant, and refused if
-either refuses.
+`spec.budget`; admission copies it into the books before reserving (never an older spec's over a newer
+one's), so a changed cap applies to the next query. A cap only ever restricts: a query is reserved on
+the cap, then on the grant, and refused if either refuses.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def cap_name(key: CapKey) -> str:
     return f"expcap-{readable}-{digest.hexdigest()[:10]}"
 
 
-def cap_manifest(namespace: str, key: CapKey, cap: Cost) -> dict[str, Any]:
+def cap_manifest(namespace: str, key: CapKey, cap: Cost, generation: int = 0) -> dict[str, Any]:
     """A cap's books as first written, with nothing spent."""
     return {
         "apiVersion": "v1",
@@ -75,12 +75,23 @@ def cap_manifest(namespace: str, key: CapKey, cap: Cost) -> dict[str, Any]:
         "metadata": {"name": cap_name(key), "namespace": namespace,
                      "labels": {GRANT_LABEL: CAP, EXPERIMENT_LABEL: experiment_key(key.namespace, key.experiment)}},
         "data": {"experimentNamespace": key.namespace, "experiment": key.experiment, "user": key.user,
-                 "dataset": key.dataset, **initial_data(cap)},
+                 "dataset": key.dataset, **initial_data(cap, generation)},
     }
 
 
-def initial_data(cap: Cost) -> dict[str, str]:
-    return {"initialEpsilon": repr(float(cap.epsilon)), "initialDelta": repr(float(cap.delta))}
+def initial_data(cap: Cost, generation: int) -> dict[str, str]:
+    """The cap as the Experiment's spec `generation` sets it."""
+    return {"initialEpsilon": repr(float(cap.epsilon)), "initialDelta": repr(float(cap.delta)),
+            "experimentGeneration": str(generation)}
+
+
+def is_newer_cap(data: dict[str, str], generation: int) -> bool:
+    """Whether a cap read from spec `generation` replaces the one in the books (an admission that read an older
+    spec never puts back the cap it set)."""
+    try:
+        return generation > int(data.get("experimentGeneration") or 0)
+    except ValueError:
+        return True
 
 
 def is_cap_of(item: dict[str, Any], key: CapKey) -> bool:
@@ -142,11 +153,11 @@ class ExperimentCaps:
     async def reserve(self, key: CapKey | None, uid: str, cost: Cost, on_grant: Callable[[], Awaitable[Any]]) -> None:
         """Reserve `cost` on the experiment's cap (if it sets one), then `on_grant()`; the cap's reservation is
         returned if the grant refuses. Both steps are idempotent by uid, so a retry after a crash is safe."""
-        cap = None if key is None else await self._cap(key)
+        cap, generation = (None, 0) if key is None else await self._cap(key)
         if key is None or cap is None:
             await on_grant()
             return
-        books = await self._books(key, cap)
+        books = await self._books(key, cap, generation)
         await self.budgets.move(books, within_cap(lambda ledger: L.reserve(ledger, uid, cost)))
         try:
             await on_grant()
@@ -206,13 +217,15 @@ class ExperimentCaps:
             except NotFound:
                 pass
 
-    async def _cap(self, key: CapKey) -> Cost | None:
+    async def _cap(self, key: CapKey) -> tuple[Cost | None, int]:
+        """The experiment's cap and the generation of its spec that sets it."""
         try:
-            return cap_of(await self.client.get(EXPERIMENT.api_path(key.namespace, key.experiment)))
+            body = await self.client.get(EXPERIMENT.api_path(key.namespace, key.experiment))
         except NotFound:
-            return None
+            return None, 0
+        return cap_of(body), int(body["metadata"].get("generation") or 0)
 
-    async def _books(self, key: CapKey, cap: Cost) -> Grant:
+    async def _books(self, key: CapKey, cap: Cost, generation: int) -> Grant:
         """The cap's books, created on first use and carrying the cap as the Experiment sets it now."""
         path = core_path("configmaps", self.namespace, cap_name(key))
         for _ in range(MAX_ATTEMPTS):
@@ -221,16 +234,15 @@ class ExperimentCaps:
             except NotFound:
                 try:
                     item = await self.client.create(core_path("configmaps", self.namespace),
-                                                    cap_manifest(self.namespace, key, cap))
+                                                    cap_manifest(self.namespace, key, cap, generation))
                 except Conflict:
                     continue
             if not is_cap_of(item, key):
                 raise L.InvalidGrant(f"ConfigMap {cap_name(key)} is not the experiment cap it is named for")
             data = item.get("data") or {}
-            wanted = initial_data(cap)
-            if any(data.get(k) != v for k, v in wanted.items()):
+            if is_newer_cap(data, generation):
                 try:
-                    item = await self.client.replace(path, {**item, "data": {**data, **wanted}})
+                    item = await self.client.replace(path, {**item, "data": {**data, **initial_data(cap, generation)}})
                 except Conflict:
                     continue
             return Grant(item["metadata"]["name"], item["metadata"]["resourceVersion"],

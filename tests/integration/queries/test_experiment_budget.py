@@ -14,9 +14,11 @@ from dpkube.budget import ledger as L
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.caps import CapKey, cap_name
 from dpkube.k8s.client import KubeClient, core_path
+from dpkube.models.kinds import EXPERIMENT
 from dpkube_testing.builders import dpquery, experiment
 
 from .test_budget_safety import all_terminal
+from .test_experiments import wait_until_gone
 
 pytestmark = [pytest.mark.usefixtures("operator_process", "node_agent"), pytest.mark.slow]
 
@@ -40,3 +42,18 @@ async def test_twenty_concurrent_queries_spend_no_more_than_the_experiments_cap(
     assert cap.spent.epsilon == pytest.approx(released) and cap.spent.epsilon <= cap.initial.epsilon
     assert grant.spent == cap.spent
     assert (cap.reservations, cap.charged, grant.reservations, grant.charged) == ({}, {}, {}, {})
+
+
+async def test_deleting_an_experiment_deletes_its_caps_books_once_its_queries_are_gone(
+    admin: KubeClient, namespace: str, system_namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("finished", "PENGUIN", epsilon=10, delta=0.005)
+    await create(experiment("finished-study", budget={"epsilon": 1.0, "delta": 0.001}))
+    await create(dpquery("finished-1", user="finished", experiment="finished-study"))
+    [query] = await all_terminal(admin, namespace, 1, timeout=120)
+    assert query["status"]["phase"] == "Succeeded"
+    books = core_path("configmaps", system_namespace,
+                      cap_name(CapKey(namespace, "finished-study", "finished", "PENGUIN")))
+    assert L.from_data((await admin.get(books))["data"]).spent.epsilon == pytest.approx(0.1)
+    await admin.delete(EXPERIMENT.api_path(namespace, "finished-study"))
+    await wait_until_gone(admin, books)

@@ -16,6 +16,7 @@ from dpkube.k8s.caps import (
     cap_of,
     if_held,
     is_cap_of,
+    is_newer_cap,
     within_cap,
 )
 from dpkube.models.cost import Cost
@@ -97,3 +98,12 @@ def test_a_query_names_its_cap_only_through_its_experiment() -> None:
 def test_an_experiment_without_a_budget_sets_no_cap() -> None:
     assert cap_of({"spec": {"displayName": "study"}}) is None
     assert cap_of({"spec": {"budget": {"epsilon": 2.0, "delta": 1e-4}}}) == Cost(2.0, 1e-4)
+
+
+def test_a_cap_from_a_newer_spec_replaces_the_books_cap() -> None:
+    assert is_newer_cap(cap_manifest("dpkube-system", KEY, Cost(1.0), generation=2)["data"], 3)
+
+
+def test_a_cap_from_an_older_or_the_same_spec_never_replaces_the_books_cap() -> None:
+    data = cap_manifest("dpkube-system", KEY, Cost(1.0), generation=3)["data"]
+    assert not is_newer_cap(data, 2) and not is_newer_cap(data, 3)
