@@ -20,6 +20,7 @@ from dpkube.engine.cost import estimate_cost
 from dpkube.engine.errors import EngineError, ExternalLibraryError
 from dpkube.engine.pool import PoolBusy, WorkerPool
 from dpkube.k8s.budgets import Budgets
+from dpkube.k8s.caps import ExperimentCaps, cap_key
 from dpkube.k8s.client import Conflict, KubeClient, NotFound
 from dpkube.k8s.datasets import Dataset, DatasetInvalid, Datasets
 from dpkube.k8s.snapshots import Snapshots
@@ -99,6 +100,7 @@ class Admission:
         self.datasets = datasets
         self.snapshots = snapshots
         self.budgets = budgets
+        self.caps = ExperimentCaps(budgets)
         self.pricing = pricing
         self._queues: dict[str, dict[str, Any]] = {}
         self._prices: dict[tuple[str, str], asyncio.Future[Cost]] = {}
@@ -141,7 +143,8 @@ class Admission:
         if spec.mode == Mode.QUERY:
             try:
                 grant = await self.budgets.find(spec.user, spec.dataset)
-                await self.budgets.move(grant, functools.partial(L.reserve, uid=query.uid, cost=priced))
+                await self.caps.reserve(cap_key(query.namespace, spec), query.uid, priced, functools.partial(
+                    self.budgets.move, grant, functools.partial(L.reserve, uid=query.uid, cost=priced)))
             except L.BudgetError as exc:
                 return Refused(Phase.REJECTED, exc.reason, str(exc))
         digest = await self.snapshots.keep(dataset.metadata)

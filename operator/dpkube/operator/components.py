@@ -15,6 +15,7 @@ from aiohttp import web
 from dpkube.engine.libraries import MODULES
 from dpkube.engine.pool import WorkerPool
 from dpkube.k8s.budgets import Budgets
+from dpkube.k8s.caps import ExperimentCaps
 from dpkube.k8s.client import KubeClient, KubeConfig
 from dpkube.k8s.datasets import Datasets
 from dpkube.k8s.events import EventRecorder
@@ -82,7 +83,7 @@ async def assemble(config: OperatorSettings) -> Components:
                       on_cleaned=launcher.forget_copies)
     admission = Admission(client, config.system_namespace, registry, datasets, snapshots, budgets, pricing)
     reconciler = Reconciler(client, registry, events, admission, launcher, endings)
-    cascade = ExperimentCascade(client, registry)
+    cascade = ExperimentCascade(client, registry, ExperimentCaps(budgets))
     scheduler = Scheduler(client, registry, reconciler, budgets, config.system_namespace, cascade,
                           audit_interval=config.ledger_audit_seconds, warm=warm,
                           warm_namespaces=set(config.warm_namespaces))

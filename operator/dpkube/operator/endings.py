@@ -15,6 +15,7 @@ from typing import Any
 from dpkube.budget import ledger as L
 from dpkube.k8s import dpqueries
 from dpkube.k8s.budgets import Budgets
+from dpkube.k8s.caps import ExperimentCaps, cap_key
 from dpkube.k8s.client import KubeClient, NotFound, core_path
 from dpkube.k8s.events import EventRecorder
 from dpkube.k8s.pods import pod_name
@@ -38,6 +39,7 @@ class Endings:
                  on_cleaned: Callable[[str], Any] | None = None) -> None:
         self.client = client
         self.budgets = budgets
+        self.caps = ExperimentCaps(budgets)
         self.events = events
         self.registry = registry
         self.clock = clock
@@ -91,6 +93,7 @@ class Endings:
         query = QueryView.of(body)
         await self.delete_pod(query)
         if query.spec.mode == Mode.QUERY:
+            await self._move_cap(query, lambda ledger: L.forget(L.refund(ledger, query.uid), query.uid))
             try:
                 grant = await self.budgets.find(query.spec.user, query.spec.dataset)
                 await self.budgets.move(grant, lambda ledger: L.forget(L.refund(ledger, query.uid), query.uid))
@@ -110,12 +113,14 @@ class Endings:
     async def _charge(self, body: dict[str, Any], query: QueryView) -> None:
         grant = await self.budgets.find(query.spec.user, query.spec.dataset)
         cost = query.status.cost or ZERO
+        await self._move_cap(query, lambda ledger: L.charge(ledger, query.uid))
         await self.budgets.move(grant, lambda ledger: L.charge(ledger, query.uid))
         self.events.record(body, Reason.CHARGED, f"charged epsilon {cost.epsilon}, delta {cost.delta}")
 
     async def _refund(self, body: dict[str, Any], query: QueryView) -> None:
         if query.spec.mode != Mode.QUERY:
             return
+        await self._move_cap(query, lambda ledger: L.refund(ledger, query.uid))
         try:
             grant = await self.budgets.find(query.spec.user, query.spec.dataset)
         except L.BudgetError:
@@ -124,3 +129,10 @@ class Endings:
         after = await self.budgets.move(grant, lambda ledger: L.refund(ledger, query.uid))
         if query.uid in before.reservations and query.uid not in after.reservations:
             self.events.record(body, Reason.REFUNDED, "reservation returned: nothing depended on the data")
+
+    async def _move_cap(self, query: QueryView, movement: Callable[[L.Ledger], L.Ledger]) -> None:
+        """The grant's movement for this query, made first on its experiment's cap (when that holds the query)."""
+        try:
+            await self.caps.mirror(cap_key(query.namespace, query.spec), query.uid, movement)
+        except L.InvalidGrant:
+            log.warning("the experiment cap of query %s/%s is unreadable", query.namespace, query.name)

@@ -2,6 +2,7 @@
 
 A finalizer keeps the Experiment until none of its queries remains, so no query outlives the
 experiment it was counted in; each query's own finalizer returns its reservation on the way out.
+Then the experiment's cap books go, so an experiment made again under the same name starts afresh.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from dpkube.k8s.caps import ExperimentCaps
 from dpkube.k8s.client import Conflict, KubeClient, NotFound
 from dpkube.models.kinds import DPQUERY, EXPERIMENT
 from dpkube.operator.registry import Registry
@@ -19,9 +21,10 @@ CASCADE_FINALIZER = "dpkube.io/cascade-queries"
 class ExperimentCascade:
     """Keeps the cascade finalizer on live experiments and carries out the cascade on deletion."""
 
-    def __init__(self, client: KubeClient, registry: Registry):
+    def __init__(self, client: KubeClient, registry: Registry, caps: ExperimentCaps | None = None):
         self.client = client
         self.registry = registry
+        self.caps = caps
         self.deleting: set[tuple[str, str]] = set()
 
     async def observe(self, body: dict[str, Any]) -> None:
@@ -45,6 +48,8 @@ class ExperimentCascade:
                     await self.client.delete(DPQUERY.api_path(namespace, entry.name))
         if remaining:
             return
+        if self.caps is not None:
+            await self.caps.forget_experiment(namespace, name)
         try:
             body = await self.client.get(EXPERIMENT.api_path(namespace, name))
         except NotFound:

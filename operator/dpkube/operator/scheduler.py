@@ -16,6 +16,7 @@ from typing import Any
 
 from dpkube.budget import ledger as L
 from dpkube.k8s.budgets import Budgets
+from dpkube.k8s.caps import ExperimentCaps
 from dpkube.k8s.client import KubeClient, NotFound
 from dpkube.k8s.timestamps import rfc3339
 from dpkube.models.conditions import Reason
@@ -190,9 +191,10 @@ class Scheduler:
         """Return reservations and forget charges whose query is gone or ended long ago.
 
         Normally every ending cleans up after itself; this catches what a force-removed finalizer or
-        a lost race left behind, so a budget is never held forever by a query that cannot run.
+        a lost race left behind, so a budget (or an experiment's cap) is never held forever by a query
+        that cannot run.
         """
-        for grant in await self.budgets.list():
+        for grant in [*await self.budgets.list(), *await ExperimentCaps(self.budgets).all_books()]:
             stale = [uid for uid in [*grant.ledger.reservations, *grant.ledger.charged] if self._settled(uid)]
             if not stale:
                 continue

@@ -70,9 +70,10 @@ def operator_rules() -> list[dict[str, Any]]:
 
 
 def operator_system_rules() -> list[dict[str, Any]]:
-    """What the operator does in its own namespace: move budgets, count queues and datasets, hold its lease."""
+    """What the operator does in its own namespace: move budgets and experiment caps (deleted with their
+    experiment), count queues and datasets, hold its lease."""
     return [
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "update"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "update", "delete"]},
         {"apiGroups": [GROUP], "resources": ["queues/status", "datasets/status"], "verbs": ["patch"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
     ]

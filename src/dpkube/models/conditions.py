@@ -42,6 +42,8 @@ class Reason(StrEnum):
     WAITING_FOR_DEPENDENCY = "WaitingForDependency"
     DEPENDENCY_FAILED = "DependencyFailed"
     INSUFFICIENT_BUDGET = "InsufficientBudget"
+    EXPERIMENT_BUDGET_EXCEEDED = "ExperimentBudgetExceeded"
+    """The query does not fit what remains of its experiment's cap for its user and dataset."""
     USER_NOT_ALLOWED = "UserNotAllowed"
     NO_BUDGET_GRANT = "NoBudgetGrant"
     DATASET_NOT_FOUND = "DatasetNotFound"

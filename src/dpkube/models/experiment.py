@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from dpkube.models.base import KubeModel
+from dpkube.models.cost import Cost
 
 
 class ExperimentSpec(KubeModel):
@@ -16,6 +17,9 @@ class ExperimentSpec(KubeModel):
     """What the experiment is for."""
     locked: bool = False
     """A locked experiment accepts no new queries: they are Rejected with reason ExperimentLocked."""
+    budget: Cost | None = None
+    """What the experiment's queries may spend per user and dataset, on top of each user's grant (none: no cap).
+    A query that would exceed it is Rejected with reason ExperimentBudgetExceeded."""
 
 
 class PhaseCounts(KubeModel):

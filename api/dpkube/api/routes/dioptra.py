@@ -15,6 +15,7 @@ from dpkube.api.auth import Admin, Caller
 from dpkube.api.services.dioptra import Dioptra
 from dpkube.api.services.dioptra.forms import Form, FormError, parse_form
 from dpkube.api.services.dioptra.messages import invalid_job_form, invalid_plugin_form
+from dpkube.models.cost import Cost
 
 router = APIRouter(prefix="/api/v0", tags=["Dioptra v0"])
 
@@ -72,6 +73,39 @@ async def get_experiment_by_id(experiment_id: int, caller: Caller, service: Serv
 async def get_experiment_by_name(name: str, caller: Caller, service: Service) -> dict[str, Any]:
     """The name in the path is slugified first, as Dioptra does."""
     return service.experiments.wire(await service.experiments.by_name(name))
+
+
+class BudgetCap(BaseModel):
+    """An experiment's cap per user and dataset; unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epsilon: float = Field(ge=0, allow_inf_nan=False)
+    delta: float = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)
+
+
+@router.get("/experiment/{experiment_id:int}/budget")
+async def get_experiment_budget_by_id(experiment_id: int, caller: Caller, service: Service) -> dict[str, Any]:
+    """The experiment's cap and its spend per user and dataset (the caller's own rows; every row for an admin)."""
+    return await service.budgets.view(caller, await service.experiments.by_id(experiment_id))
+
+
+@router.get("/experiment/name/{name}/budget")
+async def get_experiment_budget_by_name(name: str, caller: Caller, service: Service) -> dict[str, Any]:
+    return await service.budgets.view(caller, await service.experiments.by_name(name))
+
+
+@router.put("/experiment/{experiment_id:int}/budget")
+async def set_experiment_budget(experiment_id: int, body: BudgetCap, admin: Admin, service: Service) -> dict[str, Any]:
+    """Cap what the experiment's queries spend per user and dataset (admins only); from the next query admitted."""
+    experiment = await service.experiments.by_id(experiment_id)
+    return await service.budgets.set_cap(admin, experiment, Cost(body.epsilon, body.delta))
+
+
+@router.delete("/experiment/{experiment_id:int}/budget")
+async def remove_experiment_budget(experiment_id: int, admin: Admin, service: Service) -> dict[str, Any]:
+    """Remove the cap (admins only): the users' grants alone bound the experiment's next queries."""
+    return await service.budgets.set_cap(admin, await service.experiments.by_id(experiment_id), None)
 
 
 @both(router.get, "/queue")

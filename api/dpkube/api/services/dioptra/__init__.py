@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dpkube.api.services.compute import Compute
+from dpkube.api.services.dioptra.budgets import ExperimentBudgets
 from dpkube.api.services.dioptra.catalog import Catalog
 from dpkube.api.services.dioptra.ids import IdAllocator
 from dpkube.api.services.dioptra.jobs import Jobs
@@ -24,6 +25,7 @@ class Dioptra:
     queues: Queues
     jobs: Jobs
     plugins: Plugins
+    budgets: ExperimentBudgets
 
     @classmethod
     def over(cls, client: KubeClient, query_namespace: str, system_namespace: str, compute: Compute,
@@ -37,4 +39,5 @@ class Dioptra:
                         slug_lookups=False)
         jobs = Jobs(client, query_namespace, experiments, queues, compute, in_flight,
                     system_namespace=system_namespace)
-        return cls(experiments, queues, jobs, Plugins(client, system_namespace, compute))
+        return cls(experiments, queues, jobs, Plugins(client, system_namespace, compute),
+                   ExperimentBudgets(client, experiments, system_namespace))
