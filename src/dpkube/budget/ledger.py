@@ -164,11 +164,11 @@ def charge(ledger: Ledger, uid: str) -> Ledger:
     if cost is None:
         raise BudgetError(f"query {uid} has no reservation to charge")
     reservations = {k: v for k, v in ledger.reservations.items() if k != uid}
+    charged = {**ledger.charged, uid: cost}
     if ledger.zcdp:
-        spent = {"spent_rho": ledger.spent_rho + (cost.rho or 0.0)}
-    else:
-        spent = {"spent": ledger.spent + cost}
-    return replace(ledger, reservations=reservations, charged={**ledger.charged, uid: cost}, **spent)
+        return replace(ledger, spent_rho=ledger.spent_rho + (cost.rho or 0.0), reservations=reservations,
+                       charged=charged)
+    return replace(ledger, spent=ledger.spent + cost, reservations=reservations, charged=charged)
 
 
 def refund(ledger: Ledger, uid: str) -> Ledger:
@@ -204,7 +204,7 @@ def _costs(data: Mapping[str, str], key: str, *, zcdp: bool) -> dict[str, Cost]:
     """[epsilon, delta] per uid, and a third element, rho, on a zCDP grant (where it is required)."""
     try:
         raw = json.loads(data.get(key) or "{}")
-        costs = {uid: Cost(v[0], v[1], rho=v[2] if zcdp else None) for uid, v in raw.items()}
+        costs = {uid: Cost(v[0], v[1], rho=v[2] if zcdp and len(v) > 2 else None) for uid, v in raw.items()}
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise InvalidGrant(f"grant {key} is not readable") from exc
     if zcdp and any(cost.rho is None for cost in costs.values()):

@@ -134,8 +134,8 @@ def gaussian_rho(lower: float, upper: float, max_contrib: int, scale: float, bit
     set_default_int_type(f"i{bit_depth}")
     bounds = (float(math.floor(lower)), float(math.ceil(upper)))
     space = (dp.vector_domain(dp.atom_domain(T=float)), dp.symmetric_distance())
-    noisy_sum = space >> dp.t.then_clamp(bounds=bounds) >> dp.t.then_sum() >> dp.m.then_gaussian(scale)
-    return float(noisy_sum.map(max_contrib))  # type: ignore[no-untyped-call]  # opendp leaves map unannotated
+    clamped_sum = space >> dp.t.then_clamp(bounds=bounds) >> dp.t.then_sum()  # type: ignore[no-untyped-call]
+    return float((clamped_sum >> dp.m.then_gaussian(scale)).map(max_contrib))
 
 
 def zcdp_rho(reader: PrivateReader, query_str: str) -> float | None:
