@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dpkube.budget.ledger import Accounting
 from dpkube.cli.__main__ import main
 from dpkube.client import Client
+from dpkube.k8s.budgets import Budgets, GrantNotFound
 from dpkube.k8s.client import KubeClient
 from dpkube.models import examples
 from dpkube.models.kinds import DPQUERY, QUEUE
@@ -70,6 +72,25 @@ async def test_a_granted_user_with_a_new_token_reads_the_budget_through_the_faca
     assert await dpkube("budget", "show", "PENGUIN", "--url", facade_url, "--token", token) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split() == ["initial", "3", "0.001"] and lines[3].split() == ["remaining", "3", "0.001"]
+
+
+async def test_an_admin_grants_a_zcdp_budget_in_rho(cli_env: None, system_namespace: str, admin: KubeClient,
+                                                   capsys) -> None:
+    user = user_name()
+    assert await dpkube("budget", "grant", user, "PENGUIN", "--accounting", "zCDP", "--rho", "0.05",
+                        "--delta", "1e-5") == 0
+    assert capsys.readouterr().out.strip() == f"granted {user} rho 0.05, delta 1e-05 (zCDP) on PENGUIN"
+    ledger = (await Budgets(admin, system_namespace).find(user, "PENGUIN")).ledger
+    assert (ledger.accounting, ledger.initial_rho, ledger.initial.delta) == (Accounting.ZCDP, 0.05, 1e-5)
+
+
+async def test_a_rho_without_zcdp_accounting_is_refused_and_grants_nothing(cli_env: None, system_namespace: str,
+                                                                           admin: KubeClient, capsys) -> None:
+    user = user_name()
+    assert await dpkube("budget", "grant", user, "PENGUIN", "--rho", "0.05", "--delta", "1e-5") == 2
+    assert "a rho budget needs zCDP accounting" in capsys.readouterr().err
+    with pytest.raises(GrantNotFound):
+        await Budgets(admin, system_namespace).find(user, "PENGUIN")
 
 
 async def test_an_admin_token_is_marked_admin(cli_env: None, capsys) -> None:

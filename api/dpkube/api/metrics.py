@@ -19,7 +19,8 @@ from dpkube.models.payloads import Library
 
 log = logging.getLogger("dpkube.api.access")
 
-BUDGET_REFUSALS = frozenset({Reason.INSUFFICIENT_BUDGET, Reason.NO_BUDGET_GRANT, Reason.USER_NOT_ALLOWED})
+BUDGET_REFUSALS = frozenset({Reason.INSUFFICIENT_BUDGET, Reason.NO_BUDGET_GRANT, Reason.USER_NOT_ALLOWED,
+                             Reason.NOT_EXPRESSIBLE_IN_ZCDP})
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 

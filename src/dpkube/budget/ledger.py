@@ -14,6 +14,11 @@ happens only when nothing was read: a refusal at admission, or a pod that never 
 A grant is a ConfigMap: the admin writes `user`, `dataset`, `initialEpsilon`, `initialDelta` and
 `mayQuery`; the operator keeps `spentEpsilon`, `spentDelta`, `reservations` and `charged` (the uids
 charged whose query has not yet recorded it, so a crash between the two never charges twice).
+
+A grant with `accounting: zCDP` holds a rho budget instead (`initialRho`, or `initialEpsilon` converted
+to rho at `initialDelta`) and composes its queries by adding their rhos, which fits many more Gaussian
+releases than adding their (epsilon, delta). The operator keeps `spentRho`; a query without a rho cost
+is refused on such a grant. Its budget is reported as the (epsilon, delta) equivalent at `initialDelta`.
 """
 
 from __future__ import annotations
@@ -21,9 +26,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
+from dpkube.budget.zcdp import ConversionError, epsilon_of, rho_of
 from dpkube.models.conditions import Reason
-from dpkube.models.cost import ZERO, Cost
+from dpkube.models.cost import TOLERANCE, ZERO, Cost
+
+
+class Accounting(StrEnum):
+    """How a grant composes the costs of its queries."""
+
+    APPROX_DP = "approxDP"
+    """(epsilon, delta) added up: basic composition (the default)."""
+    ZCDP = "zCDP"
+    """rho added up: zero-concentrated DP composition, for Gaussian releases."""
 
 
 class BudgetError(Exception):
@@ -37,9 +53,23 @@ class InsufficientBudget(BudgetError):
 
     def __init__(self, remaining: Cost):
         self.remaining = remaining
+        rho = "" if remaining.rho is None else f"rho remaining {remaining.rho}, that is "
         super().__init__(
-            f"Not enough budget for this query epsilon remaining {remaining.epsilon}, "
+            f"Not enough budget for this query {rho}epsilon remaining {remaining.epsilon}, "
             f"delta remaining {remaining.delta}."
+        )
+
+
+class NotExpressibleInZCDP(BudgetError):
+    """A query with no rho cost, on a grant accounted in zCDP."""
+
+    reason = Reason.NOT_EXPRESSIBLE_IN_ZCDP
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This budget is accounted in zCDP (rho) and this query has no zCDP cost: use the gaussian "
+            "mechanism in smartnoise-sql (without GROUP BY thresholding), or an OpenDP measurement whose output "
+            "measure is zero-concentrated divergence (make_pureDP_to_zCDP converts a pure-DP one)."
         )
 
 
@@ -55,7 +85,8 @@ class InvalidGrant(BudgetError):
 
 @dataclass(frozen=True)
 class Ledger:
-    """The state of one grant."""
+    """The state of one grant. Under zCDP, `initial_rho` and `spent_rho` are the books, `initial.delta` is the
+    delta the budget is reported at, and `spent` stays zero."""
 
     user: str
     dataset: str
@@ -64,30 +95,63 @@ class Ledger:
     spent: Cost = ZERO
     reservations: Mapping[str, Cost] = field(default_factory=dict)
     charged: Mapping[str, Cost] = field(default_factory=dict)
+    accounting: Accounting = Accounting.APPROX_DP
+    initial_rho: float = 0.0
+    spent_rho: float = 0.0
+
+    @property
+    def zcdp(self) -> bool:
+        return self.accounting is Accounting.ZCDP
 
     @property
     def reserved(self) -> Cost:
         return Cost.total(self.reservations.values())
 
     @property
+    def reserved_rho(self) -> float:
+        return sum(cost.rho or 0.0 for cost in self.reservations.values())
+
+    @property
     def remaining(self) -> Cost:
-        """What a new query may still reserve."""
+        """What a new query may still reserve (under zCDP: its rho, and that rho's equivalent at the grant's delta)."""
+        if self.zcdp:
+            return self.at_grant_delta(self.initial_rho - self.spent_rho - self.reserved_rho)
         return self.initial - self.spent - self.reserved
 
     @property
     def remaining_after_spent(self) -> Cost:
         """initial - spent, as Lomas reports `remaining` (reservations in flight not subtracted)."""
+        if self.zcdp:
+            return self.at_grant_delta(self.initial_rho - self.spent_rho)
         return self.initial - self.spent
+
+    @property
+    def reported_initial(self) -> Cost:
+        """The initial budget as Lomas reports it: (epsilon, delta), under zCDP the equivalent at the grant's delta."""
+        return self.at_grant_delta(self.initial_rho) if self.zcdp else self.initial
+
+    @property
+    def reported_spent(self) -> Cost:
+        """What was spent, as Lomas reports it (under zCDP: the equivalent of the rho spent, at the grant's delta)."""
+        return self.at_grant_delta(self.spent_rho) if self.zcdp else self.spent
+
+    def at_grant_delta(self, rho: float) -> Cost:
+        """`rho` with its epsilon at the grant's delta (conversions are not additive: each total is converted)."""
+        rho = max(0.0, rho)
+        return Cost(epsilon_of(rho, self.initial.delta), self.initial.delta, rho=rho)
 
 
 def reserve(ledger: Ledger, uid: str, cost: Cost) -> Ledger:
-    """Hold `cost` for query `uid`; refused when it does not fit what remains."""
+    """Hold `cost` for query `uid`; refused when it does not fit what remains (under zCDP: when its rho does not)."""
     if uid in ledger.reservations or uid in ledger.charged:
         return ledger
     if not ledger.may_query:
         raise UserNotAllowed(f"{ledger.user} is not allowed to query {ledger.dataset}.")
+    if ledger.zcdp and cost.rho is None:
+        raise NotExpressibleInZCDP()
     remaining = ledger.remaining
-    if not cost.fits_in(remaining):
+    fits = (cost.rho or 0.0) <= (remaining.rho or 0.0) + TOLERANCE if ledger.zcdp else cost.fits_in(remaining)
+    if not fits:
         raise InsufficientBudget(remaining)
     return replace(ledger, reservations={**ledger.reservations, uid: cost})
 
@@ -100,12 +164,11 @@ def charge(ledger: Ledger, uid: str) -> Ledger:
     if cost is None:
         raise BudgetError(f"query {uid} has no reservation to charge")
     reservations = {k: v for k, v in ledger.reservations.items() if k != uid}
-    return replace(
-        ledger,
-        spent=ledger.spent + cost,
-        reservations=reservations,
-        charged={**ledger.charged, uid: cost},
-    )
+    charged = {**ledger.charged, uid: cost}
+    if ledger.zcdp:
+        return replace(ledger, spent_rho=ledger.spent_rho + (cost.rho or 0.0), reservations=reservations,
+                       charged=charged)
+    return replace(ledger, spent=ledger.spent + cost, reservations=reservations, charged=charged)
 
 
 def refund(ledger: Ledger, uid: str) -> Ledger:
@@ -137,12 +200,40 @@ def _float(data: Mapping[str, str], key: str, default: float | None = None) -> f
     return value
 
 
-def _costs(data: Mapping[str, str], key: str) -> dict[str, Cost]:
+def _costs(data: Mapping[str, str], key: str, *, zcdp: bool) -> dict[str, Cost]:
+    """[epsilon, delta] per uid, and a third element, rho, on a zCDP grant (where it is required)."""
     try:
         raw = json.loads(data.get(key) or "{}")
-        return {uid: Cost(epsilon=v[0], delta=v[1]) for uid, v in raw.items()}
+        costs = {uid: Cost(v[0], v[1], rho=v[2] if zcdp and len(v) > 2 else None) for uid, v in raw.items()}
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise InvalidGrant(f"grant {key} is not readable") from exc
+    if zcdp and any(cost.rho is None for cost in costs.values()):
+        raise InvalidGrant(f"grant {key} holds a query without a rho cost on a zCDP grant")
+    return costs
+
+
+def _accounting(data: Mapping[str, str]) -> Accounting:
+    raw = (data.get("accounting") or Accounting.APPROX_DP.value).strip()
+    for accounting in Accounting:
+        if raw.lower() == accounting.value.lower():
+            return accounting
+    raise InvalidGrant(f"grant accounting must be one of {', '.join(Accounting)}, not {raw!r}")
+
+
+def _zcdp_books(data: Mapping[str, str], initial_delta: float) -> tuple[float, float, float]:
+    """(initial rho, spent rho, the epsilon the admin targeted or the initial rho's equivalent) of a zCDP grant."""
+    if not 0 < initial_delta < 1:
+        raise InvalidGrant("a zCDP grant's initialDelta must be in (0, 1): its budget is reported at that delta")
+    if data.get("initialRho") and data.get("initialEpsilon"):
+        raise InvalidGrant("a zCDP grant takes initialRho or initialEpsilon, not both")
+    if _float(data, "spentEpsilon", 0.0) or _float(data, "spentDelta", 0.0):
+        raise InvalidGrant("this grant has spent (epsilon, delta): it cannot be switched to zCDP accounting")
+    try:
+        initial_rho = (_float(data, "initialRho") if data.get("initialRho")
+                       else rho_of(_float(data, "initialEpsilon"), initial_delta))
+    except ConversionError as exc:
+        raise InvalidGrant(f"grant budget cannot be converted to rho: {exc}") from None
+    return initial_rho, _float(data, "spentRho", 0.0), epsilon_of(initial_rho, initial_delta)
 
 
 def from_data(data: Mapping[str, str]) -> Ledger:
@@ -152,14 +243,25 @@ def from_data(data: Mapping[str, str]) -> Ledger:
     initial_delta = _float(data, "initialDelta", 0.0)
     if initial_delta > 1:
         raise InvalidGrant("grant initialDelta must be at most 1")
+    accounting = _accounting(data)
+    zcdp = accounting is Accounting.ZCDP
+    if zcdp:
+        initial_rho, spent_rho, initial_epsilon = _zcdp_books(data, initial_delta)
+    else:
+        if _float(data, "spentRho", 0.0):
+            raise InvalidGrant("this grant has spent rho: it cannot be switched from zCDP accounting")
+        initial_rho, spent_rho, initial_epsilon = 0.0, 0.0, _float(data, "initialEpsilon")
     return Ledger(
         user=data["user"],
         dataset=data["dataset"],
-        initial=Cost(epsilon=_float(data, "initialEpsilon"), delta=initial_delta),
+        initial=Cost(epsilon=initial_epsilon, delta=initial_delta),
         may_query=data.get("mayQuery", "true").strip().lower() not in ("false", "0", "no"),
         spent=Cost(_float(data, "spentEpsilon", 0.0), min(1.0, _float(data, "spentDelta", 0.0))),
-        reservations=_costs(data, "reservations"),
-        charged=_costs(data, "charged"),
+        reservations=_costs(data, "reservations", zcdp=zcdp),
+        charged=_costs(data, "charged", zcdp=zcdp),
+        accounting=accounting,
+        initial_rho=initial_rho,
+        spent_rho=spent_rho,
     )
 
 
@@ -167,11 +269,9 @@ def to_data(ledger: Ledger) -> dict[str, str]:
     """The operator-kept keys of a grant ConfigMap (the admin's keys are left as they are)."""
 
     def dump(costs: Mapping[str, Cost]) -> str:
-        return json.dumps({uid: [c.epsilon, c.delta] for uid, c in sorted(costs.items())}, separators=(",", ":"))
+        rows = {uid: [c.epsilon, c.delta, *([c.rho] if ledger.zcdp else [])] for uid, c in sorted(costs.items())}
+        return json.dumps(rows, separators=(",", ":"))
 
-    return {
-        "spentEpsilon": repr(ledger.spent.epsilon),
-        "spentDelta": repr(ledger.spent.delta),
-        "reservations": dump(ledger.reservations),
-        "charged": dump(ledger.charged),
-    }
+    spent = ({"spentRho": repr(ledger.spent_rho)} if ledger.zcdp
+             else {"spentEpsilon": repr(ledger.spent.epsilon), "spentDelta": repr(ledger.spent.delta)})
+    return {**spent, "reservations": dump(ledger.reservations), "charged": dump(ledger.charged)}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
+from dpkube.budget.ledger import Accounting, InvalidGrant
 from dpkube.cli import options
 from dpkube.k8s.budgets import Budgets
 
@@ -21,8 +23,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     grant = actions.add_parser("grant", help="grant USER a budget on DATASET (replaces the initial budget)")
     grant.add_argument("user")
     grant.add_argument("dataset")
-    grant.add_argument("--epsilon", type=float, required=True)
-    grant.add_argument("--delta", type=float, required=True)
+    grant.add_argument("--epsilon", type=float, help="the budget's epsilon (under zCDP: converted to rho at --delta)")
+    grant.add_argument("--delta", type=float, required=True,
+                       help="the budget's delta (under zCDP: the delta the budget is reported at)")
+    grant.add_argument("--accounting", choices=[a.value for a in Accounting], default=Accounting.APPROX_DP.value,
+                       help="approxDP adds up (epsilon, delta); zCDP adds up rho (Gaussian releases only)")
+    grant.add_argument("--rho", type=float, help="a zCDP budget in rho, instead of --epsilon")
     grant.add_argument("--disable", action="store_true", help="grant, but do not allow queries yet")
     options.add_kube_options(grant)
     grant.set_defaults(run=grant_budget)
@@ -45,11 +51,19 @@ def show_budget(args: argparse.Namespace) -> int:
 
 
 def grant_budget(args: argparse.Namespace) -> int:
+    accounting = Accounting(args.accounting)
+
     async def grant() -> None:
         async with options.kube(args) as client:
             await Budgets(client, options.system_namespace(args)).grant(
-                args.user, args.dataset, args.epsilon, args.delta, may_query=not args.disable)
+                args.user, args.dataset, args.epsilon, args.delta, may_query=not args.disable,
+                accounting=accounting, rho=args.rho)
 
-    asyncio.run(grant())
-    print(f"granted {args.user} epsilon {args.epsilon:g}, delta {args.delta:g} on {args.dataset}")
+    try:
+        asyncio.run(grant())
+    except InvalidGrant as exc:
+        print(f"dpkube budget grant: {exc}", file=sys.stderr)
+        return 2
+    budget = f"rho {args.rho:g}" if args.rho is not None else f"epsilon {args.epsilon:g}"
+    print(f"granted {args.user} {budget}, delta {args.delta:g} ({accounting.value}) on {args.dataset}")
     return 0

@@ -41,7 +41,8 @@ _cache_lock = threading.Lock()
 
 
 def estimate_cost(library: Library, payload: Payload | Mapping[str, Any], metadata: Metadata) -> Cost:
-    """The (epsilon, delta) the query will be charged; raises the refusals of the library's checks.
+    """The (epsilon, delta) the query will be charged, with its rho when the release is zCDP (what a zCDP grant
+    charges); raises the refusals of the library's checks.
 
     Memoised on the request and metadata (the function is pure): admission re-prices what a user
     estimated a moment before, and smartnoise-sql's noise-scale search takes tens of milliseconds.

@@ -57,22 +57,35 @@ def grant_name(user: str, dataset: str) -> str:
     return f"budget-{readable}-{digest}"
 
 
+ADMIN_KEYS = ("user", "dataset", "accounting", "initialEpsilon", "initialRho", "initialDelta", "mayQuery")
+"""The keys of a grant that the admin writes (the operator keeps the others)."""
+
+
 def grant_manifest(
-    namespace: str, user: str, dataset: str, epsilon: float, delta: float, *, may_query: bool = True
+    namespace: str, user: str, dataset: str, epsilon: float | None, delta: float, *, may_query: bool = True,
+    accounting: L.Accounting = L.Accounting.APPROX_DP, rho: float | None = None,
 ) -> dict[str, Any]:
-    """The ConfigMap an admin applies to grant `user` a budget on `dataset`."""
+    """The ConfigMap an admin applies to grant `user` a budget on `dataset`: (epsilon, delta), or under zCDP
+    a rho (given, or converted from epsilon at delta) reported at delta. InvalidGrant when it cannot be read."""
+    data = {"user": user, "dataset": dataset}
+    if accounting is L.Accounting.ZCDP:
+        data["accounting"] = accounting.value
+    elif rho is not None:
+        raise L.InvalidGrant("a rho budget needs zCDP accounting")
+    if (epsilon is None) == (rho is None):
+        raise L.InvalidGrant("a grant takes an epsilon or (under zCDP) a rho, exactly one")
+    if rho is not None:
+        data["initialRho"] = repr(float(rho))
+    if epsilon is not None:
+        data["initialEpsilon"] = repr(float(epsilon))
+    data |= {"initialDelta": repr(float(delta)), "mayQuery": "true" if may_query else "false"}
+    L.from_data(data)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": grant_name(user, dataset), "namespace": namespace,
                      "labels": {GRANT_LABEL: "grant"}},
-        "data": {
-            "user": user,
-            "dataset": dataset,
-            "initialEpsilon": repr(float(epsilon)),
-            "initialDelta": repr(float(delta)),
-            "mayQuery": "true" if may_query else "false",
-        },
+        "data": data,
     }
 
 
@@ -213,9 +226,12 @@ class Budgets:
             if not isinstance(exc, Exception):
                 raise
 
-    async def grant(self, user: str, dataset: str, epsilon: float, delta: float, *, may_query: bool = True) -> None:
-        """Create or update a grant's initial budget (admin), keeping what was spent and reserved."""
-        manifest = grant_manifest(self.namespace, user, dataset, epsilon, delta, may_query=may_query)
+    async def grant(self, user: str, dataset: str, epsilon: float | None, delta: float, *, may_query: bool = True,
+                    accounting: L.Accounting = L.Accounting.APPROX_DP, rho: float | None = None) -> None:
+        """Create or update a grant's initial budget (admin), keeping what was spent and reserved. Switching
+        the accounting of a grant that has spent under the other one is refused (InvalidGrant)."""
+        manifest = grant_manifest(self.namespace, user, dataset, epsilon, delta, may_query=may_query,
+                                  accounting=accounting, rho=rho)
         path = core_path("configmaps", self.namespace, manifest["metadata"]["name"])
         for _ in range(MAX_ATTEMPTS):
             try:
@@ -226,7 +242,9 @@ class Budgets:
                     return
                 except Conflict:
                     continue
-            current["data"] = {**(current.get("data") or {}), **manifest["data"]}
+            kept = {k: v for k, v in (current.get("data") or {}).items() if k not in ADMIN_KEYS}
+            current["data"] = {**kept, **manifest["data"]}
+            L.from_data(current["data"])
             current.setdefault("metadata", {}).setdefault("labels", {})[GRANT_LABEL] = "grant"
             try:
                 await self.client.replace(path, current)

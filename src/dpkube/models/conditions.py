@@ -50,6 +50,8 @@ class Reason(StrEnum):
     EXPERIMENT_LOCKED = "ExperimentLocked"
     EXPERIMENT_NOT_FOUND = "ExperimentNotFound"
     INVALID_GRANT = "InvalidGrant"
+    NOT_EXPRESSIBLE_IN_ZCDP = "NotExpressibleInZCDP"
+    """The grant is accounted in zCDP and the query has no rho cost (e.g. a Laplace mechanism)."""
     BUDGET_ERROR = "BudgetError"
     INVALID_QUERY = "InvalidQuery"
     LIBRARY_ERROR = "LibraryError"

@@ -2,7 +2,9 @@
 
 Budgets are money, so arithmetic on them lives here once: sums cap delta at 1, differences stop at
 zero, and `fits_in` allows the last-bit drift of float sums (a query that fits exactly must fit).
-Only wire layers split a Cost into Lomas' `*_epsilon` / `*_delta` fields.
+Only wire layers split a Cost into Lomas' `*_epsilon` / `*_delta` fields. A query whose release is
+also zero-concentrated DP carries its `rho`; only a zCDP grant's ledger adds rhos up, so the arithmetic
+here is on (epsilon, delta) alone.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class Cost(KubeModel):
     """Epsilon."""
     delta: float = Field(default=0.0, ge=0, le=1)
     """Delta."""
+    rho: float | None = Field(default=None, ge=0)
+    """The zero-concentrated DP cost, when the release is rho-zCDP (Gaussian noise); what a zCDP grant charges."""
 
     def __init__(self, epsilon: float = 0.0, delta: float = 0.0, /, **fields: Any) -> None:
         """Positional `Cost(epsilon, delta)` as well as keywords (the engine's libraries write it so)."""
@@ -34,6 +38,7 @@ class Cost(KubeModel):
         super().__init__(**fields)
 
     def __add__(self, other: Cost) -> Cost:
+        """The basic composition of two (epsilon, delta) costs (a sum carries no rho)."""
         return Cost(self.epsilon + other.epsilon, min(1.0, self.delta + other.delta))
 
     def __sub__(self, other: Cost) -> Cost:

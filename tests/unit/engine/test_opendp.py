@@ -67,6 +67,26 @@ def test_gaussian_is_read_off_its_curve_at_fixed_delta(penguin_metadata: Metadat
     assert cost.epsilon > 0
 
 
+def test_a_zcdp_measurement_carries_the_rho_of_its_own_privacy_map(penguin_metadata: Metadata) -> None:
+    payload = OpenDPPayload(opendp_json=pipeline(bounded_sum(constructor("measurements", "then_gaussian",
+                                                                           scale=100.0))), fixed_delta=1e-6)
+    cost = estimate_cost(OPENDP, payload, penguin_metadata)
+    assert cost.rho == measurement(payload).map(penguin_metadata.max_ids)
+
+
+def test_a_pure_dp_measurement_has_no_rho(penguin_metadata: Metadata) -> None:
+    payload = OpenDPPayload(opendp_json=OPENDP_JSON, fixed_delta=1e-5)
+    assert estimate_cost(OPENDP, payload, penguin_metadata).rho is None
+
+
+def test_a_pure_dp_measurement_converted_to_zcdp_carries_its_rho(penguin_metadata: Metadata) -> None:
+    ast = constructor("combinators", "make_pureDP_to_zCDP",
+                      bounded_sum(constructor("measurements", "then_laplace", scale=100.0)))
+    payload = OpenDPPayload(opendp_json=pipeline(ast), fixed_delta=1e-6)
+    cost = estimate_cost(OPENDP, payload, penguin_metadata)
+    assert cost.rho == measurement(payload).map(penguin_metadata.max_ids)
+
+
 def test_gaussian_without_fixed_delta_is_refused(penguin_metadata: Metadata) -> None:
     ast = bounded_sum(constructor("measurements", "then_gaussian", scale=100.0))
     with pytest.raises(InvalidQuery, match="fixed_delta must be set for smooth max divergence"):

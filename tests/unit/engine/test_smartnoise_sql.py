@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import snsql
+from snsql.sql._mechanisms.gaussian import Gaussian
 from snsql.sql.private_reader import PrivateReader
 
+from dpkube.budget.zcdp import epsilon_of
 from dpkube.engine.cost import estimate_cost
 from dpkube.engine.errors import ExternalLibraryError, PayloadRejected
+from dpkube.engine.libraries.smartnoise_sql import privacy
 from dpkube.engine.release import run_query
 from dpkube.models.examples import query_payload as seed_query
 from dpkube.models.metadata import Metadata
-from dpkube.models.payloads import Library
+from dpkube.models.payloads import Library, SmartnoiseSQLPayload
 
 SQL = Library.SMARTNOISE_SQL
 
@@ -41,6 +45,49 @@ def test_count_and_average_cost_three_times_epsilon(penguin_metadata: Metadata) 
     query = "SELECT COUNT(*) AS n, AVG(bill_length_mm) AS a FROM df"
     cost = estimate_cost(SQL, seed_query(SQL, query_str=query, epsilon=0.5), penguin_metadata)
     assert cost.epsilon == 1.5
+
+
+def test_a_gaussian_count_costs_the_rho_of_the_noise_scale_smartnoise_uses(
+        penguin_metadata: Metadata, penguin_frame: pd.DataFrame) -> None:
+    reader = snsql.from_df(penguin_frame, metadata=penguin_metadata.smartnoise_sql(),
+                           privacy=privacy(SmartnoiseSQLPayload.model_validate(seed_query(SQL))))
+    (mechanism,) = [m for m in reader._get_mechanisms(reader._rewrite(seed_query(SQL)["query_str"])[0]) if m]
+    sensitivity = mechanism.max_contrib * max(abs(mechanism.lower), abs(mechanism.upper))
+    cost = estimate_cost(SQL, seed_query(SQL), penguin_metadata)
+    assert isinstance(mechanism, Gaussian)
+    assert cost.rho == pytest.approx(sensitivity ** 2 / (2 * mechanism.scale ** 2), rel=1e-6)
+    assert cost.rho >= sensitivity ** 2 / (2 * mechanism.scale ** 2)
+
+
+def test_a_gaussian_counts_rho_converts_back_to_the_epsilon_it_was_calibrated_for(
+        penguin_metadata: Metadata) -> None:
+    cost = estimate_cost(SQL, seed_query(SQL), penguin_metadata)
+    assert cost.rho is not None
+    assert epsilon_of(cost.rho, 1e-5) == pytest.approx(0.1, rel=1e-6)
+
+
+def test_each_gaussian_aggregate_adds_its_rho(penguin_metadata: Metadata) -> None:
+    gaussian = {"count": "gaussian", "sum_float": "gaussian"}
+    count = estimate_cost(SQL, seed_query(SQL, mechanisms=gaussian), penguin_metadata)
+    query = "SELECT COUNT(*) AS n, AVG(bill_length_mm) AS a FROM df"
+    both = estimate_cost(SQL, seed_query(SQL, query_str=query, mechanisms=gaussian), penguin_metadata)
+    assert count.rho is not None and both.rho is not None and both.rho > 2 * count.rho
+
+
+def test_a_laplace_query_has_no_rho(penguin_metadata: Metadata) -> None:
+    assert estimate_cost(SQL, seed_query(SQL, mechanisms={}), penguin_metadata).rho is None
+
+
+def test_a_query_mixing_laplace_and_gaussian_has_no_rho(penguin_metadata: Metadata) -> None:
+    query = "SELECT COUNT(*) AS n, AVG(bill_length_mm) AS a FROM df"
+    payload = seed_query(SQL, query_str=query, mechanisms={"count": "gaussian", "sum_float": "laplace"})
+    assert estimate_cost(SQL, payload, penguin_metadata).rho is None
+
+
+def test_groups_thresholded_on_a_noisy_count_have_no_rho(penguin_metadata: Metadata) -> None:
+    censored = penguin_metadata.model_copy(update={"censor_dims": True})
+    query = "SELECT species, COUNT(*) AS n FROM df GROUP BY species"
+    assert estimate_cost(SQL, seed_query(SQL, query_str=query), censored).rho is None
 
 
 def test_release_is_charged_the_estimate(penguin_metadata: Metadata, penguin_frame: pd.DataFrame) -> None:

@@ -1,4 +1,8 @@
-"""The Lomas 0.3 operations, one method per route, in Lomas' check order: dataset (400), then access (403)."""
+"""The Lomas 0.3 operations, one method per route, in Lomas' check order: dataset (400), then access (403).
+
+Budgets are reported in (epsilon, delta) whatever the grant's accounting: a zCDP grant's rho totals are
+each converted at the grant's delta (so initial is not spent + remaining there).
+"""
 
 from __future__ import annotations
 
@@ -45,13 +49,13 @@ class Lomas:
 
     async def initial_budget(self, user: str, dataset: str) -> dict[str, float]:
         await self.datasets.get(dataset)
-        ledger = await self.budgets.ledger(user, dataset)
-        return {"initial_epsilon": ledger.initial.epsilon, "initial_delta": ledger.initial.delta}
+        initial = (await self.budgets.ledger(user, dataset)).reported_initial
+        return {"initial_epsilon": initial.epsilon, "initial_delta": initial.delta}
 
     async def total_spent_budget(self, user: str, dataset: str) -> dict[str, float]:
         await self.datasets.get(dataset)
-        ledger = await self.budgets.ledger(user, dataset)
-        return {"total_spent_epsilon": ledger.spent.epsilon, "total_spent_delta": ledger.spent.delta}
+        spent = (await self.budgets.ledger(user, dataset)).reported_spent
+        return {"total_spent_epsilon": spent.epsilon, "total_spent_delta": spent.delta}
 
     async def remaining_budget(self, user: str, dataset: str) -> dict[str, float]:
         await self.datasets.get(dataset)

@@ -68,6 +68,7 @@ CLIENT_INPUT_ANNOTATION = "dpkube.io/client-input"
 STATUS_CONDITION_ERRORS: dict[str, Callable[[str, Library], ApiException]] = {
     Reason.INSUFFICIENT_BUDGET: lambda m, _: InvalidQueryException(m),
     Reason.EXPERIMENT_BUDGET_EXCEEDED: lambda m, _: InvalidQueryException(m),
+    Reason.NOT_EXPRESSIBLE_IN_ZCDP: lambda m, _: InvalidQueryException(m),
     Reason.NO_BUDGET_GRANT: lambda m, _: UnauthorizedAccessException(m),
     Reason.USER_NOT_ALLOWED: lambda m, _: UnauthorizedAccessException(m),
     Reason.INVALID_QUERY: lambda m, _: InvalidQueryException(m),

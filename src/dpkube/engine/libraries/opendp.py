@@ -228,7 +228,8 @@ def _privacy_map(meas: Measurement, d_in: int) -> Any:
 
 
 def cost(payload: OpenDPPayload, metadata: Metadata) -> Cost:
-    """The privacy map at d_in = max_ids; smoothed and zCDP curves read at `fixed_delta`."""
+    """The privacy map at d_in = max_ids; smoothed and zCDP curves read at `fixed_delta`. A zCDP measurement
+    also carries its rho, its own privacy map's value (what a zCDP grant charges)."""
     meas = measurement(payload)
     kind, d_in = _measure(meas), metadata.max_ids
     fixed_delta = payload.fixed_delta or 0.0
@@ -239,11 +240,13 @@ def cost(payload: OpenDPPayload, metadata: Metadata) -> Cost:
             return Cost(_privacy_map(meas, d_in), 0.0)
         if kind == "FixedSmoothedMaxDivergence":
             return Cost(*_privacy_map(meas, d_in))
+        rho = None
         if kind == "ZeroConcentratedDivergence":
+            rho = float(_privacy_map(meas, d_in))
             meas = opendp.combinators.make_zCDP_to_approxDP(meas)
         if kind in ("SmoothedMaxDivergence", "ZeroConcentratedDivergence"):
             curve = _privacy_map(meas, d_in)
-            return Cost(curve.epsilon(delta=fixed_delta), fixed_delta)
+            return Cost(curve.epsilon(delta=fixed_delta), fixed_delta, rho=rho)
     except Exception as e:
         raise ExternalLibraryError(LIBRARY, f"Error obtaining cost:{e}") from None
     raise InvalidQuery(f"The output measure {kind} is not supported.")

@@ -10,9 +10,11 @@ category) is a legitimate result.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
+import opendp.prelude as dp
 import pandas as pd
 import snsql
 from opendp.typing import set_default_int_type
@@ -125,16 +127,44 @@ def _empty_table_reader(metadata_json: str) -> Any:
     return SqlReader.from_connection(_empty_frame(tuple(metadata.columns)), metadata=metadata.smartnoise_sql())
 
 
+@lru_cache(maxsize=SCALE_CACHE_SIZE)
+def gaussian_rho(lower: float, upper: float, max_contrib: int, scale: float, bit_depth: int) -> float:
+    """The rho of one smartnoise-sql Gaussian mechanism: the privacy map, at its contribution bound, of the
+    OpenDP measurement the library calibrates its scale on (a clamped sum, then Gaussian noise)."""
+    set_default_int_type(f"i{bit_depth}")
+    bounds = (float(math.floor(lower)), float(math.ceil(upper)))
+    space = (dp.vector_domain(dp.atom_domain(T=float)), dp.symmetric_distance())
+    clamped_sum = space >> dp.t.then_clamp(bounds=bounds) >> dp.t.then_sum()  # type: ignore[no-untyped-call]
+    return float((clamped_sum >> dp.m.then_gaussian(scale)).map(max_contrib))
+
+
+def zcdp_rho(reader: PrivateReader, query_str: str) -> float | None:
+    """The query's rho: the sum over its mechanisms, each read from the mechanism object smartnoise-sql builds
+    for it, with the noise scale it really uses. None when some release is not zCDP: a mechanism other than
+    Gaussian, or groups thresholded on a noisy count (censor_dims), whose cost is an (epsilon, delta) one."""
+    parsed = reader.parse_query_string(query_str)
+    if parsed.agg is not None and parsed.agg.groupingExpressions and parsed.censor_dims:
+        return None
+    reader._refresh_options()
+    subquery, _ = reader._rewrite(query_str)
+    mechanisms = [m for m in reader._get_mechanisms(subquery) if m is not None]
+    if not mechanisms or not all(isinstance(m, Gaussian) for m in mechanisms):
+        return None
+    return sum(gaussian_rho(m.lower, m.upper, m.max_contrib, m.scale, m.bit_depth) for m in mechanisms)
+
+
 def cost(payload: SmartnoiseSQLPayload, metadata: Metadata) -> Cost:
-    """smartnoise-sql's `get_privacy_cost`, on a reader over an empty frame (no data is read)."""
+    """smartnoise-sql's `get_privacy_cost`, on a reader over an empty frame (no data is read), and the rho of
+    its Gaussian mechanisms when every release is zCDP."""
     check_query(payload.query_str)
     reader = PrivateReader(_empty_table_reader(metadata.model_dump_json(by_alias=True)), metadata.smartnoise_sql(),
                            privacy=privacy(payload))
     try:
         epsilon, delta = reader.get_privacy_cost(payload.query_str)
+        rho = zcdp_rho(reader, payload.query_str)
     except Exception as e:
         raise ExternalLibraryError(LIBRARY, f"Error obtaining cost: {e}") from None
-    return Cost(epsilon, delta)
+    return Cost(epsilon, delta, rho=rho)
 
 
 def run(payload: SmartnoiseSQLPayload, metadata: Metadata, frame: pd.DataFrame, charge: Cost) -> Any:
