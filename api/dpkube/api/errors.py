@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dpkube.api.ui.pages import SECURITY_HEADERS
 from dpkube.engine.errors import EngineError, ExternalLibraryError, InvalidQuery
 from dpkube.engine.pool import PoolBusy
 
@@ -228,7 +229,7 @@ def page_error(request: Request, error: ApiException) -> Response:
             f"<link rel=stylesheet href={UI_PREFIX}/static/dashboard.css></head><body><main class=error>"
             f"<h1>{error.status_code}</h1><p>{html.escape(message)}</p><p><a href={UI_PREFIX}>Back</a></p>"
             "</main></body></html>")
-    return HTMLResponse(body, status_code=error.status_code)
+    return HTMLResponse(body, status_code=error.status_code, headers=SECURITY_HEADERS)
 
 
 def from_engine(error: EngineError) -> ApiException:
