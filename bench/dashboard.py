@@ -89,7 +89,8 @@ def listed(client: httpx.Client) -> int:
 
 def measure(platform: LocalPlatform, objects: int, loads: int) -> tuple[float, float, list[float], int]:
     store_seconds = asyncio.run(store_queries(platform, objects))
-    with signed_in(platform.url, platform.tokens[USER]) as client:
+    client = signed_in(platform.url, platform.tokens[USER])
+    try:
         started = time.monotonic()
         while (seen := listed(client)) < objects and time.monotonic() - started < 300:
             time.sleep(1)
@@ -102,6 +103,8 @@ def measure(platform: LocalPlatform, objects: int, loads: int) -> tuple[float, f
             response = client.get("/ui")
             samples.append(time.perf_counter() - began)
             response.raise_for_status()
+    finally:
+        client.close()
     return store_seconds, wait_seconds, samples, seen
 
 
