@@ -23,7 +23,7 @@ test: $(STAMP) prereqs
 	$(PY) -m dpkube.cli binaries --cluster
 	$(PY) -m pytest
 
-prereqs:  ## Debian packages of the image build and the real cluster (apt-get, as root; a no-op when present)
+prereqs:  ## Debian packages of the image build, the real cluster and the browser tests (apt-get, as root; a no-op when present)
 	bash hack/prereqs.sh
 
 cluster-up: $(STAMP) prereqs  ## a real single-node cluster with dpkube's images in its containerd (root)
@@ -40,6 +40,7 @@ bench: $(STAMP)  ## bench.lomas installs lomas-server 0.3.5 from PyPI into ~/.ca
 	$(PY) -m bench.engine
 	$(PY) -m bench.operator
 	$(PY) -m bench.api
+	$(PY) -m bench.dashboard
 	$(PY) -m bench.failover
 	$(PY) -m bench.attacks
 	$(PY) -m bench.scale

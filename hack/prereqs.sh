@@ -2,12 +2,13 @@
 # Installs what the image build and the real cluster (`dpkube cluster up`, tests/cluster) need from
 # Debian's packages: the Docker engine, containerd and runc, the CNI plugins, mmdebstrap (the base image),
 # iptables, conntrack and ipset (kube-proxy, the NetworkPolicy engine), gcc's static libc (the pause
-# image). Everything else (Kubernetes, CoreDNS, kube-router) is built from the Go module proxy.
+# image), chromium and chromium-driver (the dashboard's browser tests, driven by Selenium). Everything
+# else (Kubernetes, CoreDNS, kube-router) is built from the Go module proxy.
 # Idempotent: a machine that has them all installs nothing. Services are never started here.
 set -euo pipefail
 
 PACKAGES=(docker.io containerd runc containernetworking-plugins mmdebstrap iptables conntrack ipset
-          iproute2 gcc libc6-dev)
+          iproute2 gcc libc6-dev chromium chromium-driver)
 
 die() { echo "prereqs: $*" >&2; exit 1; }
 

@@ -24,7 +24,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from dpkube.api.errors import InternalServerException, NotAuthenticated, ServiceBusy, UnauthorizedAccessException
+from dpkube.api.errors import (
+    SESSION_COOKIE,
+    InternalServerException,
+    NotAuthenticated,
+    ServiceBusy,
+    UnauthorizedAccessException,
+)
 from dpkube.api.services.quotas import RateLimiter
 from dpkube.api.settings import ApiSettings
 from dpkube.k8s.client import ApiError, KubeClient, NotFound, core_path
@@ -111,6 +117,27 @@ class Authenticator:
         if header_user and header_user != identity.user:
             raise UnauthorizedAccessException(
                 f"User {header_user} is not the authenticated user {identity.user}.")
+        return identity
+
+    async def identify_page(self, request: Request) -> Identity:
+        """The caller of a dashboard page: the trusted header where that mode is on, else the token of the
+        session cookie (checked as a Bearer token is); the API routes never read the cookie."""
+        header_user = request.headers.get(USER_HEADER)
+        if self.settings.trusted_header and header_user:
+            return Identity(header_user, source="header")
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            raise NotAuthenticated("Sign in with your API token.")
+        identity = await self._identity(token)
+        if identity is None:
+            raise NotAuthenticated("Invalid credentials.")
+        return identity
+
+    async def check_token(self, token: str) -> Identity:
+        """The identity of a token a user signs in with (401 when it is not valid)."""
+        identity = await self._identity(token) if token else None
+        if identity is None:
+            raise NotAuthenticated("Invalid credentials.")
         return identity
 
     async def _identity(self, token: str) -> Identity | None:
@@ -221,5 +248,21 @@ async def require_admin(identity: Annotated[Identity, Depends(authenticate)]) ->
     return identity
 
 
+async def authenticate_page(request: Request) -> Identity:
+    """FastAPI dependency of the dashboard's pages: the same identities and request rate as the API."""
+    authenticator: Authenticator = request.app.state.authenticator
+    identity = await authenticator.identify_page(request)
+    rates: RateLimiter = request.app.state.rates
+    rates.take(identity.user)
+    return identity
+
+
+async def require_page_admin(identity: Annotated[Identity, Depends(authenticate_page)]) -> Identity:
+    """The dashboard's admin pages: 403 for everyone else, as `require_admin`."""
+    return await require_admin(identity)
+
+
 Caller = Annotated[Identity, Depends(authenticate)]
 Admin = Annotated[Identity, Depends(require_admin)]
+Viewer = Annotated[Identity, Depends(authenticate_page)]
+PageAdmin = Annotated[Identity, Depends(require_page_admin)]

@@ -6,6 +6,7 @@ anything unexpected becomes the constant 500 body and is logged, never shown.
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 from typing import Any
@@ -13,9 +14,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dpkube.api.ui.pages import SECURITY_HEADERS
 from dpkube.engine.errors import EngineError, ExternalLibraryError, InvalidQuery
 from dpkube.engine.pool import PoolBusy
 
@@ -71,6 +73,10 @@ class NotAuthenticated(UnauthorizedAccessException):
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": 'Bearer realm="dpkube", Basic realm="dpkube"'}
+
+
+class FormRefused(UnauthorizedAccessException):
+    """A dashboard form without its CSRF token, or sent from another origin: 403, and nothing is done."""
 
 
 class ExternalLibraryException(ApiException):
@@ -201,6 +207,31 @@ def _is_dioptra(request: Request) -> bool:
     return request.url.path.startswith(DIOPTRA_PREFIX)
 
 
+UI_PREFIX = "/ui"
+UI_LOGIN = f"{UI_PREFIX}/login"
+SESSION_COOKIE = "dpkube_session"
+"""The web dashboard's cookie: the API token the user signed in with (HttpOnly, SameSite=Strict, path /ui)."""
+
+
+def _is_ui(request: Request) -> bool:
+    return request.url.path == UI_PREFIX or request.url.path.startswith(f"{UI_PREFIX}/")
+
+
+def page_error(request: Request, error: ApiException) -> Response:
+    """An error on a dashboard page: a page without a usable session goes to the sign-in form; any other
+    error is a small HTML page with its status."""
+    if isinstance(error, NotAuthenticated) and request.method == "GET":
+        response: Response = RedirectResponse(UI_LOGIN, status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path=UI_PREFIX)
+        return response
+    message = INTERNAL_MESSAGE if isinstance(error, InternalServerException) else error.message
+    body = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>dpkube: {error.status_code}</title>"
+            f"<link rel=stylesheet href={UI_PREFIX}/static/dashboard.css></head><body><main class=error>"
+            f"<h1>{error.status_code}</h1><p>{html.escape(message)}</p><p><a href={UI_PREFIX}>Back</a></p>"
+            "</main></body></html>")
+    return HTMLResponse(body, status_code=error.status_code, headers=SECURITY_HEADERS)
+
+
 def from_engine(error: EngineError) -> ApiException:
     """The API error of an engine refusal (raised in-process: costs, dummy data, metadata)."""
     if isinstance(error, ExternalLibraryError):
@@ -219,10 +250,12 @@ def error_response(error: ApiException) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error type to its response; outside Dioptra routes pydantic's 422 keeps FastAPI's own shape."""
 
-    async def api_error(request: Request, exc: Exception) -> JSONResponse:
+    async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiException)
         if isinstance(exc, InternalServerException):
             log.error("internal error", extra={"path": request.url.path, "error": exc.message})
+        if _is_ui(request):
+            return page_error(request, exc)
             if _is_dioptra(request):
                 return JSONResponse(dioptra_body(500, INTERNAL_MESSAGE), status_code=500)
         if _is_dioptra(request) and not isinstance(exc, DioptraError):
@@ -247,7 +280,7 @@ def install_error_handlers(app: FastAPI) -> None:
                                 status_code=400)
         return await request_validation_exception_handler(request, exc)
 
-    async def engine_error(request: Request, exc: Exception) -> JSONResponse:
+    async def engine_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, EngineError)
         return await api_error(request, from_engine(exc))
 

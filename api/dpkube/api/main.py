@@ -9,15 +9,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from dpkube.api import logs
 from dpkube.api.auth import Authenticator
-from dpkube.api.errors import install_error_handlers
+from dpkube.api.errors import UI_PREFIX, install_error_handlers
 from dpkube.api.limits import BodyLimitMiddleware
 from dpkube.api.metrics import ApiMetrics, MetricsMiddleware
-from dpkube.api.routes import dioptra, health, lomas
+from dpkube.api.routes import dioptra, health, lomas, ui
 from dpkube.api.services.budgets import BudgetView
 from dpkube.api.services.compute import Compute
+from dpkube.api.services.dashboard import Dashboard
 from dpkube.api.services.datasets import Datasets
 from dpkube.api.services.dioptra import Dioptra
 from dpkube.api.services.endings import Endings
@@ -27,6 +29,7 @@ from dpkube.api.services.lomas import Lomas
 from dpkube.api.services.queries import Queries
 from dpkube.api.services.quotas import InFlight, RateLimiter
 from dpkube.api.settings import ApiSettings
+from dpkube.api.ui.pages import STATIC
 from dpkube.engine.pool import WorkerPool
 from dpkube.k8s.budgets import GRANT_SELECTOR
 from dpkube.k8s.client import KubeClient, KubeConfig, core_path
@@ -102,10 +105,14 @@ def create_app(settings: ApiSettings, client: KubeClient | None = None, pool: Wo
     app.state.lomas = Lomas(dataset_view, budget_view, queries, History(kube, settings.query_namespace, dpqueries),
                             compute, settings.max_dummy_rows)
     app.state.dioptra = Dioptra.over(kube, settings.query_namespace, settings.system_namespace, compute, in_flight)
+    app.state.dashboard = Dashboard(kube, settings.query_namespace, settings.system_namespace, app.state.dioptra,
+                                    feed=dpqueries, grants=grants)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(lomas.router)
     app.include_router(dioptra.router)
+    app.include_router(ui.router)
+    app.mount(f"{UI_PREFIX}/static", StaticFiles(directory=STATIC), name="ui-static")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

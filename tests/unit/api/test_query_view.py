@@ -1,11 +1,12 @@
 """What the facade's one view of DPQueries keeps: the user of an unfinished query, the archive entry of a query
-that succeeded in query mode, nothing of any other, each filed for its reader."""
+that succeeded in query mode, the dashboard entry of every query, each filed for its reader."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from dpkube.api.services.dashboard import DASHBOARD_INDEX
 from dpkube.api.services.feed import query_feed
 from dpkube.api.services.history import HISTORY_INDEX, archived
 from dpkube.api.services.queries import Queries
@@ -82,8 +83,16 @@ def test_history_is_filed_by_user_and_dataset() -> None:
     assert list(view.indexed(HISTORY_INDEX, ("alice", "PENGUIN"))) == ["a"]
 
 
-def test_a_failed_query_leaves_the_view() -> None:
+def test_a_failed_query_leaves_the_in_flight_count_and_stays_on_its_owners_dashboard_alone() -> None:
     view = query_feed(client=None, namespace="dpkube")  # type: ignore[arg-type]
     view.put(query(version=1, status={"phase": "Running"}))
     view.put(query(version=2, status={"phase": "Failed"}))
-    assert view.objects == {}
+    assert (dict(view.indexed(IN_FLIGHT_INDEX, "alice")), set(view.objects["q1"])) == ({}, {"metadata", "dashboard"})
+
+
+def test_the_dashboard_entries_are_filed_by_user() -> None:
+    view = query_feed(client=None, namespace="dpkube")  # type: ignore[arg-type]
+    for name, user, status in (("a", "alice", SUCCEEDED), ("b", "bob", {"phase": "Pending"}),
+                               ("c", "alice", {"phase": "Rejected"})):
+        view.put(query(name, user, status=status))
+    assert sorted(view.indexed(DASHBOARD_INDEX, "alice")) == ["a", "c"]

@@ -1,0 +1,1 @@
+"""The web dashboard's presentation: server-side templates, inline SVG charts, the stylesheet, form checks."""
