@@ -3,6 +3,7 @@ read, admin pages for admins only, and forms that do nothing without their CSRF 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 
@@ -11,9 +12,12 @@ import pytest
 from fastapi import FastAPI
 
 from dpkube.api.settings import ApiSettings
-from dpkube.k8s.client import KubeClient
+from dpkube.budget import ledger as L
+from dpkube.k8s.caps import CapKey, cap_manifest
+from dpkube.k8s.client import KubeClient, core_path
 from dpkube.models import examples
-from dpkube.models.kinds import QUEUE
+from dpkube.models.cost import Cost
+from dpkube.models.kinds import EXPERIMENT, QUEUE
 from dpkube_testing.builders import queue
 
 from .conftest import http_client, running_app
@@ -121,6 +125,21 @@ async def test_an_admin_sees_the_admin_page(browser, admin_caller, locked_queue_
     await sign_in(browser, admin_caller.token)
     response = await browser.get("/ui/admin")
     assert response.status_code == 200 and f'data-queue="{locked_queue_name}"' in response.text
+
+
+async def test_an_admin_sees_an_experiments_spend_against_its_cap(browser, admin_caller, admin, namespace,
+                                                                  system_namespace) -> None:
+    await admin.create(EXPERIMENT.api_path(namespace), {
+        "apiVersion": "dpkube.io/v1alpha1", "kind": "Experiment", "metadata": {"name": "capped"},
+        "spec": {"displayName": "capped_study", "budget": {"epsilon": 1.0, "delta": 0.0001}}})
+    books = cap_manifest(system_namespace, CapKey(namespace, "capped", "carol", "PENGUIN"), Cost(1.0, 0.0001))
+    books["data"].update(L.to_data(L.charge(L.reserve(L.from_data(books["data"]), "q1", Cost(0.25, 0)), "q1")))
+    await admin.create(core_path("configmaps", system_namespace), books)
+    await sign_in(browser, admin_caller.token)
+    page = (await browser.get("/ui/admin")).text
+    assert "capped_study" in page and "cap ε 1" in page
+    assert re.search(r'<tr class="cap-spend"><td>carol</td><td>PENGUIN</td>.*?<td>0.25</td><td>0.75</td>', page, re.S)
+    await admin.delete(core_path("configmaps", system_namespace, books["metadata"]["name"]))
 
 
 async def test_an_admin_locks_a_queue_from_the_page(browser, admin_caller, admin, system_namespace,

@@ -8,6 +8,7 @@ from typing import Any
 from dpkube.api.services.dashboard import (
     Dashboard,
     budget_lines,
+    cap_lines,
     dashboard_entry,
     experiment_line,
     grants_by_dataset,
@@ -16,7 +17,9 @@ from dpkube.api.services.dashboard import (
     user_view,
 )
 from dpkube.api.services.feed import query_feed
+from dpkube.budget import ledger as L
 from dpkube.k8s.budgets import grant_manifest
+from dpkube.k8s.caps import CapKey, cap_manifest
 from dpkube.k8s.informer import Informer
 from dpkube.models.cost import Cost
 
@@ -118,6 +121,22 @@ def test_an_experiment_shows_its_counts_by_phase() -> None:
                             "status": {"total": 3, "queries": {"succeeded": 2, "timedOut": 1}}})
     assert (line.name, line.total, line.phases["Succeeded"], line.phases["TimedOut"], line.phases["Pending"]) \
         == ("a", 3, 2, 1, 0)
+
+
+def test_an_experiment_with_a_cap_shows_each_users_spend_against_it() -> None:
+    key = CapKey("dpkube", "exp-a", "alice", "PENGUIN")
+    books = cap_manifest("dpkube-system", key, Cost(1.0, 1e-4))
+    books["data"].update(L.to_data(L.charge(L.reserve(L.from_data(books["data"]), "q1", Cost(0.25, 0)), "q1")))
+    other = cap_manifest("dpkube-system", CapKey("elsewhere", "exp-a", "bob", "PENGUIN"), Cost(1.0, 1e-4))
+    line = experiment_line({"metadata": {"name": "exp-a"}, "spec": {"budget": {"epsilon": 1.0, "delta": 1e-4}}},
+                           cap_lines([books, other], "dpkube"))
+    assert line.cap == Cost(1.0, 1e-4)
+    assert [(s.user, s.spent.epsilon, s.remaining.epsilon) for s in line.spend] == [("alice", 0.25, 0.75)]
+
+
+def test_an_experiment_without_a_cap_shows_none() -> None:
+    line = experiment_line({"metadata": {"name": "exp-b"}, "spec": {}}, {})
+    assert (line.cap, line.spend) == (None, [])
 
 
 def test_events_are_listed_newest_first_up_to_the_limit() -> None:

@@ -22,6 +22,7 @@ from dpkube.api.services.queries import USER_LABEL, user_hash
 from dpkube.api.services.retry import retrying
 from dpkube.budget import ledger as L
 from dpkube.k8s.budgets import GRANT_LABEL, GRANT_SELECTOR
+from dpkube.k8s.caps import CAP_SELECTOR, cap_of
 from dpkube.k8s.client import KubeClient, core_path
 from dpkube.k8s.informer import Informer
 from dpkube.models.cost import Cost
@@ -186,6 +187,10 @@ class ExperimentLine:
     name: str
     total: int
     phases: dict[str, int]
+    cap: Cost | None = None
+    """What each (user, dataset) may spend in it, if it sets a cap."""
+    spend: list[BudgetLine] = field(default_factory=list)
+    """Each (user, dataset)'s spend against the cap."""
 
 
 @dataclass(frozen=True)
@@ -213,13 +218,31 @@ PHASE_KEYS = {"pending": "Pending", "admitted": "Admitted", "running": "Running"
               "failed": "Failed", "rejected": "Rejected", "timedOut": "TimedOut", "cancelled": "Cancelled"}
 
 
-def experiment_line(item: dict[str, Any]) -> ExperimentLine:
-    """An Experiment's name and its queries by phase, as the operator counts them in its status."""
+def experiment_line(item: dict[str, Any], caps: Mapping[str, list[BudgetLine]] | None = None) -> ExperimentLine:
+    """An Experiment's name, its queries by phase (as the operator counts them in its status) and, when it
+    caps its spend, each (user, dataset)'s spend against the cap (`caps`, by experiment object name)."""
     status = item.get("status") or {}
     counts = status.get("queries") or {}
     name = (item.get("spec") or {}).get("displayName") or item["metadata"]["name"]
     return ExperimentLine(name, int(status.get("total") or 0),
-                          {phase: int(counts.get(key) or 0) for key, phase in PHASE_KEYS.items()})
+                          {phase: int(counts.get(key) or 0) for key, phase in PHASE_KEYS.items()},
+                          cap_of(item), list((caps or {}).get(item["metadata"]["name"], [])))
+
+
+def cap_lines(books: Iterable[dict[str, Any]], namespace: str) -> dict[str, list[BudgetLine]]:
+    """The experiment caps' books of `namespace`'s experiments, by experiment, as budget lines."""
+    lines: dict[str, list[BudgetLine]] = {}
+    for item in books:
+        data = item.get("data") or {}
+        if data.get("experimentNamespace") != namespace or not data.get("experiment"):
+            continue
+        try:
+            ledger = L.from_data(data)
+        except L.InvalidGrant:
+            continue
+        lines.setdefault(data["experiment"], []).append(
+            BudgetLine(ledger.user, ledger.dataset, ledger.initial, ledger.spent, ledger.reserved, True))
+    return {name: sorted(found, key=lambda line: (line.dataset, line.user)) for name, found in lines.items()}
 
 
 def _event_time(event: Mapping[str, Any]) -> str:
@@ -261,10 +284,13 @@ class Dashboard:
     async def admin_view(self) -> AdminView:
         experiments = await retrying(lambda: self.client.list_all(EXPERIMENT.api_path(self.query_namespace)))
         events = await retrying(lambda: self.client.list_all(core_path("events", self.query_namespace)))
+        books = await retrying(lambda: self.client.list_all(core_path("configmaps", self.system_namespace),
+                                                            label_selector=CAP_SELECTOR))
+        caps = cap_lines(books, self.query_namespace)
         queues = [QueueLine(self.dioptra.queues.wire(q)["name"], bool((q.get("spec") or {}).get("locked")))
                   for q in await self.dioptra.queues.all()]
         return AdminView(grants_by_dataset(budget_lines(await self._grants())), queues,
-                         sorted((experiment_line(e) for e in experiments), key=lambda e: e.name),
+                         sorted((experiment_line(e, caps) for e in experiments), key=lambda e: e.name),
                          recent_events(events))
 
     async def set_locked(self, queue: str, locked: bool) -> None:
