@@ -235,10 +235,7 @@ def _credentials(authorization: str | None) -> tuple[str | None, str | None]:
 async def authenticate(request: Request) -> Identity:
     """FastAPI dependency: the caller (401 without one), within their request rate (429 past it)."""
     authenticator: Authenticator = request.app.state.authenticator
-    identity = await authenticator.identify(request)
-    rates: RateLimiter = request.app.state.rates
-    rates.take(identity.user)
-    return identity
+    return _within_rate(request, await authenticator.identify(request))
 
 
 async def require_admin(identity: Annotated[Identity, Depends(authenticate)]) -> Identity:
@@ -251,7 +248,11 @@ async def require_admin(identity: Annotated[Identity, Depends(authenticate)]) ->
 async def authenticate_page(request: Request) -> Identity:
     """FastAPI dependency of the dashboard's pages: the same identities and request rate as the API."""
     authenticator: Authenticator = request.app.state.authenticator
-    identity = await authenticator.identify_page(request)
+    return _within_rate(request, await authenticator.identify_page(request))
+
+
+def _within_rate(request: Request, identity: Identity) -> Identity:
+    """The caller, once their request is counted against their rate (429 past it)."""
     rates: RateLimiter = request.app.state.rates
     rates.take(identity.user)
     return identity

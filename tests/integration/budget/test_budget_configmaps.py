@@ -10,6 +10,7 @@ from dpkube.budget import ledger as L
 from dpkube.k8s.budgets import Budgets, GrantNotFound, grant_manifest
 from dpkube.k8s.client import KubeClient, core_path
 from dpkube.models.cost import Cost
+from dpkube_testing.ledgers import reserve_concurrently
 
 
 async def test_concurrent_reservations_admit_exactly_what_the_grant_affords(admin: KubeClient, namespace: str) -> None:
@@ -18,15 +19,7 @@ async def test_concurrent_reservations_admit_exactly_what_the_grant_affords(admi
     name = (await budgets.find("alice", "PENGUIN")).name
     cost = Cost(epsilon=0.1, delta=0.0)
 
-    async def try_reserve(uid: str) -> bool:
-        try:
-            await budgets.move(name, lambda ledger: L.reserve(ledger, uid, cost))
-            return True
-        except L.InsufficientBudget:
-            return False
-
-    outcomes = await asyncio.gather(*(try_reserve(f"q{i}") for i in range(30)))
-    assert sum(outcomes) == 10
+    assert await reserve_concurrently(budgets, name, cost, 30) == 10
     ledger = (await budgets.find("alice", "PENGUIN")).ledger
     assert len(ledger.reservations) == 10 and ledger.remaining.epsilon == pytest.approx(0, abs=1e-9)
 

@@ -10,6 +10,7 @@ from dpkube.budget import ledger as L
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, core_path
 from dpkube.models.cost import Cost
+from dpkube_testing.ledgers import reserve_concurrently
 
 ZCDP = L.Accounting.ZCDP
 GAUSSIAN = Cost(0.1, 1e-5, rho=0.01)
@@ -21,15 +22,7 @@ async def test_concurrent_reservations_admit_exactly_the_rho_the_grant_affords(a
     await budgets.grant("alice", "PENGUIN", None, 1e-5, accounting=ZCDP, rho=0.1)
     name = (await budgets.find("alice", "PENGUIN")).name
 
-    async def try_reserve(uid: str) -> bool:
-        try:
-            await budgets.move(name, lambda ledger: L.reserve(ledger, uid, GAUSSIAN))
-            return True
-        except L.InsufficientBudget:
-            return False
-
-    outcomes = await asyncio.gather(*(try_reserve(f"q{i}") for i in range(20)))
-    assert sum(outcomes) == 10
+    assert await reserve_concurrently(budgets, name, GAUSSIAN, 20) == 10
     ledger = (await budgets.find("alice", "PENGUIN")).ledger
     assert len(ledger.reservations) == 10 and ledger.remaining.rho == pytest.approx(0, abs=1e-12)
 
