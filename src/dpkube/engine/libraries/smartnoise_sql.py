@@ -142,6 +142,8 @@ def zcdp_rho(reader: PrivateReader, query_str: str) -> float | None:
     """The query's rho: the sum over its mechanisms, each read from the mechanism object smartnoise-sql builds
     for it, with the noise scale it really uses. None when some release is not zCDP: a mechanism other than
     Gaussian, or groups thresholded on a noisy count (censor_dims), whose cost is an (epsilon, delta) one."""
+    if Mechanism.gaussian not in reader.privacy.mechanisms.map.values():
+        return None  # no release can be Gaussian: spare every Laplace query a second rewrite when pricing
     parsed = reader.parse_query_string(query_str)
     if parsed.agg is not None and parsed.agg.groupingExpressions and parsed.censor_dims:
         return None
