@@ -212,7 +212,6 @@ def can_i(release: Release, who: str, verb: str, resource: str, namespace: str |
 @pytest.mark.parametrize(("who", "verb", "resource", "namespace"), [
     (OPERATOR, "create", "clusterrolebindings", None),
     (OPERATOR, "update", "dpqueries.dpkube.io", "home-alice"),
-    (OPERATOR, "delete", "configmaps", SYSTEM),
     (OPERATOR, "create", "namespaces", None),
     (OPERATOR, "update", "validatingadmissionpolicies", None),
     (OPERATOR, "update", "customresourcedefinitions", None),
@@ -256,6 +255,7 @@ NOT_EXERCISED_HERE = {
         ("dpkube.io", "dpqueries", "delete"): "an Experiment's deletion deletes its queries",
         ("", "pods", "patch"): "a warm pod is labelled with the query it claimed",
         ("", "configmaps", "create"): "results over 32 KiB and plugin packages are kept in ConfigMaps",
+        ("", "configmaps", "delete"): "an Experiment's deletion deletes its cap's books, once its queries are gone",
         ("", "secrets", "get"): "a dataset's credentials Secret is read to be copied next to its queries",
         ("", "secrets", "create"): "a dataset's credentials are copied next to its queries",
         ("", "secrets", "update"): "a changed credentials Secret replaces its copy",
