@@ -26,6 +26,8 @@ from dpkube.operator.settings import OperatorSettings
 log = logging.getLogger(__name__)
 DEMAND_WINDOW = 60.0
 """Seconds of claims a pool's size follows: busy, it grows by its recent claims; idle, back to its floor."""
+ENDED_POD_PHASES = frozenset({"Succeeded", "Failed"})
+"""A pod in one of these can no longer run a query, whatever its last poll said."""
 REPOLL_GRACE = 5.0
 """Seconds an idle pod still counts as ready after its poll timed out: it polls again at once, and a claim
 made in between reaches it on that next poll (its key then names the query)."""
@@ -126,8 +128,8 @@ class WarmPools:
             except NotFound:
                 continue
             if (QUERY_UID_LABEL in (pod["metadata"].get("labels") or {}) or pod["metadata"].get("deletionTimestamp")
-                    or (pod.get("status") or {}).get("phase") != "Running"):
-                continue
+                    or (pod.get("status") or {}).get("phase") in ENDED_POD_PHASES):
+                continue  # a pod that polls is alive even while its node has not yet written it Running
             try:
                 await self.client.patch(core_path("pods", namespace, name), {"metadata": {
                     "resourceVersion": pod["metadata"]["resourceVersion"],
