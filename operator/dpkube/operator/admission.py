@@ -114,10 +114,11 @@ class Admission:
             dataset = await self.datasets.get(spec.dataset)
         except DatasetInvalid as exc:
             return Refused(Phase.REJECTED, Reason.DATASET_NOT_FOUND, f"dataset {spec.dataset}: {exc}")
+        experiment = await self._experiment(query.namespace, spec.experiment)
         cost_only = spec.mode == Mode.COST  # a price needs no pod, no budget, no other query: it never waits
         decision = rules.decide(rules.Facts(
             dataset=spec.dataset, dataset_exists=dataset is not None, experiment=spec.experiment,
-            **await self._experiment_facts(query.namespace, spec.experiment),
+            **experiment_facts(spec.experiment, experiment),
             dependencies={} if cost_only else await self._dependency_phases(query.namespace, spec.depends_on)))
         if decision.verdict in (rules.Verdict.REJECT, rules.Verdict.FAIL):
             return Refused(_terminal(decision), decision.reason, decision.message)
@@ -143,8 +144,9 @@ class Admission:
         if spec.mode == Mode.QUERY:
             try:
                 grant = await self.budgets.find(spec.user, spec.dataset)
-                await self.caps.reserve(cap_key(query.namespace, spec), query.uid, priced, functools.partial(
-                    self.budgets.move, grant, functools.partial(L.reserve, uid=query.uid, cost=priced)))
+                on_grant = functools.partial(self.budgets.move, grant,
+                                             functools.partial(L.reserve, uid=query.uid, cost=priced))
+                await self.caps.reserve(cap_key(query.namespace, spec), experiment, query.uid, priced, on_grant)
             except L.BudgetError as exc:
                 return Refused(Phase.REJECTED, exc.reason, str(exc))
         digest = await self.snapshots.keep(dataset.metadata)
@@ -244,14 +246,14 @@ class Admission:
         else:
             PRICINGS.labels(namespace).inc()
 
-    async def _experiment_facts(self, namespace: str, experiment: str | None) -> ExperimentFacts:
-        if experiment is None:
-            return {}
+    async def _experiment(self, namespace: str, name: str | None) -> dict[str, Any] | None:
+        """The query's Experiment, read once: its lock decides admission and its cap bounds the reservation."""
+        if name is None:
+            return None
         try:
-            body = await self.client.get(EXPERIMENT.api_path(namespace, experiment))
+            return await self.client.get(EXPERIMENT.api_path(namespace, name))
         except NotFound:
-            return {"experiment_exists": False}
-        return {"experiment_locked": bool((body.get("spec") or {}).get("locked"))}
+            return None
 
     async def _dependency_phases(self, namespace: str, names: list[str]) -> dict[str, Phase | None]:
         phases: dict[str, Phase | None] = {}
@@ -277,6 +279,15 @@ class Admission:
         name = body["metadata"]["name"]
         return rules.QueueFacts(exists=True, locked=spec.locked, max_concurrent=spec.max_concurrent,
                                 running=self.registry.running(name), ahead=self.registry.ahead_of(uid))
+
+
+def experiment_facts(name: str | None, body: dict[str, Any] | None) -> ExperimentFacts:
+    """What admission knows of the experiment `name` from its body (None: it does not exist)."""
+    if name is None:
+        return {}
+    if body is None:
+        return {"experiment_exists": False}
+    return {"experiment_locked": bool((body.get("spec") or {}).get("locked"))}
 
 
 def _terminal(decision: rules.Decision) -> Phase:

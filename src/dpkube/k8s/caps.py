@@ -25,7 +25,6 @@ from dpkube.models.conditions import Reason
 from dpkube.models.cost import Cost
 from dpkube.models.dpquery import DPQuerySpec
 from dpkube.models.experiment import ExperimentSpec
-from dpkube.models.kinds import EXPERIMENT
 
 CAP = "experiment-cap"
 CAP_SELECTOR = f"{GRANT_LABEL}={CAP}"
@@ -150,14 +149,16 @@ class ExperimentCaps:
         self.client = budgets.client
         self.namespace = budgets.namespace
 
-    async def reserve(self, key: CapKey | None, uid: str, cost: Cost, on_grant: Callable[[], Awaitable[Any]]) -> None:
-        """Reserve `cost` on the experiment's cap (if it sets one), then `on_grant()`; the cap's reservation is
-        returned if the grant refuses. Both steps are idempotent by uid, so a retry after a crash is safe."""
-        cap, generation = (None, 0) if key is None else await self._cap(key)
-        if key is None or cap is None:
+    async def reserve(self, key: CapKey | None, experiment: dict[str, Any] | None, uid: str, cost: Cost,
+                      on_grant: Callable[[], Awaitable[Any]]) -> None:
+        """Reserve `cost` on the cap `experiment` (the Experiment as the caller read it) sets, if any, then
+        `on_grant()`; the cap's reservation is returned if the grant refuses. Both steps are idempotent by uid,
+        so a retry after a crash is safe."""
+        cap = cap_of(experiment) if experiment is not None else None
+        if key is None or experiment is None or cap is None:
             await on_grant()
             return
-        books = await self._books(key, cap, generation)
+        books = await self._books(key, cap, int(experiment["metadata"].get("generation") or 0))
         await self.budgets.move(books, within_cap(lambda ledger: L.reserve(ledger, uid, cost)))
         try:
             await on_grant()
@@ -216,14 +217,6 @@ class ExperimentCaps:
                                          uid=item["metadata"]["uid"])
             except NotFound:
                 pass
-
-    async def _cap(self, key: CapKey) -> tuple[Cost | None, int]:
-        """The experiment's cap and the generation of its spec that sets it."""
-        try:
-            body = await self.client.get(EXPERIMENT.api_path(key.namespace, key.experiment))
-        except NotFound:
-            return None, 0
-        return cap_of(body), int(body["metadata"].get("generation") or 0)
 
     async def _books(self, key: CapKey, cap: Cost, generation: int) -> Grant:
         """The cap's books, created on first use and carrying the cap as the Experiment sets it now."""

@@ -73,7 +73,7 @@ async def test_a_user_sees_only_their_own_spend_and_an_admin_sees_all(
     caps = ExperimentCaps(budgets)
     for user, uid in ((caller.name, "uid-mine"), (other.name, "uid-theirs")):
         grant = await budgets.find(user, "PENGUIN")
-        await caps.reserve(CapKey(namespace, obj["metadata"]["name"], user, "PENGUIN"), uid, Cost(0.25, 1e-5),
+        await caps.reserve(CapKey(namespace, obj["metadata"]["name"], user, "PENGUIN"), obj, uid, Cost(0.25, 1e-5),
                            lambda grant=grant, uid=uid: budgets.move(grant, lambda ledger: L.reserve(
                                ledger, uid, Cost(0.25, 1e-5))))
     mine = (await http.get(url, headers=caller.basic)).json()["budgets"]

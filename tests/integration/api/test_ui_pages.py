@@ -62,6 +62,12 @@ async def locked_queue_name(admin: KubeClient, system_namespace: str) -> AsyncIt
     await admin.delete(QUEUE.api_path(system_namespace, name))
 
 
+async def lock_from_page(client: httpx.AsyncClient, queue_name: str, token: str,
+                         headers: dict[str, str]) -> httpx.Response:
+    """The admin page's lock form, posted with this CSRF token and these headers."""
+    return await client.post(f"/ui/admin/queues/{queue_name}/lock", data={"csrf": token}, headers=headers)
+
+
 async def is_locked(admin: KubeClient, system_namespace: str, name: str) -> bool:
     return bool((await admin.get(QUEUE.api_path(system_namespace, name)))["spec"].get("locked"))
 
@@ -145,8 +151,7 @@ async def test_an_admin_sees_an_experiments_spend_against_its_cap(browser, admin
 async def test_an_admin_locks_a_queue_from_the_page(browser, admin_caller, admin, system_namespace,
                                                     locked_queue_name) -> None:
     await sign_in(browser, admin_caller.token)
-    response = await browser.post(f"/ui/admin/queues/{locked_queue_name}/lock",
-                                  data={"csrf": browser.cookies["dpkube_csrf"]}, headers=ORIGIN)
+    response = await lock_from_page(browser, locked_queue_name, browser.cookies["dpkube_csrf"], ORIGIN)
     assert (response.status_code, response.headers["location"]) == (303, "/ui/admin")
     assert await is_locked(admin, system_namespace, locked_queue_name)
 
@@ -154,8 +159,7 @@ async def test_an_admin_locks_a_queue_from_the_page(browser, admin_caller, admin
 async def test_a_lock_without_the_csrf_token_is_403_and_locks_nothing(browser, admin_caller, admin, system_namespace,
                                                                      locked_queue_name) -> None:
     await sign_in(browser, admin_caller.token)
-    response = await browser.post(f"/ui/admin/queues/{locked_queue_name}/lock", data={"csrf": "forged"},
-                                  headers=ORIGIN)
+    response = await lock_from_page(browser, locked_queue_name, "forged", ORIGIN)
     assert response.status_code == 403
     assert not await is_locked(admin, system_namespace, locked_queue_name)
 
@@ -163,9 +167,8 @@ async def test_a_lock_without_the_csrf_token_is_403_and_locks_nothing(browser, a
 async def test_a_lock_from_another_origin_is_403_and_locks_nothing(browser, admin_caller, admin, system_namespace,
                                                                    locked_queue_name) -> None:
     await sign_in(browser, admin_caller.token)
-    response = await browser.post(f"/ui/admin/queues/{locked_queue_name}/lock",
-                                  data={"csrf": browser.cookies["dpkube_csrf"]},
-                                  headers={"Origin": "http://evil.example"})
+    response = await lock_from_page(browser, locked_queue_name, browser.cookies["dpkube_csrf"],
+                                    {"Origin": "http://evil.example"})
     assert response.status_code == 403
     assert not await is_locked(admin, system_namespace, locked_queue_name)
 
@@ -173,8 +176,7 @@ async def test_a_lock_from_another_origin_is_403_and_locks_nothing(browser, admi
 async def test_a_lock_by_a_user_is_403_and_locks_nothing(browser, caller, admin, system_namespace,
                                                          locked_queue_name) -> None:
     await sign_in(browser, caller.token)
-    response = await browser.post(f"/ui/admin/queues/{locked_queue_name}/lock",
-                                  data={"csrf": browser.cookies["dpkube_csrf"]}, headers=ORIGIN)
+    response = await lock_from_page(browser, locked_queue_name, browser.cookies["dpkube_csrf"], ORIGIN)
     assert response.status_code == 403
     assert not await is_locked(admin, system_namespace, locked_queue_name)
 
