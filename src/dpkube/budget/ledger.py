@@ -23,10 +23,13 @@ is refused on such a grant. Its budget is reported as the (epsilon, delta) equiv
 
 from __future__ import annotations
 
+import collections
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 from dpkube.budget.zcdp import ConversionError, epsilon_of, rho_of
 from dpkube.models.conditions import Reason
@@ -83,6 +86,82 @@ class InvalidGrant(BudgetError):
     reason = Reason.INVALID_GRANT
 
 
+Row = tuple[float, float, float | None]
+"""A cost as a grant stores it: epsilon, delta and (zCDP) rho."""
+
+
+class Holds(Mapping[str, Cost]):
+    """Costs by query uid, kept as rows. A grant with thousands of queries in flight is read, moved and
+    rewritten on every admission, so only the costs asked for become `Cost` objects."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, costs: Mapping[str, Cost] | None = None) -> None:
+        self._rows: dict[str, Row] = ({} if costs is None else dict(costs._rows) if isinstance(costs, Holds)
+                                      else {uid: (c.epsilon, c.delta, c.rho) for uid, c in costs.items()})
+
+    @classmethod
+    def _of_rows(cls, rows: dict[str, Row]) -> Holds:
+        holds = cls()
+        holds._rows = rows
+        return holds
+
+    def __getitem__(self, uid: str) -> Cost:
+        epsilon, delta, rho = self._rows[uid]
+        return Cost(epsilon, delta, rho=rho)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._rows
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self._rows == Holds(other)._rows
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Holds({self._rows!r})"
+
+    def with_cost(self, uid: str, cost: Cost) -> Holds:
+        return Holds._of_rows({**self._rows, uid: (cost.epsilon, cost.delta, cost.rho)})
+
+    def without(self, uid: str) -> Holds:
+        return Holds._of_rows({k: v for k, v in self._rows.items() if k != uid})
+
+    def total(self) -> Cost:
+        """The basic composition of every cost: the same sum as `Cost.total`, without a Cost per row."""
+        return Cost(sum(row[0] for row in self._rows.values()), min(1.0, sum(row[1] for row in self._rows.values())))
+
+    def total_rho(self) -> float:
+        return sum(row[2] or 0.0 for row in self._rows.values())
+
+    def stored(self, *, with_rho: bool) -> str:
+        """The grant's JSON of these costs, by uid; read back, it parses to these Holds at no cost."""
+        rows = {uid: [e, d, *([r] if with_rho else [])] for uid, (e, d, r) in sorted(self._rows.items())}
+        text = json.dumps(rows, separators=(",", ":"))
+        _remember(text, with_rho, self)
+        return text
+
+
+PARSED_KEPT = 16
+"""How many stored texts of holds are kept parsed: the operator reads back what it just wrote, grant after grant."""
+_parsed: collections.OrderedDict[tuple[str, bool], Holds] = collections.OrderedDict()
+
+
+def _remember(text: str, zcdp: bool, holds: Holds) -> None:
+    _parsed[(text, zcdp)] = holds
+    _parsed.move_to_end((text, zcdp))
+    while len(_parsed) > PARSED_KEPT:
+        _parsed.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class Ledger:
     """The state of one grant. Under zCDP, `initial_rho` and `spent_rho` are the books, `initial.delta` is the
@@ -93,8 +172,8 @@ class Ledger:
     initial: Cost
     may_query: bool = True
     spent: Cost = ZERO
-    reservations: Mapping[str, Cost] = field(default_factory=dict)
-    charged: Mapping[str, Cost] = field(default_factory=dict)
+    reservations: Holds = field(default_factory=Holds)
+    charged: Holds = field(default_factory=Holds)
     accounting: Accounting = Accounting.APPROX_DP
     initial_rho: float = 0.0
     spent_rho: float = 0.0
@@ -105,11 +184,11 @@ class Ledger:
 
     @property
     def reserved(self) -> Cost:
-        return Cost.total(self.reservations.values())
+        return self.reservations.total()
 
     @property
     def reserved_rho(self) -> float:
-        return sum(cost.rho or 0.0 for cost in self.reservations.values())
+        return self.reservations.total_rho()
 
     @property
     def remaining(self) -> Cost:
@@ -153,7 +232,7 @@ def reserve(ledger: Ledger, uid: str, cost: Cost) -> Ledger:
     fits = (cost.rho or 0.0) <= (remaining.rho or 0.0) + TOLERANCE if ledger.zcdp else cost.fits_in(remaining)
     if not fits:
         raise InsufficientBudget(remaining)
-    return replace(ledger, reservations={**ledger.reservations, uid: cost})
+    return replace(ledger, reservations=ledger.reservations.with_cost(uid, cost))
 
 
 def charge(ledger: Ledger, uid: str) -> Ledger:
@@ -163,8 +242,8 @@ def charge(ledger: Ledger, uid: str) -> Ledger:
     cost = ledger.reservations.get(uid)
     if cost is None:
         raise BudgetError(f"query {uid} has no reservation to charge")
-    reservations = {k: v for k, v in ledger.reservations.items() if k != uid}
-    charged = {**ledger.charged, uid: cost}
+    reservations = ledger.reservations.without(uid)
+    charged = ledger.charged.with_cost(uid, cost)
     if ledger.zcdp:
         return replace(ledger, spent_rho=ledger.spent_rho + (cost.rho or 0.0), reservations=reservations,
                        charged=charged)
@@ -175,14 +254,14 @@ def refund(ledger: Ledger, uid: str) -> Ledger:
     """Return the reservation of `uid` (nothing was released); a no-op once charged or never reserved."""
     if uid not in ledger.reservations:
         return ledger
-    return replace(ledger, reservations={k: v for k, v in ledger.reservations.items() if k != uid})
+    return replace(ledger, reservations=ledger.reservations.without(uid))
 
 
 def forget(ledger: Ledger, uid: str) -> Ledger:
     """Drop the idempotency record of a charge once the query itself records it."""
     if uid not in ledger.charged:
         return ledger
-    return replace(ledger, charged={k: v for k, v in ledger.charged.items() if k != uid})
+    return replace(ledger, charged=ledger.charged.without(uid))
 
 
 def _float(data: Mapping[str, str], key: str, default: float | None = None) -> float:
@@ -200,16 +279,31 @@ def _float(data: Mapping[str, str], key: str, default: float | None = None) -> f
     return value
 
 
-def _costs(data: Mapping[str, str], key: str, *, zcdp: bool) -> dict[str, Cost]:
+def _amount(value: Any, *, at_most: float = math.inf) -> float:
+    """A stored epsilon, delta or rho: a finite number in [0, at_most], as a `Cost` would accept it."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= at_most:
+        raise ValueError(f"not a cost: {value!r}")
+    return float(value)
+
+
+def _costs(data: Mapping[str, str], key: str, *, zcdp: bool) -> Holds:
     """[epsilon, delta] per uid, and a third element, rho, on a zCDP grant (where it is required)."""
+    text = data.get(key) or "{}"
+    known = _parsed.get((text, zcdp))
+    if known is not None:
+        return known
     try:
-        raw = json.loads(data.get(key) or "{}")
-        costs = {uid: Cost(v[0], v[1], rho=v[2] if zcdp and len(v) > 2 else None) for uid, v in raw.items()}
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raw = json.loads(text)
+        rows: dict[str, Row] = {
+            str(uid): (_amount(v[0]), _amount(v[1], at_most=1.0), _amount(v[2]) if zcdp and len(v) > 2 else None)
+            for uid, v in raw.items()}
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise InvalidGrant(f"grant {key} is not readable") from exc
-    if zcdp and any(cost.rho is None for cost in costs.values()):
+    if zcdp and any(row[2] is None for row in rows.values()):
         raise InvalidGrant(f"grant {key} holds a query without a rho cost on a zCDP grant")
-    return costs
+    holds = Holds._of_rows(rows)
+    _remember(text, zcdp, holds)
+    return holds
 
 
 def _accounting(data: Mapping[str, str]) -> Accounting:
@@ -268,10 +362,8 @@ def from_data(data: Mapping[str, str]) -> Ledger:
 def to_data(ledger: Ledger) -> dict[str, str]:
     """The operator-kept keys of a grant ConfigMap (the admin's keys are left as they are)."""
 
-    def dump(costs: Mapping[str, Cost]) -> str:
-        rows = {uid: [c.epsilon, c.delta, *([c.rho] if ledger.zcdp else [])] for uid, c in sorted(costs.items())}
-        return json.dumps(rows, separators=(",", ":"))
-
-    spent = ({"spentRho": repr(ledger.spent_rho)} if ledger.zcdp
+    zcdp = ledger.zcdp
+    spent = ({"spentRho": repr(ledger.spent_rho)} if zcdp
              else {"spentEpsilon": repr(ledger.spent.epsilon), "spentDelta": repr(ledger.spent.delta)})
-    return {**spent, "reservations": dump(ledger.reservations), "charged": dump(ledger.charged)}
+    return {**spent, "reservations": ledger.reservations.stored(with_rho=zcdp),
+            "charged": ledger.charged.stored(with_rho=zcdp)}

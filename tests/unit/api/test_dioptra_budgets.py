@@ -11,7 +11,7 @@ from dpkube.models.cost import Cost
 
 def row(user: str, spent: float = 0.0, reserved: float = 0.0) -> CapRow:
     ledger = L.Ledger(user=user, dataset="PENGUIN", initial=Cost(1.0, 1e-3), spent=Cost(spent),
-                      reservations={"q": Cost(reserved)} if reserved else {})
+                      reservations=L.Holds({"q": Cost(reserved)} if reserved else {}))
     return CapRow(user, "PENGUIN", ledger)
 
 

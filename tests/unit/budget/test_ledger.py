@@ -111,3 +111,23 @@ def test_ledger_survives_a_round_trip_through_configmap_data() -> None:
 def test_a_broken_grant_is_refused_with_what_is_wrong(data: dict, message: str) -> None:
     with pytest.raises(L.InvalidGrant, match=message):
         L.from_data(data)
+
+
+@pytest.mark.parametrize("stored", [
+    '{"q": [0.1]}', '{"q": [-0.1, 0]}', '{"q": [0.1, 1.5]}', '{"q": ["0.1", 0]}', '{"q": [true, 0]}',
+    '{"q": [NaN, 0]}', '{"q": 0.1}', '["q"]', "not json",
+])
+def test_a_reservation_that_is_not_a_cost_makes_the_grant_unreadable(stored: str) -> None:
+    data = {"user": "a", "dataset": "D", "initialEpsilon": "1", "reservations": stored}
+    with pytest.raises(L.InvalidGrant, match="reservations is not readable"):
+        L.from_data(data)
+
+
+def test_a_grant_with_thousands_of_reservations_sums_them_as_costs_do() -> None:
+    costs = [Cost(0.001 * (i % 7), 1e-9 * (i % 3)) for i in range(3000)]
+    ledger = grant()
+    for i, cost in enumerate(costs):
+        ledger = L.reserve(ledger, f"q{i}", cost)
+    assert ledger.reserved == Cost.total(costs)
+    assert L.from_data({"user": "alice", "dataset": "PENGUIN", "initialEpsilon": "10.0", "initialDelta": "0.005",
+                        **L.to_data(ledger)}) == ledger
