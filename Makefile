@@ -44,6 +44,7 @@ bench: $(STAMP)  ## bench.lomas installs lomas-server 0.3.5 from PyPI into ~/.ca
 	$(PY) -m bench.failover
 	$(PY) -m bench.attacks
 	$(PY) -m bench.scale
+	$(PY) -m bench.kube_client
 	$(PY) -m bench.zcdp
 	$(PY) -m bench.lomas
 	$(PY) -m bench.cluster

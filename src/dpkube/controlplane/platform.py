@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,15 @@ class LocalPlatform:
     env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> LocalPlatform:
+        """Start every process; if one fails to start (or SIGTERM comes), those already started are stopped."""
+        _exit_on_sigterm()
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalPlatform:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.plane = LocalControlPlane(self.workdir / "controlplane", users=self.users, audit=self.audit).start()
         asyncio.run(self._prepare())
@@ -141,3 +152,14 @@ class LocalPlatform:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _stop_by_exiting(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _exit_on_sigterm() -> None:
+    """A benchmark stopped by SIGTERM unwinds to its `platform.stop()` and so stops every child it started, instead
+    of leaving an operator and its workers running (only where nobody else handles SIGTERM)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _stop_by_exiting)
