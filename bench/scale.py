@@ -181,7 +181,7 @@ def row(label: str, result: Burst, count: int, cpu: float) -> None:
           f"{percentile(lat, 0.5):>8.2f}s {percentile(lat, 0.99):>8.2f}s {cpu:>8.1f}s  {dict(result.phases)}")
 
 
-async def timed(platform: LocalPlatform, queries: int, fair: int) -> None:
+async def timed(platform: LocalPlatform, queries: int, fair: int, rows: set[str]) -> None:
     gauge = OperatorGauge(platform.children["operator"].pid or 0)
     async with KubeClient(platform.kube_config(), max_connections=CREATE_CONCURRENCY + 8) as client:
         await make_queue(client, "scale-open")
@@ -198,11 +198,16 @@ async def timed(platform: LocalPlatform, queries: int, fair: int) -> None:
             ("query mode to Admitted, no queue (pods unbound)", "q", "query", None),
             ("query mode to Admitted, through a Queue", "qq", "query", "scale-open"),
         ):
+            if prefix not in rows:
+                continue
             cpu = gauge.cpu_seconds()
             result = await burst(client, watcher, prefix, queries, mode, queue, timeout)
             row(label, result, queries, gauge.cpu_seconds() - cpu)
         rss, peak = gauge.memory_mib()
-        print(f"operator RSS {rss:.0f} MiB (peak {peak:.0f} MiB) with {4 * queries} DPQueries stored")
+        print(f"operator RSS {rss:.0f} MiB (peak {peak:.0f} MiB) with {len(rows) * queries} DPQueries stored")
+        if not fair:
+            await watcher.stop()
+            return
         await burst(client, watcher, "held", queries, "query", "scale-held", timeout=0)
         lone_queue, lone_cost = [], []
         for i in range(fair):
@@ -253,15 +258,19 @@ def start(workdir: Path, audit: bool) -> LocalPlatform:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=10_000, help="queries per burst")
-    parser.add_argument("--fair", type=int, default=20, help="lone queries timed beside the backlog")
-    parser.add_argument("--audited", type=int, default=200, help="queries of the audited burst")
+    parser.add_argument("--fair", type=int, default=20, help="lone queries timed beside the backlog (0: none)")
+    parser.add_argument("--audited", type=int, default=200, help="queries of the audited burst (0: none)")
+    parser.add_argument("--rows", default="c,cq,q,qq",
+                        help="bursts to time: c (cost), cq (cost via a Queue), q (query), qq (query via a Queue)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dpkube-scale-") as folder:
         platform = start(Path(folder) / "timed", audit=False)
         try:
-            asyncio.run(timed(platform, args.queries, args.fair))
+            asyncio.run(timed(platform, args.queries, args.fair, set(args.rows.split(","))))
         finally:
             platform.stop()
+        if not args.audited:
+            return
         platform = start(Path(folder) / "audited", audit=True)
         try:
             asyncio.run(audited(platform, args.audited))
