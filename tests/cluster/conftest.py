@@ -44,7 +44,8 @@ VALUES = [
     "--set", "demo.datasets=true",
     # Two cores for everything: small requests, so that 4 queries, 2 operators, 2 facades and DNS fit.
     "--set", "runner.resources.requests.cpu=100m", "--set", "runner.resources.requests.memory=256Mi",
-    # The default queue's pods run the core image: its warm pods import only what that image has (no torch).
+    # The chart's default queue, whose pods (the Lomas routes' warm runners) run the core image: they import only
+    # what that image has (no torch); with SYNTH, a queue whose pods run the full one.
     "--set-json", "queues=" + json.dumps([
         images.core_default_queue(),
         *([{"name": SYNTH_QUEUE, "spec": {"displayName": SYNTH_QUEUE, "image": images.FULL}}] if SYNTH else [])]),

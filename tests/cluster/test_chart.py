@@ -17,6 +17,7 @@ from dpkube.client import Client, DioptraClient
 from dpkube.cluster import images
 from dpkube.cluster.cluster import LocalCluster
 from dpkube.k8s import policy
+from dpkube.models.payloads import CORE_LIBRARIES
 from dpkube_testing.builders import dpquery
 from dpkube_testing.dioptra import workflow
 from dpkube_testing.realcluster import (
@@ -139,7 +140,7 @@ def test_a_warm_pod_is_a_non_root_process_without_capabilities_under_seccomp(rel
     cluster = release.cluster
     queue = f"warm-{uuid.uuid4().hex[:6]}"
     manifest = {"apiVersion": "dpkube.io/v1alpha1", "kind": "Queue", "metadata": {"name": queue, "namespace": SYSTEM},
-                "spec": {"warmPods": 1, "warmLibraries": list(images.CORE_LIBRARIES)}}
+                "spec": {"warmPods": 1, "warmLibraries": list(CORE_LIBRARIES)}}
     assert kubectl(cluster, "create", "-f", "-", input=json.dumps(manifest)).returncode == 0
     try:
         def running_warm_pod() -> dict | None:

@@ -26,6 +26,7 @@ from dpkube.api.services.endings import Endings
 from dpkube.api.services.feed import query_feed
 from dpkube.api.services.history import History
 from dpkube.api.services.lomas import Lomas
+from dpkube.api.services.lomas_queue import LomasQueue
 from dpkube.api.services.queries import Queries
 from dpkube.api.services.quotas import InFlight, RateLimiter
 from dpkube.api.settings import ApiSettings
@@ -93,9 +94,10 @@ def create_app(settings: ApiSettings, client: KubeClient | None = None, pool: Wo
     budget_view = BudgetView(kube, settings.system_namespace, grants)
     compute = Compute(workers, settings.pool_jobs_per_user)
     in_flight = InFlight(kube, settings.query_namespace, settings.max_queries_in_flight, dpqueries)
+    lomas_queue = LomasQueue(kube, settings.system_namespace, settings.lomas_queue) if settings.lomas_queue else None
     queries = Queries(kube, settings.query_namespace, dataset_view, budget_view, settings.query_wait_seconds,
                       on_end=metrics.query_ended, in_flight=in_flight,
-                      endings=Endings(kube, settings.query_namespace, dpqueries), queue=settings.lomas_queue)
+                      endings=Endings(kube, settings.query_namespace, dpqueries), queue=lomas_queue)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.informers = informers

@@ -58,8 +58,9 @@ class ApiSettings(BaseSettings):
     max_dummy_rows: int = Field(default=10_000, gt=0)
     """Most rows /get_dummy_dataset builds; more is refused with 400."""
     lomas_queue: str = ""
-    """Queue the Lomas routes' queries run through (e.g. `default`), so its warm runners serve them; empty
-    (the default) runs them outside any queue, on cold pods."""
+    """Queue the Lomas routes' queries run through (`make dev` and the chart set `default`), so its warm runners
+    serve them; a query of a library it does not warm, or any when it does not exist, runs outside any queue on
+    a cold pod. Empty (the default here, which no Queue need back) runs every query so."""
     max_queries_in_flight: int = Field(default=16, ge=1)
     """A user's unfinished queries (Lomas queries and Dioptra jobs, across replicas); more get 429."""
     requests_per_second: float = Field(default=20.0, gt=0)

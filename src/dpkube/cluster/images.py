@@ -29,15 +29,12 @@ from typing import Any
 from dpkube.cluster.errors import HostNotReady, ImageBuildError
 from dpkube.controlplane import binaries
 from dpkube.controlplane.processes import ChildProcess
-from dpkube.models.payloads import Library
 from dpkube.models.queue import DEFAULT_QUEUE, default_queue_spec
 
 VERSION = "0.1.0"
 REPOSITORY = "dpkube"
 FULL = f"{REPOSITORY}:{VERSION}"
 CORE = f"{REPOSITORY}:{VERSION}-core"
-CORE_LIBRARIES = (Library.SMARTNOISE_SQL, Library.OPENDP, Library.DIFFPRIVLIB)
-"""What the core image (no torch) runs: all a queue on it may warm (warming every library imports torch)."""
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 PYPI_INDEX = "https://pypi.org/simple"
 BASE_SUITE = "bookworm"  # the Debian release of the pinned python:3.11-slim-bookworm
@@ -260,6 +257,7 @@ def cluster_images(context: Path, full: bool = False, log: Callable[[str], None]
 
 
 def core_default_queue() -> dict[str, Any]:
-    """The chart's default Queue (a `queues` entry) for pods on the core image: it warms the core's libraries."""
-    spec = default_queue_spec().model_copy(update={"warm_libraries": list(CORE_LIBRARIES)})
-    return {"name": DEFAULT_QUEUE, "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
+    """The chart's default Queue (a `queues` entry), for a `queues` value that adds others: the core image runs
+    its pods, since it warms the core libraries only."""
+    spec = default_queue_spec().model_dump(mode="json", by_alias=True, exclude_none=True)
+    return {"name": DEFAULT_QUEUE, "spec": spec}

@@ -19,6 +19,7 @@ from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, KubeConfig
 from dpkube.k8s.install import install
 from dpkube.k8s.tokens import create_token
+from dpkube.models.queue import DEFAULT_QUEUE
 
 SYSTEM_NAMESPACE = "dpkube-system"
 QUERY_NAMESPACE = "dpkube"
@@ -87,7 +88,8 @@ class LocalPlatform:
     def _start_facade(self) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        env = {**self.env, "DPKUBE_QUERY_NAMESPACE": QUERY_NAMESPACE,
+        # The Lomas routes' queries take the default queue's warm runners, as the chart has it (unless told otherwise).
+        env = {"DPKUBE_LOMAS_QUEUE": DEFAULT_QUEUE, **self.env, "DPKUBE_QUERY_NAMESPACE": QUERY_NAMESPACE,
                "DPKUBE_TRUSTED_HEADER": "true" if self.trusted_header else "false"}
         child = ChildProcess("facade", [sys.executable, "-m", "uvicorn", "--factory", "dpkube.api.main:app_from_env",
                                         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],

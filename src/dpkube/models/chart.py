@@ -153,10 +153,11 @@ class Api(Placement):
         default_factory=lambda: ["https://kubernetes.default.svc.cluster.local"], min_length=1)
     """Audiences a cluster token must be meant for (TokenReview); the API server's own audience on most
     clusters (its --api-audiences, else its --service-account-issuer)."""
-    lomas_queue: str = Field(default="", max_length=63)
-    """Queue the Lomas routes' queries run through (one of `queues`, e.g. `default`), so its warm runners
-    serve them; empty (the default) runs them outside any queue, on cold pods. Size that queue's warm pool
-    to the node: each warm runner holds the libraries it imports (torch too when it warms synthetic data)."""
+    lomas_queue: str = Field(default=DEFAULT_QUEUE, max_length=63)
+    """Queue the Lomas routes' queries run through (one of `queues`), so its warm runners serve them; a query
+    of a library the queue does not warm, or any query when the queue does not exist, runs outside any queue
+    on a cold pod, as every query does when this is empty. Size that queue's warm pool to the node: each warm
+    runner holds the libraries it imports (the default queue's hold no torch: it does not warm synthetic data)."""
     limits: ApiLimits = Field(default_factory=ApiLimits)
     """Per-user limits."""
     workers: ApiWorkers = Field(default_factory=ApiWorkers)
@@ -254,7 +255,8 @@ class ChartValues(KubeModel):
     demo: Demo = Field(default_factory=Demo)
     """Demo content."""
     queues: list[NamedQueue] = Field(default_factory=lambda: list(DEFAULT_QUEUES))
-    """Queues to create (in the release's namespace); queries name one in `spec.queue`."""
+    """Queues to create (in the release's namespace); queries name one in `spec.queue`. The default one warms the
+    core libraries only (no torch per warm runner): its pods need not run an image with synthetic data."""
     experiments: list[NamedExperiment] = Field(default_factory=list)
     """Experiments to create in the facade's namespace, e.g. `[{name: penguin-study, spec: {displayName:
     penguin_study}}]`."""

@@ -69,6 +69,11 @@ class Library(StrEnum):
         return self.value.replace("-", "_")
 
 
+CORE_LIBRARIES = (Library.SMARTNOISE_SQL, Library.OPENDP, Library.DIFFPRIVLIB)
+"""Every library but synthetic data: what the core image (no torch) runs, and what the default Queue's warm
+pods import (warming synthetic data imports torch, which a warm runner then holds)."""
+
+
 class SmartnoiseSQLPayload(KubeModel):
     """A SQL aggregate over the table `df`, answered by smartnoise-sql."""
 

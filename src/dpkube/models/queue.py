@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from dpkube.models.base import KubeModel
-from dpkube.models.payloads import Library
+from dpkube.models.payloads import CORE_LIBRARIES, Library
 
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
 
@@ -43,12 +43,15 @@ class QueueSpec(KubeModel):
 
 
 DEFAULT_QUEUE = "default"
-"""The Queue that `make dev` and the Helm chart create, and through which the facade runs its queries."""
+"""The Queue that `make dev` and the Helm chart create, and through which the facade runs its Lomas queries
+(those of the libraries it warms)."""
 
 
 def default_queue_spec() -> QueueSpec:
-    """Warm by default and sized to demand: two idle runners, up to sixteen while queries come in."""
-    return QueueSpec(display_name=DEFAULT_QUEUE, max_concurrent=16, warm_pods=2, warm_pods_max=16)
+    """Warm by default and sized to demand: two idle runners, up to sixteen while queries come in. They warm
+    the core libraries only: no torch in each runner, and the core image can serve them."""
+    return QueueSpec(display_name=DEFAULT_QUEUE, max_concurrent=16, warm_pods=2, warm_pods_max=16,
+                     warm_libraries=list(CORE_LIBRARIES))
 
 
 class QueueStatus(KubeModel):

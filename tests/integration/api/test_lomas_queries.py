@@ -63,6 +63,38 @@ async def test_a_private_query_runs_through_the_facades_queue_when_one_is_set(
     assert query["status"]["queueSerial"] >= 1
 
 
+async def submitted_queue(settings: ApiSettings, admin: KubeClient, caller, namespace: str, engine_pool,
+                          route: str, body: dict) -> str | None:
+    """The `spec.queue` of the DPQuery a facade with these settings creates for one request (answered at once)."""
+    async for app in running_app(settings, admin, engine_pool):
+        async with http_client(app) as http:
+            response = await http.post(route, json=body, headers={**caller.headers, "Prefer": "respond-async"})
+    assert response.status_code == 202, response.text
+    [query] = await dpqueries(admin, namespace)
+    return query["spec"].get("queue")
+
+
+async def test_a_query_of_a_library_the_default_queue_warms_goes_through_it(
+        settings: ApiSettings, admin, caller, namespace, engine_pool) -> None:
+    queue = await submitted_queue(settings.model_copy(update={"lomas_queue": DEFAULT_QUEUE}), admin, caller,
+                                  namespace, engine_pool, "/smartnoise_sql_query", examples.SMARTNOISE_SQL_QUERY)
+    assert queue == DEFAULT_QUEUE
+
+
+async def test_a_synthetic_data_query_goes_through_no_queue_as_the_default_queue_does_not_warm_it(
+        settings: ApiSettings, admin, caller, namespace, engine_pool) -> None:
+    queue = await submitted_queue(settings.model_copy(update={"lomas_queue": DEFAULT_QUEUE}), admin, caller,
+                                  namespace, engine_pool, "/smartnoise_synth_query", examples.SMARTNOISE_SYNTH_QUERY)
+    assert queue is None
+
+
+async def test_a_query_goes_through_no_queue_when_the_lomas_queue_does_not_exist(
+        settings: ApiSettings, admin, caller, namespace, engine_pool) -> None:
+    queue = await submitted_queue(settings.model_copy(update={"lomas_queue": "no-such-queue"}), admin, caller,
+                                  namespace, engine_pool, "/smartnoise_sql_query", examples.SMARTNOISE_SQL_QUERY)
+    assert queue is None
+
+
 async def test_a_query_over_the_remaining_budget_is_400_with_lomas_message(operator, http, new_caller) -> None:
     caller = await new_caller({"PENGUIN": (2.0, 0.005)})
     response = await http.post("/smartnoise_sql_query", json=SQL_AT_4, headers=caller.headers)

@@ -13,6 +13,7 @@ from dpkube.cli.manifests import CHART, render_chart
 from dpkube.controlplane import binaries
 from dpkube.k8s import policy
 from dpkube.models.chart import ChartValues
+from dpkube.models.queue import DEFAULT_QUEUE
 
 REPO = Path(__file__).resolve().parents[3]
 KUBE_VERSION = binaries.KUBERNETES_VERSION.lstrip("v")
@@ -80,6 +81,15 @@ def test_trusted_header_auth_is_off_by_default() -> None:
     (api,) = find(render(), "Deployment", "dpkube-api")
     env = {e["name"]: e.get("value") for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["DPKUBE_TRUSTED_HEADER"] == "false"
+
+
+def test_the_facades_lomas_queries_go_to_the_default_queue_which_warms_the_core_libraries_only() -> None:
+    documents = render()
+    (api,) = find(documents, "Deployment", "dpkube-api")
+    env = {e["name"]: e.get("value") for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    (queue,) = find(documents, "Queue", env["DPKUBE_LOMAS_QUEUE"])
+    assert queue["metadata"]["name"] == DEFAULT_QUEUE
+    assert queue["spec"]["warmLibraries"] == ["smartnoise-sql", "opendp", "diffprivlib"]
 
 
 def test_every_container_runs_as_non_root_with_limits() -> None:

@@ -29,6 +29,7 @@ from dpkube.api.errors import (
 from dpkube.api.services.budgets import BudgetView
 from dpkube.api.services.datasets import Datasets, unknown_dataset
 from dpkube.api.services.endings import Endings
+from dpkube.api.services.lomas_queue import LomasQueue
 from dpkube.api.services.retry import retrying
 from dpkube.api.wire import WireModel, payload_of
 from dpkube.k8s.client import KubeClient, NotFound
@@ -109,7 +110,7 @@ class Queries:
     def __init__(self, client: KubeClient, namespace: str, datasets: Datasets, budgets: BudgetView,
                  wait_seconds: float, on_end: Callable[[Library, Mode, str, str], None] | None = None,
                  in_flight: InFlight | None = None, endings: Endings | None = None,
-                 queue: str | None = None) -> None:
+                 queue: LomasQueue | None = None) -> None:
         self.client = client
         self.namespace = namespace
         self.datasets = datasets
@@ -118,7 +119,7 @@ class Queries:
         self.on_end = on_end
         self.in_flight = in_flight
         self.endings = endings or Endings(client, namespace, None)
-        self.queue = queue or None
+        self.queue = queue
 
     async def run(self, user: str, library: Library, mode: Mode, body: WireModel) -> Outcome:
         """Submit the query (`submission`'s checks first) and wait for its outcome."""
@@ -164,13 +165,15 @@ class Queries:
         return await self.outcome(query)
 
     async def submission(self, user: str, library: Library, mode: Mode, body: WireModel) -> dict[str, Any]:
-        """The caller's DPQuery, once the dataset (400) and access (403) are checked."""
+        """The caller's DPQuery, once the dataset (400) and access (403) are checked; through the Lomas queue
+        when it takes the query's library."""
         dataset = body.dataset_name  # type: ignore[attr-defined]
         await self.datasets.get(dataset)
         ledger = await self.budgets.ledger(user, dataset)
         if mode == Mode.QUERY and not ledger.may_query:
             raise UnauthorizedAccessException(f"{user} is not allowed to query {dataset}.")
-        return self.manifest(user, library, mode, body)
+        queue = await self.queue.for_library(library) if self.queue is not None else None
+        return self.manifest(user, library, mode, body, queue)
 
     async def _create(self, user: str, manifest: dict[str, Any]) -> dict[str, Any]:
         if self.in_flight is None:
@@ -180,14 +183,16 @@ class Queries:
             slot.created(created)
         return created
 
-    def manifest(self, user: str, library: Library, mode: Mode, body: WireModel) -> dict[str, Any]:
-        """The DPQuery of a Lomas request, in the caller's name; 400 when the platform's limits refuse it."""
+    def manifest(self, user: str, library: Library, mode: Mode, body: WireModel,
+                 queue: str | None = None) -> dict[str, Any]:
+        """The DPQuery of a Lomas request, in the caller's name (through `queue`, if any); 400 when the
+        platform's limits refuse it."""
         values = body.model_dump()
         dataset = values["dataset_name"]
         dummy = mode == Mode.DUMMY
         try:
             spec = DPQuerySpec(
-                user=user, dataset=dataset, library=library, mode=mode, queue=self.queue,
+                user=user, dataset=dataset, library=library, mode=mode, queue=queue,
                 dummy=DummySpec(rows=values["dummy_nb_rows"], seed=values["dummy_seed"]) if dummy else None,
                 **{PAYLOAD_FIELD[library]: payload_of(library, body)},
             )
