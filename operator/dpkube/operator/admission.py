@@ -12,7 +12,7 @@ import asyncio
 import functools
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from dpkube.budget import ledger as L
@@ -75,6 +75,22 @@ class Admitted:
 
 
 @dataclass(frozen=True)
+class Slot:
+    """A queue slot taken: the queue as the write left it, and the query's admission serial."""
+
+    queue: QueueSpec
+    serial: int
+
+
+@dataclass
+class SlotLine:
+    """One queue's admissions waiting for a slot, and whether a write of slots is in flight."""
+
+    waiting: list[tuple[str, asyncio.Future[Slot | Waiting | Busy]]] = field(default_factory=list)
+    committing: bool = False
+
+
+@dataclass(frozen=True)
 class Busy:
     """The queue kept changing, or every pricing worker is busy: the scheduler brings the query back."""
 
@@ -105,7 +121,7 @@ class Admission:
         self._queues: dict[str, dict[str, Any]] = {}
         self._prices: dict[tuple[str, str], asyncio.Future[Cost]] = {}
         """Pricing jobs by (uid, metadata digest): running ones are shared, finished ones are the memo."""
-        self._queue_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._slot_lines: dict[str, SlotLine] = defaultdict(SlotLine)
 
     async def decide(self, query: QueryView, ensure_finalizer: Any) -> Outcome:
         """The admission outcome; `ensure_finalizer()` is awaited before any money moves."""
@@ -137,9 +153,9 @@ class Admission:
         serial: int | None = None
         if spec.queue:
             slot = await self._take_queue_slot(spec.queue, query.uid)
-            if not isinstance(slot, tuple):
+            if not isinstance(slot, Slot):
                 return slot
-            queue, serial = slot
+            queue, serial = slot.queue, slot.serial
         await ensure_finalizer()
         if spec.mode == Mode.QUERY:
             try:
@@ -173,47 +189,91 @@ class Admission:
         decision = rules.queue_ready(name, rules.QueueFacts(exists=True, locked=True))
         return Waiting(decision.reason, decision.message)
 
-    async def _take_queue_slot(self, name: str, uid: str) -> tuple[QueueSpec, int] | Waiting | Busy:
+    async def _take_queue_slot(self, name: str, uid: str) -> Slot | Waiting | Busy:
         """Take one of the queue's slots for `uid`, ordered against every change of the queue (kueue#1651).
 
         The queue's admission serial is bumped on the resourceVersion the decision was made on, so a lock
         (or a resize) that came in between makes the write fail and the decision is taken again. Admissions
-        of one queue take turns in this process, so they never conflict with each other.
+        of one queue that arrive while a write is in flight are decided together, in the order they came,
+        and take their slots in one write: the scheduler lets the next head in once this one is in line.
         """
-        async with self._queue_locks[name]:
-            fresh = False
-            for _ in range(MAX_QUEUE_RETRIES):
-                body = self._queues.get(name)
-                if body is None or fresh:
-                    body = await self._queue_body(name)
-                    fresh = True
-                if body is None:
-                    self._queues.pop(name, None)
-                    return Waiting(Reason.QUEUE_NOT_FOUND, f"queue {name} does not exist")
-                self._queues[name] = body
-                decision = rules.queue_ready(name, self._queue_facts(uid, body))
-                if decision.verdict is not rules.Verdict.ADMIT:
-                    if not fresh and decision.reason != Reason.WAITING_FOR_QUEUE:
-                        fresh = True  # locked or full in a remembered version: make sure on the stored one
-                        continue
-                    return Waiting(decision.reason, decision.message)
+        line = self._slot_lines[name]
+        slot: asyncio.Future[Slot | Waiting | Busy] = asyncio.get_running_loop().create_future()
+        line.waiting.append((uid, slot))
+        self.registry.in_slot_line(uid)
+        if not line.committing:
+            line.committing = True
+            batch: list[tuple[str, asyncio.Future[Slot | Waiting | Busy]]] = []
+            try:
+                while line.waiting:
+                    batch, line.waiting = line.waiting, []
+                    await self._take_slots(name, batch)
+            finally:
+                line.committing = False
+                for _, left in [*batch, *line.waiting]:
+                    if not left.done():
+                        left.set_result(Busy())  # cut short (cancelled): the scheduler brings them back
+                line.waiting = []
+        return await slot
+
+    async def _take_slots(self, name: str, batch: list[tuple[str, asyncio.Future[Slot | Waiting | Busy]]]) -> None:
+        """Decide a batch in its order on one version of the queue, and take the slots granted in one write."""
+        fresh = False
+        for _ in range(MAX_QUEUE_RETRIES):
+            body = self._queues.get(name)
+            if body is None or fresh:
+                body = await self._queue_body(name)
+                fresh = True
+            if body is None:
+                self._queues.pop(name, None)
+                return _settle(batch, Waiting(Reason.QUEUE_NOT_FOUND, f"queue {name} does not exist"))
+            self._queues[name] = body
+            decisions = self._slot_decisions(name, body, [uid for uid, _ in batch])
+            if not fresh and any(d.verdict is not rules.Verdict.ADMIT and d.reason != Reason.WAITING_FOR_QUEUE
+                                 for d in decisions):
+                fresh = True  # locked or full in a remembered version: make sure on the stored one
+                continue
+            granted = [uid for (uid, _), d in zip(batch, decisions, strict=True) if d.verdict is rules.Verdict.ADMIT]
+            first = 0
+            spec = QueueSpec.model_validate(body.get("spec") or {})
+            if granted:
                 meta, status = body["metadata"], body.get("status") or {}
                 try:
                     updated = await self.client.patch(QUEUE.api_path(meta["namespace"], name) + "/status", {
                         "metadata": {"resourceVersion": meta["resourceVersion"]},
-                        "status": {"admissionSerial": int(status.get("admissionSerial") or 0) + 1},
+                        "status": {"admissionSerial": int(status.get("admissionSerial") or 0) + len(granted)},
                     })
                 except Conflict:
                     fresh = True  # the queue changed (locked, resized): decide again on what it is now
                     continue
                 except NotFound:
                     self._queues.pop(name, None)
-                    return Waiting(Reason.QUEUE_NOT_FOUND, f"queue {name} does not exist")
+                    return _settle(batch, Waiting(Reason.QUEUE_NOT_FOUND, f"queue {name} does not exist"))
                 self._queues[name] = updated
-                self.registry.set_phase(uid, Phase.ADMITTED)  # the slot is taken before the status says so
-                serial = int((updated.get("status") or {}).get("admissionSerial") or 0)
-                return QueueSpec.model_validate(updated.get("spec") or {}), serial
-        return Busy()
+                spec = QueueSpec.model_validate(updated.get("spec") or {})
+                first = int((updated.get("status") or {}).get("admissionSerial") or 0) - len(granted) + 1
+                for uid in granted:
+                    self.registry.set_phase(uid, Phase.ADMITTED)  # the slot is taken before the status says so
+            serials = {uid: first + i for i, uid in enumerate(granted)}
+            for (uid, slot), decision in zip(batch, decisions, strict=True):
+                slot.set_result(Slot(spec, serials[uid]) if uid in serials
+                                else Waiting(decision.reason, decision.message))
+            return None
+        return _settle(batch, Busy())
+
+    def _slot_decisions(self, name: str, body: dict[str, Any], uids: list[str]) -> list[rules.Decision]:
+        """The queue rule for each of `uids` in turn, each counting the slots granted to those before it."""
+        spec = QueueSpec.model_validate(body.get("spec") or {})
+        granted: set[str] = set()
+        decisions = []
+        for uid in uids:
+            decision = rules.queue_ready(name, rules.QueueFacts(
+                exists=True, locked=spec.locked, max_concurrent=spec.max_concurrent,
+                running=self.registry.running(name) + len(granted), ahead=self.registry.ahead_of(uid, granted)))
+            if decision.verdict is rules.Verdict.ADMIT:
+                granted.add(uid)
+            decisions.append(decision)
+        return decisions
 
     async def _price(self, query: QueryView, dataset: Dataset) -> Cost | Refused | Busy:
         """The library's own cost, computed in the pricing pool on this metadata; a refusal is free.
@@ -272,13 +332,6 @@ class Admission:
         except NotFound:
             return None
 
-    def _queue_facts(self, uid: str, body: dict[str, Any] | None) -> rules.QueueFacts:
-        if body is None:
-            return rules.QueueFacts(exists=False)
-        spec = QueueSpec.model_validate(body.get("spec") or {})
-        name = body["metadata"]["name"]
-        return rules.QueueFacts(exists=True, locked=spec.locked, max_concurrent=spec.max_concurrent,
-                                running=self.registry.running(name), ahead=self.registry.ahead_of(uid))
 
 
 def experiment_facts(name: str | None, body: dict[str, Any] | None) -> ExperimentFacts:
@@ -288,6 +341,11 @@ def experiment_facts(name: str | None, body: dict[str, Any] | None) -> Experimen
     if body is None:
         return {"experiment_exists": False}
     return {"experiment_locked": bool((body.get("spec") or {}).get("locked"))}
+
+
+def _settle(batch: list[tuple[str, asyncio.Future[Slot | Waiting | Busy]]], outcome: Waiting | Busy) -> None:
+    for _, slot in batch:
+        slot.set_result(outcome)
 
 
 def _terminal(decision: rules.Decision) -> Phase:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -93,8 +93,9 @@ class Registry:
         self._leaving: dict[str, asyncio.Future[None]] = {}
 
     def left_line(self, uid: str) -> asyncio.Future[None]:
-        """Done once the query no longer waits (its slot taken, or it ended or went): the scheduler lets the
-        next head of its queue start then, not only once this one's whole reconcile is over."""
+        """Done once the query is in line for a slot of its queue, or no longer waits (it ended or went): the
+        scheduler lets the next head of its queue start then, not only once this one's whole reconcile is over,
+        so the heads' slots are taken in their order and in shared writes."""
         future = self._leaving.get(uid)
         if future is None or future.done():
             future = self._leaving[uid] = asyncio.get_running_loop().create_future()
@@ -102,6 +103,10 @@ class Registry:
             if entry is None or not entry.waiting:
                 self._left(uid)
         return future
+
+    def in_slot_line(self, uid: str) -> None:
+        """The query waits for its queue slot behind every query that came first (see `left_line`)."""
+        self._left(uid)
 
     def _left(self, uid: str) -> None:
         future = self._leaving.pop(uid, None)
@@ -219,8 +224,9 @@ class Registry:
         for place, order in enumerate(self._waiting.get(queue, []), start=1):
             yield self.entries[order[-1]], place
 
-    def ahead_of(self, uid: str) -> int:
-        """Waiting queries of the same queue that came first and are not blocked by a dependency."""
+    def ahead_of(self, uid: str, passing: Collection[str] = ()) -> int:
+        """Waiting queries of the same queue that came first and are not blocked by a dependency (nor in
+        `passing`: granted a slot by the write being prepared)."""
         entry = self.entries.get(uid)
         if entry is None or entry.queue is None:
             return 0
@@ -228,7 +234,7 @@ class Registry:
         for order in self._waiting.get(entry.queue, []):
             if order[-1] == uid:
                 return ahead
-            if self.entries[order[-1]].reason != Reason.WAITING_FOR_DEPENDENCY:
+            if self.entries[order[-1]].reason != Reason.WAITING_FOR_DEPENDENCY and order[-1] not in passing:
                 ahead += 1
         return ahead
 
