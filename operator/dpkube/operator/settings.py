@@ -65,6 +65,9 @@ class OperatorSettings(BaseSettings):
     """How runner pods reach that endpoint (in a cluster: the operator's Service)."""
     warm_namespaces: list[str] = Field(default_factory=lambda: ["dpkube"])
     """Namespaces that get warm pools even before a query of theirs used the queue."""
+    warm_starts_per_pool: int = Field(default=2, ge=1, le=64)
+    """Warm pods of one pool importing their libraries at once: a busy pool refills at the pace the node can
+    import, instead of starting its whole ceiling at once and taking the CPU from the queries it serves."""
     liveness_endpoint: str | None = None
     """e.g. http://127.0.0.1:8080/healthz; fails when the watch stalls."""
     leader_election: bool = False

@@ -77,9 +77,12 @@ class WarmPools:
         idle = [p for p in pods.get("items", []) if not p["metadata"].get("deletionTimestamp")
                 and (p.get("status") or {}).get("phase") in (None, "Pending", "Running")]
         wanted = self.size(queue_name, spec, time.monotonic())
-        if len(idle) < wanted and self.isolate is not None:
+        ready = set(self.ready(queue_name, namespace))
+        warming = sum(1 for p in idle if p["metadata"]["name"] not in ready)
+        starts = pods_to_start(wanted, len(idle), warming, self.settings.warm_starts_per_pool)
+        if starts and self.isolate is not None:
             await self.isolate(namespace)
-        for _ in range(wanted - len(idle)):
+        for _ in range(starts):
             await self._create(queue_name, namespace, spec)
         for extra in idle[wanted:]:
             await self._delete(namespace, extra["metadata"]["name"])
@@ -175,3 +178,8 @@ class WarmPools:
         self._claimed.discard((namespace, pod))
         self._between_polls.pop((namespace, pod), None)
         self._pool_of.pop((namespace, pod), None)
+
+
+def pods_to_start(wanted: int, idle: int, warming: int, at_once: int) -> int:
+    """Warm pods a pool starts now: up to the idle pods it wants, while at most `at_once` are still importing."""
+    return max(0, min(wanted - idle, at_once - warming))

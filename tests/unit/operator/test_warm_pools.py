@@ -9,7 +9,7 @@ import time
 from dpkube.models.queue import QueueSpec
 from dpkube.operator.podkeys import PodKeys
 from dpkube.operator.settings import OperatorSettings
-from dpkube.operator.warm import DEMAND_WINDOW, REPOLL_GRACE, WarmPools
+from dpkube.operator.warm import DEMAND_WINDOW, REPOLL_GRACE, WarmPools, pods_to_start
 
 SPEC = QueueSpec(warm_pods=2, warm_pods_max=5)
 
@@ -74,3 +74,16 @@ async def test_a_claimed_pod_is_not_ready() -> None:
     await polled_once(warm)
     warm._claimed.add(("ns", "p"))
     assert warm.ready("q", "ns") == []
+
+
+def test_a_pool_short_of_many_pods_starts_only_as_many_as_may_import_at_once() -> None:
+    assert pods_to_start(wanted=16, idle=2, warming=0, at_once=2) == 2
+
+
+def test_a_pool_whose_pods_are_still_importing_starts_none_more() -> None:
+    assert pods_to_start(wanted=16, idle=4, warming=2, at_once=2) == 0
+
+
+def test_a_pool_never_starts_more_than_it_wants() -> None:
+    assert pods_to_start(wanted=3, idle=2, warming=0, at_once=8) == 1
+    assert pods_to_start(wanted=2, idle=5, warming=0, at_once=8) == 0
