@@ -195,8 +195,9 @@ class Admission:
         The queue's admission serial is bumped on the resourceVersion the decision was made on, so a lock
         (or a resize) that came in between makes the write fail and the decision is taken again. Admissions
         of one queue that arrive while a write is in flight are decided together, in the order they came,
-        and take their slots in one write: the scheduler lets the next head in once this one is in line.
+        and take their slots in one write. A head reconciled by the scheduler asks only after the head before it.
         """
+        await self.registry.my_turn(uid)
         line = self._slot_lines[name]
         slot: asyncio.Future[Slot | Waiting | Busy] = asyncio.get_running_loop().create_future()
         line.waiting.append((uid, slot))

@@ -91,11 +91,29 @@ class Registry:
         self._experiments: dict[tuple[str, str], Counter[Phase]] = defaultdict(Counter)
         self._dependency_waits: set[str] = set()
         self._leaving: dict[str, asyncio.Future[None]] = {}
+        self._turns: dict[str, asyncio.Future[None]] = {}
+        """For a head of a queue, the `left_line` of the head before it: its slot is asked for after that one's."""
+
+    def line_up(self, uids: list[str]) -> None:
+        """The heads of one queue, first come first, all reconciled at once: each asks for its slot once the one
+        before it is in line for its own (or is done), so slots are still taken in FIFO order while the heads'
+        reads, prices and budget moves overlap, and their slots share writes."""
+        lefts = [self.left_line(uid) for uid in uids]
+        self._turns.update(zip(uids[1:], lefts, strict=False))
+
+    async def my_turn(self, uid: str) -> None:
+        """Return once the head before `uid` (if `line_up` named one) is in line for its slot, or done."""
+        before = self._turns.pop(uid, None)
+        if before is not None:
+            await asyncio.wait({before})
+
+    def done_in_line(self, uid: str) -> None:
+        """The reconcile of a head is over, whether or not it asked for a slot: the next head's turn comes."""
+        self._turns.pop(uid, None)
+        self._left(uid)
 
     def left_line(self, uid: str) -> asyncio.Future[None]:
-        """Done once the query is in line for a slot of its queue, or no longer waits (it ended or went): the
-        scheduler lets the next head of its queue start then, not only once this one's whole reconcile is over,
-        so the heads' slots are taken in their order and in shared writes."""
+        """Done once the query is in line for a slot of its queue, or no longer waits (it ended or went)."""
         future = self._leaving.get(uid)
         if future is None or future.done():
             future = self._leaving[uid] = asyncio.get_running_loop().create_future()

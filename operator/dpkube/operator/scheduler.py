@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import datetime as dt
+import functools
 import logging
 import time
 from typing import Any
@@ -131,17 +132,17 @@ class Scheduler:
                 or (e.phase is not None and e.phase.terminal and e.has_finalizer)]
 
     async def _in_order(self, line: list[Entry]) -> None:
-        """Each query of a line starts once the one before it has left the line (taken its queue slot) or
-        its reconcile is over: slots are still taken in FIFO order, while the budget moves, status writes
-        and pods of the heads already admitted overlap (and their grant moves share commits)."""
-        started: list[asyncio.Future[None]] = []
+        """Reconcile a queue's heads at once; admission takes their slots in FIFO order (`Registry.line_up`)."""
+        self.registry.line_up([entry.uid for entry in line])
+        reconciles = []
         for entry in line:
             reconcile = asyncio.ensure_future(self._reconcile(entry))
-            started.append(reconcile)
-            left = self.registry.left_line(entry.uid)
-            await asyncio.wait({reconcile, left}, return_when=asyncio.FIRST_COMPLETED)
-            left.cancel()
-        await asyncio.gather(*started)
+            reconcile.add_done_callback(functools.partial(self._done_in_line, entry.uid))
+            reconciles.append(reconcile)
+        await asyncio.gather(*reconciles)
+
+    def _done_in_line(self, uid: str, _: asyncio.Future[None]) -> None:
+        self.registry.done_in_line(uid)
 
     async def _reconcile(self, entry: Entry) -> None:
         try:
