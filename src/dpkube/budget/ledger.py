@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import json
 import math
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -153,13 +154,21 @@ class Holds(Mapping[str, Cost]):
 PARSED_KEPT = 16
 """How many stored texts of holds are kept parsed: the operator reads back what it just wrote, grant after grant."""
 _parsed: collections.OrderedDict[tuple[str, bool], Holds] = collections.OrderedDict()
+_parsed_lock = threading.Lock()
+"""The facade reads grants from worker threads too."""
 
 
 def _remember(text: str, zcdp: bool, holds: Holds) -> None:
-    _parsed[(text, zcdp)] = holds
-    _parsed.move_to_end((text, zcdp))
-    while len(_parsed) > PARSED_KEPT:
-        _parsed.popitem(last=False)
+    with _parsed_lock:
+        _parsed[(text, zcdp)] = holds
+        _parsed.move_to_end((text, zcdp))
+        while len(_parsed) > PARSED_KEPT:
+            _parsed.popitem(last=False)
+
+
+def _recalled(text: str, zcdp: bool) -> Holds | None:
+    with _parsed_lock:
+        return _parsed.get((text, zcdp))
 
 
 @dataclass(frozen=True)
@@ -289,7 +298,7 @@ def _amount(value: Any, *, at_most: float = math.inf) -> float:
 def _costs(data: Mapping[str, str], key: str, *, zcdp: bool) -> Holds:
     """[epsilon, delta] per uid, and a third element, rho, on a zCDP grant (where it is required)."""
     text = data.get(key) or "{}"
-    known = _parsed.get((text, zcdp))
+    known = _recalled(text, zcdp)
     if known is not None:
         return known
     try:
