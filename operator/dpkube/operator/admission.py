@@ -229,14 +229,14 @@ class Admission:
                 self._queues.pop(name, None)
                 return _settle(batch, Waiting(Reason.QUEUE_NOT_FOUND, f"queue {name} does not exist"))
             self._queues[name] = body
-            decisions = self._slot_decisions(name, body, [uid for uid, _ in batch])
+            spec = QueueSpec.model_validate(body.get("spec") or {})
+            decisions = self._slot_decisions(name, spec, [uid for uid, _ in batch])
             if not fresh and any(d.verdict is not rules.Verdict.ADMIT and d.reason != Reason.WAITING_FOR_QUEUE
                                  for d in decisions):
                 fresh = True  # locked or full in a remembered version: make sure on the stored one
                 continue
             granted = [uid for (uid, _), d in zip(batch, decisions, strict=True) if d.verdict is rules.Verdict.ADMIT]
             first = 0
-            spec = QueueSpec.model_validate(body.get("spec") or {})
             if granted:
                 meta, status = body["metadata"], body.get("status") or {}
                 try:
@@ -262,9 +262,8 @@ class Admission:
             return None
         return _settle(batch, Busy())
 
-    def _slot_decisions(self, name: str, body: dict[str, Any], uids: list[str]) -> list[rules.Decision]:
+    def _slot_decisions(self, name: str, spec: QueueSpec, uids: list[str]) -> list[rules.Decision]:
         """The queue rule for each of `uids` in turn, each counting the slots granted to those before it."""
-        spec = QueueSpec.model_validate(body.get("spec") or {})
         granted: set[str] = set()
         decisions = []
         for uid in uids:
