@@ -28,6 +28,8 @@ DEMAND_WINDOW = 60.0
 """Seconds of claims a pool's size follows: busy, it grows by its recent claims; idle, back to its floor."""
 ENDED_POD_PHASES = frozenset({"Succeeded", "Failed"})
 """A pod in one of these can no longer run a query, whatever its last poll said."""
+CLAIM_ATTEMPTS = 3
+"""Reads and conditioned writes a claim tries on one pod whose version keeps moving."""
 REPOLL_GRACE = 5.0
 """Seconds an idle pod still counts as ready after its poll timed out: it polls again at once, and a claim
 made in between reaches it on that next poll (its key then names the query)."""
@@ -126,26 +128,37 @@ class WarmPools:
         """Take a polling pod of the queue's pool for this query; None when none is ready."""
         namespace = query["metadata"]["namespace"]
         for name in self.ready(queue_name, namespace):
-            try:
-                pod = await self.client.get(core_path("pods", namespace, name))
-            except NotFound:
-                continue
-            if (QUERY_UID_LABEL in (pod["metadata"].get("labels") or {}) or pod["metadata"].get("deletionTimestamp")
-                    or (pod.get("status") or {}).get("phase") in ENDED_POD_PHASES):
-                continue  # a pod that polls is alive even while its node has not yet written it Running
-            try:
-                await self.client.patch(core_path("pods", namespace, name), {"metadata": {
-                    "resourceVersion": pod["metadata"]["resourceVersion"],
-                    "labels": query_labels(query),
-                    "ownerReferences": [owner_reference(query)],
-                }})
-            except (Conflict, NotFound):
+            if not await self._label(namespace, name, query):
                 continue
             self._claimed.add((namespace, name))
             self.keys.claimed(namespace, name, query["metadata"]["uid"])
             self._claims[queue_name].append(time.monotonic())
             return name
         return None
+
+    async def _label(self, namespace: str, name: str, query: dict[str, Any]) -> bool:
+        """Label the pod with the query, conditioned on its version; on a conflict read it again, since its
+        node writing its status moves the version too, and only a query label means another query took it."""
+        for _ in range(CLAIM_ATTEMPTS):
+            try:
+                pod = await self.client.get(core_path("pods", namespace, name))
+            except NotFound:
+                return False
+            if (QUERY_UID_LABEL in (pod["metadata"].get("labels") or {}) or pod["metadata"].get("deletionTimestamp")
+                    or (pod.get("status") or {}).get("phase") in ENDED_POD_PHASES):
+                return False  # a pod that polls is alive even while its node has not yet written it Running
+            try:
+                await self.client.patch(core_path("pods", namespace, name), {"metadata": {
+                    "resourceVersion": pod["metadata"]["resourceVersion"],
+                    "labels": query_labels(query),
+                    "ownerReferences": [owner_reference(query)],
+                }})
+                return True
+            except NotFound:
+                return False
+            except Conflict:
+                continue
+        return False
 
     def deliver(self, namespace: str, pod: str) -> None:
         """Wake the pod's poll: its query is recorded, it may now be handed the input."""

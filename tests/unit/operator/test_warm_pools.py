@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from dpkube.k8s.client import Conflict
+from dpkube.k8s.pods import QUERY_UID_LABEL
 from dpkube.models.queue import QueueSpec
 from dpkube.operator.podkeys import PodKeys
 from dpkube.operator.settings import OperatorSettings
@@ -87,3 +89,54 @@ def test_a_pool_whose_pods_are_still_importing_starts_none_more() -> None:
 def test_a_pool_never_starts_more_than_it_wants() -> None:
     assert pods_to_start(wanted=3, idle=2, warming=0, at_once=8) == 1
     assert pods_to_start(wanted=2, idle=5, warming=0, at_once=8) == 0
+
+
+class OnePod:
+    """The API server's view of one warm pod: writes are conditioned on its resourceVersion, and its node
+    writes its status (moving that version) `node_writes` times, just after each read."""
+
+    def __init__(self, node_writes: int = 0, taken_by: str | None = None) -> None:
+        self.version = 1
+        self.labels: dict[str, str] = {} if taken_by is None else {QUERY_UID_LABEL: taken_by}
+        self.node_writes = node_writes
+
+    async def get(self, path: str) -> dict:
+        pod = {"metadata": {"name": "p", "resourceVersion": str(self.version), "labels": dict(self.labels)}}
+        if self.node_writes:
+            self.node_writes -= 1
+            self.version += 1
+        return pod
+
+    async def patch(self, path: str, body: dict) -> dict:
+        if body["metadata"]["resourceVersion"] != str(self.version):
+            raise Conflict(409, "Conflict", "the object has been modified")
+        self.labels.update(body["metadata"]["labels"])
+        self.version += 1
+        return {}
+
+
+QUERY = {"metadata": {"namespace": "ns", "name": "hot", "uid": "u-1"}, "spec": {}}
+
+
+async def claiming(pod: OnePod) -> str | None:
+    warm = WarmPools(client=pod, settings=OperatorSettings(), keys=PodKeys())  # type: ignore[arg-type]
+    await polled_once(warm)
+    return await warm.claim(QUERY, "q")
+
+
+async def test_a_claim_survives_the_node_writing_the_pods_status_meanwhile() -> None:
+    pod = OnePod(node_writes=1)
+    assert await claiming(pod) == "p"
+    assert pod.labels[QUERY_UID_LABEL] == "u-1"
+
+
+async def test_a_pod_another_query_took_is_not_claimed() -> None:
+    pod = OnePod(taken_by="u-0")
+    assert await claiming(pod) is None
+    assert pod.labels[QUERY_UID_LABEL] == "u-0"
+
+
+async def test_a_pod_whose_version_never_settles_is_given_up() -> None:
+    pod = OnePod(node_writes=100)
+    assert await claiming(pod) is None
+    assert QUERY_UID_LABEL not in pod.labels
