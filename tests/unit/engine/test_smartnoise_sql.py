@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 import snsql
@@ -170,3 +173,22 @@ def test_unknown_mechanism_is_rejected_naming_the_accepted_ones(penguin_metadata
 def test_unknown_mechanism_key_is_rejected(penguin_metadata: Metadata) -> None:
     with pytest.raises(PayloadRejected, match="mechanisms key 'median' is not supported"):
         estimate_cost(SQL, seed_query(SQL, mechanisms={"median": "laplace"}), penguin_metadata)
+
+
+def imported_after(code: str) -> str:
+    program = f"import sys; {code}; print(sorted(m for m in ('opendp', 'sklearn', 'torch') if m in sys.modules))"
+    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_the_sql_engine_loads_without_scikit_learn_or_torch() -> None:
+    assert imported_after("import dpkube.engine.libraries.smartnoise_sql") == "['opendp']"
+
+
+def test_opendp_s_pca_still_loads_when_asked_for() -> None:
+    code = ("import dpkube.engine.libraries.smartnoise_sql, opendp.prelude as dp; "
+            "assert dp.sklearn.PCA.__name__ == 'PCA'")
+    assert imported_after(code) == "['opendp', 'sklearn']"
+
+
+def test_the_stand_in_for_opendp_s_pca_imports_no_opendp() -> None:
+    assert imported_after("import dpkube.engine.libraries.opendp_pca") == "[]"

@@ -14,6 +14,9 @@ import math
 from functools import lru_cache
 from typing import Any
 
+import dpkube.engine.libraries.opendp_pca  # noqa: F401  (it must come before opendp's prelude)
+
+# isort: split
 import opendp.prelude as dp
 import pandas as pd
 import snsql
