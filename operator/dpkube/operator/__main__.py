@@ -25,7 +25,6 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Not kopf.configure(): it adds a second root handler, and every line would be written twice.
     logging.getLogger("asyncio").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call drowns everything else
     if config.leader_election:
         sys.exit(asyncio.run(run_elected(config)))
     asyncio.run(run_unelected(config))

@@ -19,9 +19,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-import httpx
-
-from dpkube.k8s.client import ApiError, Conflict, KubeClient, NotFound
+from dpkube.k8s.client import ApiError, Conflict, KubeClient, NotFound, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +37,7 @@ class ElectionTimingError(ValueError):
     """The timings cannot keep one leader: a leader must give up before others may take over."""
 
 
-TRANSIENT_ERRORS = (ApiError, httpx.HTTPError, OSError, TimeoutError)
+TRANSIENT_ERRORS = (ApiError, Unreachable, OSError, TimeoutError)
 """What an election attempt survives (the API server is down, slow, or refuses): the next attempt retries."""
 
 

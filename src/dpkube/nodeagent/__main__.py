@@ -43,8 +43,6 @@ async def run_until_signalled(agent: NodeAgent) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if logging.getLogger().level > logging.DEBUG:
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request (heartbeats) drowns the rest
     settings = AgentSettings(
         node_name=args.node, namespaces=tuple(args.namespace), workdir=args.workdir, bind=not args.no_bind,
         scheduler_name=args.scheduler_name,

@@ -11,9 +11,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
-
-from dpkube.k8s.client import ApiError, Conflict, KubeClient, NotFound, core_path
+from dpkube.k8s.client import ApiError, Conflict, KubeClient, NotFound, Unreachable, core_path
 from dpkube.k8s.informer import list_and_watch
 from dpkube.k8s.timestamps import rfc3339
 
@@ -93,7 +91,7 @@ class Binder:
             except (NotFound, Conflict):
                 self._unbound.pop(uid, None)
                 return
-            except (ApiError, httpx.HTTPError, OSError) as error:
+            except (ApiError, Unreachable, OSError) as error:
                 log.warning("binding %s/%s failed, retrying: %s", meta["namespace"], meta["name"], error)
                 await asyncio.sleep(self.retry_seconds)
 

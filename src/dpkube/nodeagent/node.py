@@ -10,9 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from dpkube.k8s.client import ApiError, Conflict, Forbidden, KubeClient, NotFound, core_path
+from dpkube.k8s.client import ApiError, Conflict, Forbidden, KubeClient, NotFound, Unreachable, core_path
 from dpkube.k8s.timestamps import rfc3339, rfc3339_micro
 from dpkube.nodeagent.status import RUNTIME
 
@@ -79,7 +77,7 @@ class NodeRegistration:
             await asyncio.sleep(self.heartbeat_seconds)
             try:
                 await self.heartbeat()
-            except (ApiError, httpx.HTTPError, OSError) as error:
+            except (ApiError, Unreachable, OSError) as error:
                 log.warning("node heartbeat failed: %s", error)
 
     async def _renew_lease(self) -> None:

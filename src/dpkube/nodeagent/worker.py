@@ -24,9 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from dpkube.k8s.client import SERVICE_ACCOUNT_DIR_ENV, ApiError, Conflict, KubeClient, NotFound, core_path
+from dpkube.k8s.client import SERVICE_ACCOUNT_DIR_ENV, ApiError, Conflict, KubeClient, NotFound, Unreachable, core_path
 from dpkube.k8s.events import EventRecorder
 from dpkube.k8s.timestamps import parse, rfc3339
 from dpkube.nodeagent.environment import PodFacts, PodReferences, container_environment
@@ -257,7 +255,7 @@ class PodWorker:
         except ContainerConfigError as error:
             self._config_failed(container, error.reason, str(error))
             return
-        except (ApiError, httpx.HTTPError, OSError) as error:
+        except (ApiError, Unreachable, OSError) as error:
             self._config_failed(container, "ContainerCreating", f"could not prepare the container: {error}")
             return
         container.config_error = ""
@@ -306,7 +304,7 @@ class PodWorker:
         if self._token and time.monotonic() >= self._token.refresh_at:
             try:
                 await self._token.write()
-            except (ApiError, httpx.HTTPError, OSError) as error:
+            except (ApiError, Unreachable, OSError) as error:
                 log.warning("%s: token refresh failed: %s", self, error)
                 self._token.refresh_at = time.monotonic() + PUBLISH_RETRY_SECONDS * 10
 
@@ -441,7 +439,7 @@ class PodWorker:
         except (NotFound, Conflict):
             self.vanish()
             return
-        except (ApiError, httpx.HTTPError, OSError) as error:
+        except (ApiError, Unreachable, OSError) as error:
             log.warning("%s: status update failed, will retry: %s", self, error)
             self._publish_pending = True
             return
@@ -459,7 +457,7 @@ class PodWorker:
                     break
                 except (NotFound, Conflict):
                     break
-                except (ApiError, httpx.HTTPError, OSError) as error:
+                except (ApiError, Unreachable, OSError) as error:
                     log.warning("%s: final delete failed, will retry: %s", self, error)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._changed.wait(), PUBLISH_RETRY_SECONDS)
