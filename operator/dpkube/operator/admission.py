@@ -12,7 +12,7 @@ import asyncio
 import functools
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from dpkube.budget import ledger as L
@@ -23,6 +23,7 @@ from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.caps import ExperimentCaps, cap_key
 from dpkube.k8s.client import Conflict, KubeClient, NotFound
 from dpkube.k8s.datasets import Dataset, DatasetInvalid, Datasets
+from dpkube.k8s.group_commit import GroupCommit
 from dpkube.k8s.snapshots import Snapshots
 from dpkube.models.conditions import Reason
 from dpkube.models.cost import Cost
@@ -82,14 +83,6 @@ class Slot:
     serial: int
 
 
-@dataclass
-class SlotLine:
-    """One queue's admissions waiting for a slot, and whether a write of slots is in flight."""
-
-    waiting: list[tuple[str, asyncio.Future[Slot | Waiting | Busy]]] = field(default_factory=list)
-    committing: bool = False
-
-
 @dataclass(frozen=True)
 class Busy:
     """The queue kept changing, or every pricing worker is busy: the scheduler brings the query back."""
@@ -121,7 +114,7 @@ class Admission:
         self._queues: dict[str, dict[str, Any]] = {}
         self._prices: dict[tuple[str, str], asyncio.Future[Cost]] = {}
         """Pricing jobs by (uid, metadata digest): running ones are shared, finished ones are the memo."""
-        self._slot_lines: dict[str, SlotLine] = defaultdict(SlotLine)
+        self._slot_lines: dict[str, GroupCommit[str, Slot | Waiting | Busy]] = defaultdict(GroupCommit)
 
     async def decide(self, query: QueryView, ensure_finalizer: Any) -> Outcome:
         """The admission outcome; `ensure_finalizer()` is awaited before any money moves."""
@@ -198,24 +191,8 @@ class Admission:
         and take their slots in one write. A head reconciled by the scheduler asks only after the head before it.
         """
         await self.registry.my_turn(uid)
-        line = self._slot_lines[name]
-        slot: asyncio.Future[Slot | Waiting | Busy] = asyncio.get_running_loop().create_future()
-        line.waiting.append((uid, slot))
         self.registry.in_slot_line(uid)
-        if not line.committing:
-            line.committing = True
-            batch: list[tuple[str, asyncio.Future[Slot | Waiting | Busy]]] = []
-            try:
-                while line.waiting:
-                    batch, line.waiting = line.waiting, []
-                    await self._take_slots(name, batch)
-            finally:
-                line.committing = False
-                for _, left in [*batch, *line.waiting]:
-                    if not left.done():
-                        left.set_result(Busy())  # cut short (cancelled): the scheduler brings them back
-                line.waiting = []
-        return await slot
+        return await self._slot_lines[name].submit(uid, lambda batch: self._take_slots(name, batch), _cut_short)
 
     async def _take_slots(self, name: str, batch: list[tuple[str, asyncio.Future[Slot | Waiting | Busy]]]) -> None:
         """Decide a batch in its order on one version of the queue, and take the slots granted in one write."""
@@ -341,6 +318,11 @@ def experiment_facts(name: str | None, body: dict[str, Any] | None) -> Experimen
     if body is None:
         return {"experiment_exists": False}
     return {"experiment_locked": bool((body.get("spec") or {}).get("locked"))}
+
+
+def _cut_short(slot: asyncio.Future[Slot | Waiting | Busy]) -> None:
+    """An admission whose slot write was cut short (cancelled): the scheduler brings it back."""
+    slot.set_result(Busy())
 
 
 def _settle(batch: list[tuple[str, asyncio.Future[Slot | Waiting | Busy]]], outcome: Waiting | Busy) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from dpkube.budget import ledger as L
 from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
+from dpkube.k8s.group_commit import GroupCommit
 from dpkube.models.conditions import Reason
 
 GRANT_LABEL = "dpkube.io/budget"
@@ -92,13 +93,17 @@ def grant_manifest(
 Batch = list[tuple[Callable[[L.Ledger], L.Ledger], "asyncio.Future[L.Ledger]"]]
 
 
+def _not_written(done: asyncio.Future[L.Ledger]) -> None:
+    """A movement whose committer was cancelled before writing it: nothing moved, its caller may try again."""
+    done.set_exception(L.BudgetError("the grant's write was cut short; nothing moved"))
+
+
 @dataclass
 class _GrantLine:
     """One grant's movements in this process: the body last read or written, and those waiting their turn."""
 
     body: dict[str, Any] | None = None
-    waiting: Batch = field(default_factory=list)
-    committing: bool = False
+    writes: GroupCommit[Callable[[L.Ledger], L.Ledger], L.Ledger] = field(default_factory=GroupCommit)
 
 
 def _newer(candidate: dict[str, Any], known: dict[str, Any] | None) -> bool:
@@ -176,17 +181,7 @@ class Budgets:
         line = self._lines.setdefault(name, _GrantLine())
         if isinstance(grant, Grant) and _newer(grant.body, line.body):
             line.body = grant.body
-        done: asyncio.Future[L.Ledger] = asyncio.get_running_loop().create_future()
-        line.waiting.append((movement, done))
-        if not line.committing:
-            line.committing = True
-            try:
-                while line.waiting:
-                    batch, line.waiting = line.waiting, []
-                    await self._commit(name, line, batch)
-            finally:
-                line.committing = False
-        return await done
+        return await line.writes.submit(movement, lambda batch: self._commit(name, line, batch), _not_written)
 
     async def _commit(self, name: str, line: _GrantLine, batch: Batch) -> None:
         path = core_path("configmaps", self.namespace, name)
