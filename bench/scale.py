@@ -7,8 +7,9 @@ only the control loop is measured) and, in one run:
   - reports the settle rate (queries/s from the first creation to the last settled), the latency p50 and
     p99 from creation to the terminal phase (cost mode) or to Admitted (query mode), and the operator's
     CPU seconds and peak RSS, each rate beside Kueue's 43 admitted workloads/s as a ratio;
-  - fairness: with a backlog of N queries waiting in a locked Queue, a lone query through another Queue
-    and a lone cost-mode query, R times each (p50 and p99 to Admitted / to the end);
+  - fairness: a lone query through another Queue and a lone cost-mode query, R times each (p50 and p99
+    to Admitted / to the end), first while a backlog of N queries arrives in a locked Queue, then once
+    the operator has answered all of them (they wait);
   - API calls per query, from the API server's audit log, on a small separate burst (auditing slows
     the API server, so it is not on during the timed runs).
 Usage: python -m bench.scale [--queries 10000] [--fair 20] [--audited 200]
@@ -84,6 +85,8 @@ class Watcher:
         self.client, self.namespace = client, namespace
         self.seen: dict[str, float] = {}
         self.phases: dict[str, str] = {}
+        self.answered: set[str] = set()
+        """Queries whose status the operator has written (a waiting one included)."""
         self.check: Callable[[dict[str, Any]], bool] = reached("cost")
         self._task: asyncio.Task[None] | None = None
 
@@ -105,6 +108,8 @@ class Watcher:
                 obj = event["object"]
                 version = obj["metadata"].get("resourceVersion", version)
                 name, status = obj["metadata"].get("name"), obj.get("status") or {}
+                if name and status.get("phase"):
+                    self.answered.add(name)
                 if name and name not in self.seen and self.check(status):
                     self.seen[name] = time.monotonic()
                     self.phases[name] = status.get("phase", "")
@@ -208,18 +213,26 @@ async def timed(platform: LocalPlatform, queries: int, fair: int, rows: set[str]
         if not fair:
             await watcher.stop()
             return
-        await burst(client, watcher, "held", queries, "query", "scale-held", timeout=0)
-        lone_queue, lone_cost = [], []
-        for i in range(fair):
-            one = await burst(client, watcher, f"lone-q{i}", 1, "query", "scale-other", timeout=60)
-            lone_queue += one.latencies()
-            one = await burst(client, watcher, f"lone-c{i}", 1, "cost", None, timeout=60)
-            lone_cost += one.latencies()
-        print(f"fairness, {queries} waiting in a locked Queue: a lone query through another Queue to Admitted "
-              f"p50 {percentile(lone_queue, 0.5):.3f}s p99 {percentile(lone_queue, 0.99):.3f}s; "
-              f"a lone cost-mode query p50 {percentile(lone_cost, 0.5):.3f}s p99 {percentile(lone_cost, 0.99):.3f}s "
-              f"({fair} each)")
+        held = await burst(client, watcher, "held", queries, "query", "scale-held", timeout=0)
+        await lone(client, watcher, f"fairness, while {queries} queries arrive in a locked Queue", "arriving", fair)
+        while not all(name in watcher.answered for name in held.created):
+            await asyncio.sleep(0.2)
+        await lone(client, watcher, f"fairness, once {queries} queries wait in a locked Queue", "waiting", fair)
         await watcher.stop()
+
+
+async def lone(client: KubeClient, watcher: Watcher, label: str, prefix: str, count: int) -> None:
+    """Lone queries one after another: one through another Queue to Admitted, then one in cost mode."""
+    lone_queue, lone_cost = [], []
+    for i in range(count):
+        one = await burst(client, watcher, f"lone-q{prefix}{i}", 1, "query", "scale-other", timeout=60)
+        lone_queue += one.latencies()
+        one = await burst(client, watcher, f"lone-c{prefix}{i}", 1, "cost", None, timeout=60)
+        lone_cost += one.latencies()
+    print(f"{label}: a lone query through another Queue to Admitted p50 {percentile(lone_queue, 0.5):.3f}s "
+          f"p99 {percentile(lone_queue, 0.99):.3f}s; a lone cost-mode query p50 {percentile(lone_cost, 0.5):.3f}s "
+          f"p99 {percentile(lone_cost, 0.99):.3f}s ({count} each, in order: "
+          f"{' '.join(f'{x:.2f}' for x in lone_queue)} / {' '.join(f'{x:.2f}' for x in lone_cost)})")
 
 
 async def audited(platform: LocalPlatform, count: int) -> None:

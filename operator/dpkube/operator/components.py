@@ -44,6 +44,10 @@ API_CONNECTIONS = 8
 """Connections to the API server (one holds the Dataset watch). `bench.kube_client` with 32 requests in
 flight: a pool of 32 costs a GET 0.8x the CPU of a pool of 8, but serves PATCHes of one object
 at 0.44x the rate (more writes collide in the API server at once)."""
+BACKGROUND_REQUESTS = 2
+"""Connections that Events and the answers to waiting queries (their reason, their place in line) may hold at
+once: a backlog of thousands arriving in a locked queue is answered at that pace, while a lone query elsewhere
+finds the other connections free instead of queueing behind the backlog's writes."""
 
 
 @dataclass
@@ -72,7 +76,8 @@ async def assemble(config: OperatorSettings) -> Components:
     pricing = WorkerPool(workers=config.pricing_workers, timeout=config.pricing_timeout_seconds,
                          max_queued=PRICING_QUEUE, preload=("dpkube.engine.cost", *MODULES.values()))
     await pricing.start()
-    events = EventRecorder(client, COMPONENT)
+    background = client.lane(BACKGROUND_REQUESTS)
+    events = EventRecorder(background, COMPONENT)
     budgets = Budgets(client, config.system_namespace)
     dataset_feed = Informer(client, DATASET.api_path(config.system_namespace))
     dataset_feed.start()
@@ -86,11 +91,11 @@ async def assemble(config: OperatorSettings) -> Components:
     endings = Endings(client, budgets, events, registry, utc_now, config.result_inline_max_bytes,
                       on_cleaned=launcher.forget_copies)
     admission = Admission(client, config.system_namespace, registry, datasets, snapshots, budgets, pricing)
-    reconciler = Reconciler(client, registry, events, admission, launcher, endings)
+    reconciler = Reconciler(client, registry, events, admission, launcher, endings, background=background)
     cascade = ExperimentCascade(client, registry, ExperimentCaps(budgets))
     scheduler = Scheduler(client, registry, reconciler, budgets, config.system_namespace, cascade,
                           audit_interval=config.ledger_audit_seconds, warm=warm,
-                          warm_namespaces=set(config.warm_namespaces))
+                          warm_namespaces=set(config.warm_namespaces), background=background)
     for item in await client.list_all(QUEUE.api_path(config.system_namespace)):
         scheduler.queues[item["metadata"]["name"]] = item.get("spec") or {}
     parts = Components(client, registry, reconciler, scheduler, cascade, events, pricing, dataset_feed)

@@ -47,8 +47,11 @@ class Reconciler:
     """Moves DPQueries through their lifecycle."""
 
     def __init__(self, client: KubeClient, registry: Registry, events: EventRecorder, admission: A.Admission,
-                 launcher: Launcher, endings: Endings, clock: Callable[[], dt.datetime] = utc_now):
+                 launcher: Launcher, endings: Endings, clock: Callable[[], dt.datetime] = utc_now,
+                 background: KubeClient | None = None):
         self.client = client
+        self.background = background or client
+        """Where the answers to waiting queries go (a lane of the client: they never crowd out admissions)."""
         self.registry = registry
         self.events = events
         self.admission = admission
@@ -143,7 +146,8 @@ class Reconciler:
             if status is not None:
                 previous = S.condition(query.status, ConditionType.ADMITTED)
                 changed = previous is None or previous.reason != outcome.reason
-                await self._write(body, status, outcome.reason if changed else None, outcome.message)
+                await self._write(body, status, outcome.reason if changed else None, outcome.message,
+                                  client=self.background)
         elif isinstance(outcome, A.Refused):
             self.recall.keep(await self.endings.end(body, query, LC.End(outcome.phase, outcome.reason, outcome.message,
                                                                   charge=False)))
@@ -237,9 +241,10 @@ class Reconciler:
         except NotFound:
             return None
 
-    async def _write(self, body: dict[str, Any], status: DPQueryStatus, event: str | None, message: str) -> None:
+    async def _write(self, body: dict[str, Any], status: DPQueryStatus, event: str | None, message: str,
+                     client: KubeClient | None = None) -> None:
         STATUS_WRITES.inc()
-        written = await dpqueries.write_status(self.client, body, S.serialise(status))
+        written = await dpqueries.write_status(client or self.client, body, S.serialise(status))
         body.update(written)
         self.registry.observe(written)
         self.recall.wrote(written)

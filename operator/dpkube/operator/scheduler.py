@@ -60,8 +60,11 @@ class Scheduler:
 
     def __init__(self, client: KubeClient, registry: Registry, reconciler: Reconciler, budgets: Budgets,
                  system_namespace: str, cascade: ExperimentCascade, audit_interval: float = 30.0,
-                 warm: WarmPools | None = None, warm_namespaces: set[str] | None = None):
+                 warm: WarmPools | None = None, warm_namespaces: set[str] | None = None,
+                 background: KubeClient | None = None):
         self.client = client
+        self.background = background or client
+        """Where queue positions are written (a lane of the client: they never crowd out admissions)."""
         self.budgets = budgets
         self.cascade = cascade
         self.registry = registry
@@ -242,8 +245,8 @@ class Scheduler:
         self._positions = {uid: place for uid, place in self._positions.items() if uid in waiting}
         for entry, place in sorted(changed, key=lambda item: item[1])[:POSITION_WRITES]:
             try:
-                written = await self.client.patch(DPQUERY.api_path(entry.namespace, entry.name) + "/status",
-                                                  {"status": {"queuePosition": place}})
+                written = await self.background.patch(DPQUERY.api_path(entry.namespace, entry.name) + "/status",
+                                                      {"status": {"queuePosition": place}})
             except NotFound:
                 continue
             self.reconciler.recall.wrote(written)  # its watch event is an echo: nothing to reconcile

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import builtins
+import copy
 import json
 import os
 import ssl
@@ -187,20 +188,28 @@ class KubeClient:
         if token := config.bearer():
             self._headers["Authorization"] = f"Bearer {token}"
         self._timeout = timeout
-        self._max_connections = max_connections
-        self._ssl = config.ssl_context() if self._server.startswith("https:") else False
-        self._session: aiohttp.ClientSession | None = None
+        self._pool = _Pool(max_connections, config.ssl_context() if self._server.startswith("https:") else False)
+        self._turns: asyncio.Semaphore | None = None
+        """A lane's turns (see `lane`); None for the client itself."""
+
+    def lane(self, concurrency: int) -> KubeClient:
+        """This client's connections, of which the lane's requests hold at most `concurrency` at once (waiting
+        for a turn outside the pool). Background work sent through a lane (Events, answers to queries that
+        wait) then never queues ahead of the foreground by more than that. Closing the client closes it."""
+        lane = copy.copy(self)
+        lane._turns = asyncio.Semaphore(concurrency)
+        return lane
 
     def _http(self) -> aiohttp.ClientSession:
         """The session, made inside the running event loop (aiohttp binds it to that loop)."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
+        if self._pool.session is None:
+            self._pool.session = aiohttp.ClientSession(
                 headers=self._headers,
-                connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl),
+                connector=aiohttp.TCPConnector(limit=self._pool.connections, ssl=self._pool.ssl),
                 timeout=aiohttp.ClientTimeout(total=self._timeout, connect=10.0),
                 raise_for_status=False,
             )
-        return self._session
+        return self._pool.session
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -209,9 +218,9 @@ class KubeClient:
         await self.close()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool.session is not None:
+            await self._pool.session.close()
+            self._pool.session = None
 
     async def request(
         self,
@@ -224,6 +233,13 @@ class KubeClient:
     ) -> dict[str, Any]:
         if self.observe is not None:
             self.observe(method, path)
+        if self._turns is not None:
+            async with self._turns:
+                return await self._send(method, path, body, params, content_type)
+        return await self._send(method, path, body, params, content_type)
+
+    async def _send(self, method: str, path: str, body: Any, params: Mapping[str, Any] | None,
+                    content_type: str) -> dict[str, Any]:
         try:
             async with self._http().request(
                 method,
@@ -315,6 +331,15 @@ class KubeClient:
                     yield event
         except TRANSPORT_ERRORS as exc:
             raise Unreachable(f"watch {path}: {exc!r}") from exc
+
+
+@dataclass
+class _Pool:
+    """The connections a client and its lanes share."""
+
+    connections: int
+    ssl: ssl.SSLContext | bool
+    session: aiohttp.ClientSession | None = None
 
 
 def _query(params: Mapping[str, Any] | None) -> dict[str, str]:
