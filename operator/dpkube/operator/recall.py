@@ -67,10 +67,15 @@ class Recall:
             self._bodies.pop(uid, None)
 
     def wrote(self, body: dict[str, Any]) -> None:
-        """This process wrote `body`'s status."""
+        """This process wrote `body`'s status. A write that found the query being deleted, or ended it, makes no
+        echo: the deletion (or the clean-up) still has to be reconciled, whichever event brings it."""
         self.keep(body)
-        if version(body) and not (phase_of(body) or Phase.PENDING).terminal:
-            self._written[body["metadata"]["uid"]] = version(body)
+        uid = body["metadata"]["uid"]
+        if version(body) and not (phase_of(body) or Phase.PENDING).terminal \
+                and not body["metadata"].get("deletionTimestamp"):
+            self._written[uid] = version(body)
+        else:
+            self._written.pop(uid, None)
 
     def is_echo(self, body: dict[str, Any]) -> bool:
         """Whether a watch event only brings back the status this process wrote last, or something older."""

@@ -70,6 +70,8 @@ class Reconciler:
         wrote last is the current state; without either, the query is read.
         """
         async with self._locks[(namespace, name)]:
+            if seen is not None and self.recall.is_echo(seen):
+                return  # a write made while this event waited for the lock already answered it
             try:
                 body = self.recall.newest(seen) if seen is not None else await self._read(namespace, name)
                 if body is not None:

@@ -52,3 +52,12 @@ def test_a_failed_step_is_retried_after_a_growing_backoff() -> None:
     assert recall.due_retries(first + 60) == {("ns", "q")}
     recall.succeeded(("ns", "q"))
     assert recall.due_retries(first + 60) == set()
+
+
+def test_a_write_that_found_the_query_being_deleted_makes_no_echo() -> None:
+    recall = Recall()
+    recall.wrote(body(10))
+    deleting = body(12)
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    recall.wrote(deleting)
+    assert not recall.is_echo(body(11)) and not recall.is_echo(deleting)
