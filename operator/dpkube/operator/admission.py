@@ -152,7 +152,7 @@ class Admission:
         await ensure_finalizer()
         if spec.mode == Mode.QUERY:
             try:
-                grant = await self.budgets.find(spec.user, spec.dataset)
+                grant = await self.budgets.find_to_move(spec.user, spec.dataset)
                 on_grant = functools.partial(self.budgets.move, grant,
                                              functools.partial(L.reserve, uid=query.uid, cost=priced))
                 await self.caps.reserve(cap_key(query.namespace, spec), experiment, query.uid, priced, on_grant)
@@ -246,7 +246,8 @@ class Admission:
         for uid in uids:
             decision = rules.queue_ready(name, rules.QueueFacts(
                 exists=True, locked=spec.locked, max_concurrent=spec.max_concurrent,
-                running=self.registry.running(name) + len(granted), ahead=self.registry.ahead_of(uid, granted)))
+                running=self.registry.running(name) + len(granted),
+                ahead=self.registry.ahead_of(uid, granted, limit=1)))
             if decision.verdict is rules.Verdict.ADMIT:
                 granted.add(uid)
             decisions.append(decision)

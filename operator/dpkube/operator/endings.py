@@ -95,7 +95,7 @@ class Endings:
         if query.spec.mode == Mode.QUERY:
             await self._move_cap(query, lambda ledger: L.forget(L.refund(ledger, query.uid), query.uid))
             try:
-                grant = await self.budgets.find(query.spec.user, query.spec.dataset)
+                grant = await self.budgets.find_to_move(query.spec.user, query.spec.dataset)
                 await self.budgets.move(grant, lambda ledger: L.forget(L.refund(ledger, query.uid), query.uid))
             except L.BudgetError:
                 pass
@@ -111,7 +111,7 @@ class Endings:
             pass
 
     async def _charge(self, body: dict[str, Any], query: QueryView) -> None:
-        grant = await self.budgets.find(query.spec.user, query.spec.dataset)
+        grant = await self.budgets.find_to_move(query.spec.user, query.spec.dataset)
         cost = query.status.cost or ZERO
         await self._move_cap(query, lambda ledger: L.charge(ledger, query.uid))
         await self.budgets.move(grant, lambda ledger: L.charge(ledger, query.uid))

@@ -141,6 +141,16 @@ class Budgets:
             raise GrantNotFound(f"{user} does not have access to {dataset}.")
         return self._grant(item)
 
+    async def find_to_move(self, user: str, dataset: str) -> Grant:
+        """The grant of (user, dataset) as this process last read or wrote it, else as stored: a movement is
+        conditioned on that version, so a stale one costs a retry, never a wrong movement, and a burst of
+        admissions on one grant does not read its whole ledger once per query. A movement that fails forgets
+        the remembered version (a deleted grant: NotFound once, then GrantNotFound)."""
+        line = self._lines.get(grant_name(user, dataset))
+        if line is not None and line.body is not None and is_grant_of(line.body, user, dataset):
+            return self._grant(line.body)
+        return await self.find(user, dataset)
+
     async def find_item(self, user: str, dataset: str) -> dict[str, Any] | None:
         """The grant ConfigMap of (user, dataset) as stored, or None."""
         try:

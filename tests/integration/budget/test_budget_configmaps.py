@@ -8,7 +8,7 @@ import pytest
 
 from dpkube.budget import ledger as L
 from dpkube.k8s.budgets import Budgets, GrantNotFound, grant_manifest
-from dpkube.k8s.client import KubeClient, core_path
+from dpkube.k8s.client import KubeClient, NotFound, core_path
 from dpkube.models.cost import Cost
 from dpkube_testing.ledgers import reserve_concurrently
 
@@ -64,3 +64,34 @@ async def test_a_grant_is_never_taken_by_its_name_alone(admin: KubeClient, names
     await admin.create(core_path("configmaps", namespace), forged)
     with pytest.raises(GrantNotFound):
         await budgets.find("alice", "PENGUIN")
+
+
+async def test_a_grant_remembered_from_an_earlier_movement_is_moved_on_what_is_stored(
+        admin: KubeClient, namespace: str) -> None:
+    ours, theirs = Budgets(admin, namespace), Budgets(admin, namespace)
+    await ours.grant("dave", "PENGUIN", epsilon=1.0, delta=0.0)
+    await ours.move(await ours.find_to_move("dave", "PENGUIN"),
+                    lambda ledger: L.reserve(ledger, "q1", Cost(epsilon=0.5, delta=0.0)))
+    await theirs.move(await theirs.find("dave", "PENGUIN"),
+                      lambda ledger: L.reserve(ledger, "q2", Cost(epsilon=0.5, delta=0.0)))
+
+    remembered = await ours.find_to_move("dave", "PENGUIN")
+    assert "q2" not in remembered.ledger.reservations  # this process has not seen the other writer's movement
+    with pytest.raises(L.BudgetError):
+        await ours.move(remembered, lambda ledger: L.reserve(ledger, "q3", Cost(epsilon=0.5, delta=0.0)))
+    assert set((await theirs.find("dave", "PENGUIN")).ledger.reservations) == {"q1", "q2"}
+
+
+async def test_a_remembered_grant_that_was_deleted_moves_nothing_and_is_then_not_found(
+        admin: KubeClient, namespace: str) -> None:
+    budgets = Budgets(admin, namespace)
+    await budgets.grant("erin", "PENGUIN", epsilon=1.0, delta=0.0)
+    grant = await budgets.find_to_move("erin", "PENGUIN")
+    await budgets.move(grant, lambda ledger: L.reserve(ledger, "q1", Cost(epsilon=0.1, delta=0.0)))
+    await admin.delete(core_path("configmaps", namespace, grant.name))
+
+    with pytest.raises(NotFound):
+        await budgets.move(await budgets.find_to_move("erin", "PENGUIN"),
+                           lambda ledger: L.reserve(ledger, "q2", Cost(epsilon=0.1, delta=0.0)))
+    with pytest.raises(GrantNotFound):
+        await budgets.find_to_move("erin", "PENGUIN")
