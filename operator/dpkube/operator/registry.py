@@ -242,15 +242,16 @@ class Registry:
         for place, order in enumerate(self._waiting.get(queue, []), start=1):
             yield self.entries[order[-1]], place
 
-    def ahead_of(self, uid: str, passing: Collection[str] = ()) -> int:
+    def ahead_of(self, uid: str, passing: Collection[str] = (), limit: int | None = None) -> int:
         """Waiting queries of the same queue that came first and are not blocked by a dependency (nor in
-        `passing`: granted a slot by the write being prepared)."""
+        `passing`: granted a slot by the write being prepared), counted up to `limit`: admission asks only
+        whether anyone is ahead, and counting whole positions for a burst of thousands is quadratic."""
         entry = self.entries.get(uid)
         if entry is None or entry.queue is None:
             return 0
         ahead = 0
         for order in self._waiting.get(entry.queue, []):
-            if order[-1] == uid:
+            if order[-1] == uid or ahead == limit:
                 return ahead
             if self.entries[order[-1]].reason != Reason.WAITING_FOR_DEPENDENCY and order[-1] not in passing:
                 ahead += 1

@@ -22,6 +22,14 @@ def test_queries_wait_in_creation_order() -> None:
     assert registry.ahead_of("b") == 1 and registry.ahead_of("a") == 0
 
 
+def test_counting_who_is_ahead_stops_at_the_limit_and_skips_those_passing() -> None:
+    registry = Registry()
+    for i in range(5):
+        registry.observe(body(f"q{i}", f"2026-01-01T00:00:0{i}Z"))
+    assert registry.ahead_of("q4") == 4 and registry.ahead_of("q4", limit=1) == 1
+    assert registry.ahead_of("q2", passing={"q0", "q1"}, limit=1) == 0
+
+
 def test_a_query_blocked_by_a_dependency_does_not_hold_up_the_queue() -> None:
     registry = Registry()
     registry.observe(body("a", "2026-01-01T00:00:01Z", "Pending", reason="WaitingForDependency"))
