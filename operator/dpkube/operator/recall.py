@@ -37,6 +37,8 @@ class Recall:
         """uid -> (when it times out, namespace, name)."""
         self._retries: dict[tuple[str, str], tuple[float, int]] = {}
         self._ended: dict[str, int] = {}
+        self._touched: dict[str, float] = {}
+        """uid -> when (monotonic) this process last saw or wrote the query."""
 
     def body(self, uid: str) -> dict[str, Any] | None:
         return self._bodies.get(uid)
@@ -56,6 +58,7 @@ class Recall:
     def keep(self, body: dict[str, Any]) -> None:
         """Remember the body of an admitted or running query; forget any other."""
         uid, phase = body["metadata"]["uid"], phase_of(body)
+        self._touched[uid] = time.monotonic()
         if phase is not None and phase.terminal:
             self._written.pop(uid, None)
             self._ended[uid] = max(version(body), self._ended.pop(uid, 0))
@@ -86,7 +89,12 @@ class Recall:
         """Queries past their deadline (wall-clock `now`)."""
         return {(namespace, name) for deadline, namespace, name in list(self.deadlines.values()) if now > deadline}
 
+    def quiet(self, uid: str, seconds: float) -> bool:
+        """Nothing of the query was seen or written here for `seconds` (or ever, since this process started)."""
+        return time.monotonic() - self._touched.get(uid, float("-inf")) >= seconds
+
     def forget(self, uid: str) -> None:
+        self._touched.pop(uid, None)
         self._bodies.pop(uid, None)
         self._ended.pop(uid, None)
         self._written.pop(uid, None)

@@ -33,15 +33,21 @@ from dpkube.operator.warm import WarmPools
 log = logging.getLogger(__name__)
 WARM_UPKEEP_SECONDS = 1.0
 MAX_RECONCILES_PER_PASS = 32
+HEADS_PER_LINE = 128
+"""Most heads of a queue without a concurrency limit reconciled together: their slots, grant movements
+and writes are shared (group commits), so a longer line admits a backlog faster."""
 RESYNC_SECONDS = 5.0
 """Level-based safety net: this often, the next few unfinished queries are looked at again, whatever the
 events (a failed step is retried sooner, on its own backoff)."""
 RESYNC_BATCH = 64
 """Unfinished queries looked at per resync: a backlog of thousands is swept in turns, never all at once."""
-POSITION_SECONDS = 2.0
-"""How often waiting queries' queue positions are brought up to date."""
-POSITION_WRITES = 64
-"""Most position writes per pass."""
+RESYNC_QUIET_SECONDS = 30.0
+"""A query seen or written this recently has its state known: the resync (a read of it and its pod) skips it."""
+POSITION_SECONDS = 5.0
+"""How often waiting queries' queue positions are brought up to date (Kueue refreshes its pending
+workloads' positions every 5 s too): a draining backlog changes them all at every admission."""
+POSITION_WRITES = 32
+"""Most position writes per pass, nearest the head first."""
 UNSEEN_AFTER_SECONDS = 10.0
 """A query still without a phase this long after creation missed its event; the resync picks it up."""
 
@@ -83,39 +89,49 @@ class Scheduler:
         self.warm = warm
         self.warm_namespaces = warm_namespaces or set()
         self._last_warm = 0.0
+        self._lines: dict[str, asyncio.Task[None]] = {}
+        """Each queue's line of heads in flight: the next line of that queue starts once it is done."""
+        self._in_lines: dict[str, set[tuple[str, str]]] = {}
 
     def healthy(self, stale_after: float = 30.0) -> bool:
         """The periodic pass ran recently: the event loop is not stuck (a zombie operator, kopf#1276)."""
         return time.monotonic() - self.last_tick < stale_after
 
     async def run(self, interval: float) -> None:
-        while True:
-            try:
-                await self.tick()
-                self.last_tick = time.monotonic()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a failed pass is retried on the next one
-                log.exception("scheduler pass failed")
-            await asyncio.sleep(interval)
+        try:
+            while True:
+                try:
+                    await self.tick()
+                    self.last_tick = time.monotonic()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a failed pass is retried on the next one
+                    log.exception("scheduler pass failed")
+                await asyncio.sleep(interval)
+        finally:
+            for line in self._lines.values():
+                line.cancel()
 
-    def movable(self) -> list[list[Entry]]:
-        """Waiting queries whose reason for waiting may have gone away: the ended dependencies', and the
-        heads of each open queue, as many as it has free slots (the pure queue rule decides, in FIFO order).
-        Each list is reconciled in its order, one after the other: a head admitted lets the next one in.
+    def released(self) -> list[Entry]:
+        """Queries that waited for dependencies which have all ended: their wait may be over.
 
         A query not looked at yet (no phase) is the event handler's: reconciling it here too would multiply
         the API calls of a burst of new queries by the number of passes it takes.
         """
-        moving = [[e] for e in self.registry.dependency_waiters()
-                  if e.phase is not None and self.registry.dependencies_settled(e)]
+        return [e for e in self.registry.dependency_waiters()
+                if e.phase is not None and self.registry.dependencies_settled(e)]
+
+    def heads(self) -> dict[str, list[Entry]]:
+        """The heads of each open queue whose last line is done, as many as it has free slots (the pure queue
+        rule decides, in FIFO order): a line is reconciled in its order, a head admitted lets the next one in."""
+        lines = {}
         for queue in self.registry.waiting_queues():
             raw = self.queues.get(queue)
-            if raw is None:
-                continue  # the queue's creation event brings its queries back
+            if raw is None or queue in self._lines:
+                continue  # a queue's creation event brings its queries back; a line in flight goes on
             spec = QueueSpec.model_validate(raw)
             running = self.registry.running(queue)
-            free = MAX_RECONCILES_PER_PASS if spec.max_concurrent is None else spec.max_concurrent - running
+            free = HEADS_PER_LINE if spec.max_concurrent is None else spec.max_concurrent - running
             facts = rules.QueueFacts(exists=True, locked=spec.locked, max_concurrent=spec.max_concurrent,
                                      running=running)
             if free <= 0 or rules.queue_ready(queue, facts).verdict is not rules.Verdict.ADMIT:
@@ -123,8 +139,8 @@ class Scheduler:
             heads = [e for e in self.registry.ready_heads(queue, free) if e.phase is not None
                      and e.reason in QUEUE_REASONS]
             if heads:
-                moving.append(heads)
-        return moving
+                lines[queue] = heads
+        return lines
 
     def unfinished(self) -> list[Entry]:
         """Queries past admission that have not settled: a failed step of theirs is retried from here."""
@@ -154,8 +170,10 @@ class Scheduler:
             log.exception("reconcile of %s/%s failed", entry.namespace, entry.name)
 
     def _next_sweep(self) -> set[tuple[str, str]]:
-        """The next RESYNC_BATCH unfinished queries, in turn."""
-        unfinished = sorted((e.namespace, e.name) for e in self.unfinished())
+        """The next RESYNC_BATCH unfinished queries that were quiet lately, in turn."""
+        recall = self.reconciler.recall
+        unfinished = sorted((e.namespace, e.name) for e in self.unfinished()
+                            if recall.quiet(e.uid, RESYNC_QUIET_SECONDS))
         if not unfinished:
             return set()
         start = bisect.bisect_right(unfinished, self._sweep_after) % len(unfinished)
@@ -163,14 +181,27 @@ class Scheduler:
         self._sweep_after = chosen[-1]
         return set(chosen)
 
+    def _start_line(self, queue: str, line: list[Entry]) -> None:
+        """A queue's heads go on in the background: a long line never holds up the pass (or another queue)."""
+        task = self._lines[queue] = asyncio.create_task(self._in_order(line))
+        self._in_lines[queue] = {(e.namespace, e.name) for e in line}
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._lines.pop(queue, None)
+            self._in_lines.pop(queue, None)
+
+        task.add_done_callback(done)
+
     async def tick(self) -> None:
-        lines = self.movable()
+        for queue, line in self.heads().items():
+            self._start_line(queue, line)
+        released = self.released()
         targets = self.reconciler.recall.expired(time.time()) | self.reconciler.recall.due_retries(time.monotonic())
         if time.monotonic() - self._last_resync > RESYNC_SECONDS:
             self._last_resync = time.monotonic()
             targets |= self._next_sweep()
-        in_line = {(e.namespace, e.name) for line in lines for e in line}
-        await asyncio.gather(*(self._in_order(line) for line in lines), return_exceptions=True)
+        in_line = {(e.namespace, e.name) for e in released}.union(*self._in_lines.values())
+        await asyncio.gather(*(self._in_order([entry]) for entry in released), return_exceptions=True)
         for batch in _batches(sorted(targets - in_line), MAX_RECONCILES_PER_PASS):
             await asyncio.gather(*(self.reconciler.reconcile(ns, name) for ns, name in batch),
                                  return_exceptions=True)

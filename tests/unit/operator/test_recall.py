@@ -61,3 +61,10 @@ def test_a_write_that_found_the_query_being_deleted_makes_no_echo() -> None:
     deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     recall.wrote(deleting)
     assert not recall.is_echo(body(11)) and not recall.is_echo(deleting)
+
+
+def test_a_query_is_quiet_until_seen_and_again_some_time_after() -> None:
+    recall = Recall()
+    assert recall.quiet("u1", 30)
+    recall.keep(body(10, None))
+    assert not recall.quiet("u1", 30) and recall.quiet("u1", 0)
