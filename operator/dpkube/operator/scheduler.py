@@ -11,6 +11,7 @@ import asyncio
 import bisect
 import datetime as dt
 import functools
+import itertools
 import logging
 import time
 from typing import Any
@@ -123,7 +124,9 @@ class Scheduler:
 
     def heads(self) -> dict[str, list[Entry]]:
         """The heads of each open queue whose last line is done, as many as it has free slots (the pure queue
-        rule decides, in FIFO order): a line is reconciled in its order, a head admitted lets the next one in."""
+        rule decides, in FIFO order): a line is reconciled in its order, a head admitted lets the next one in.
+        A line ends before the first query not waiting for the queue itself (e.g. not looked at yet): those
+        after it cannot pass it, and reconciling them would only read them again."""
         lines = {}
         for queue in self.registry.waiting_queues():
             raw = self.queues.get(queue)
@@ -136,8 +139,8 @@ class Scheduler:
                                      running=running)
             if free <= 0 or rules.queue_ready(queue, facts).verdict is not rules.Verdict.ADMIT:
                 continue
-            heads = [e for e in self.registry.ready_heads(queue, free) if e.phase is not None
-                     and e.reason in QUEUE_REASONS]
+            heads = list(itertools.takewhile(lambda e: e.phase is not None and e.reason in QUEUE_REASONS,
+                                             self.registry.ready_heads(queue, free)))
             if heads:
                 lines[queue] = heads
         return lines
@@ -265,13 +268,16 @@ class Scheduler:
 
     async def write_positions(self) -> None:
         """Each waiting query's place in its queue (kueue#1657), written only when it changed, and at most
-        POSITION_WRITES per pass, nearest the head first: a long backlog is refreshed in turns."""
+        POSITION_WRITES per pass, nearest the head first: a long backlog is refreshed in turns. A head in a
+        line in flight is being admitted: a write now would only make its admission's writes conflict."""
         changed: list[tuple[Entry, int]] = []
         waiting: set[str] = set()
+        being_admitted = set().union(*self._in_lines.values())
         for queue in self.registry.waiting_queues():
             for entry, place in self.registry.positions(queue):
                 waiting.add(entry.uid)
-                if entry.phase is not None and self._positions.get(entry.uid) != place:
+                if entry.phase is not None and self._positions.get(entry.uid) != place \
+                        and (entry.namespace, entry.name) not in being_admitted:
                     changed.append((entry, place))
         self._positions = {uid: place for uid, place in self._positions.items() if uid in waiting}
         for entry, place in sorted(changed, key=lambda item: item[1])[:POSITION_WRITES]:
