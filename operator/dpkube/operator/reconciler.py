@@ -38,6 +38,11 @@ from dpkube.operator.registry import Registry
 log = logging.getLogger(__name__)
 
 
+class RetryLater(Exception):
+    """A step that cannot be taken now (its queue kept changing, the pricing pool is full): the query is
+    tried again on its own backoff, not only when the resync comes round to it."""
+
+
 def utc_now() -> dt.datetime:
     """The operator's clock: UTC, whole seconds (what the API server keeps of a timestamp)."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -76,6 +81,9 @@ class Reconciler:
                 body = self.recall.newest(seen) if seen is not None else await self._read(namespace, name)
                 if body is not None:
                     await self._advance(body, None)
+            except RetryLater:
+                self.recall.failed((namespace, name))
+                return
             except Exception:
                 self.recall.failed((namespace, name))
                 raise
@@ -155,6 +163,8 @@ class Reconciler:
                                                                   charge=False)))
         elif isinstance(outcome, A.Priced):
             self.recall.keep(await self.endings.priced(body, query, outcome.cost))
+        elif isinstance(outcome, A.Busy):
+            raise RetryLater(query.name)
         elif isinstance(outcome, A.Admitted):
             admitted = LC.QueryView.of(body)
             try:
