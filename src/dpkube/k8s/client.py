@@ -175,6 +175,12 @@ class KubeConfig:
         return None
 
 
+CONNECT_SECONDS = 10.0
+"""How long a new connection to the API server may take. A request waiting for a pooled connection has no
+time limit (aiohttp's `connect` and `total` would count that wait): under a burst the pool is a queue, and
+its requests must wait their turn, not fail; a server that stops answering is caught by `sock_read`."""
+
+
 class KubeClient:
     """REST verbs on API paths; one connection pool per client, opened on its first request."""
 
@@ -206,7 +212,7 @@ class KubeClient:
             self._pool.session = aiohttp.ClientSession(
                 headers=self._headers,
                 connector=aiohttp.TCPConnector(limit=self._pool.connections, ssl=self._pool.ssl),
-                timeout=aiohttp.ClientTimeout(total=self._timeout, connect=10.0),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_SECONDS, sock_read=self._timeout),
                 raise_for_status=False,
             )
         return self._pool.session
@@ -316,7 +322,7 @@ class KubeClient:
             "fieldSelector": field_selector, "timeoutSeconds": timeout_seconds,
             "allowWatchBookmarks": "true",
         }
-        timeout = aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=timeout_seconds + 30)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_SECONDS, sock_read=timeout_seconds + 30)
         try:
             async with self._http().get(self._server + path, params=_query(params), timeout=timeout) as response:
                 if response.status >= 400:

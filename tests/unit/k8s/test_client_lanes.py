@@ -1,5 +1,6 @@
-"""A lane of the API client holds at most its share of the connections, so foreground requests pass a
-background backlog instead of queueing behind it."""
+"""The API client's connection pool: a lane holds at most its share of the connections, so foreground
+requests pass a background backlog instead of queueing behind it; a request waiting for a connection waits
+its turn without a time limit, and only a server that stays silent times out."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from dpkube.k8s.client import KubeClient, KubeConfig
+from dpkube.k8s.client import KubeClient, KubeConfig, Unreachable
 
 
 class SlowServer:
@@ -60,3 +61,19 @@ async def test_a_foreground_request_passes_a_lanes_backlog(server: tuple[SlowSer
         answered_before = sum(task.done() for task in backlog)
         await asyncio.gather(*backlog)
     assert answered_before <= 4  # through one pool of 8 it would come after 16 of them
+
+
+async def test_requests_queued_for_a_connection_longer_than_the_timeout_still_succeed(
+        server: tuple[SlowServer, str]) -> None:
+    _, url = server  # each answer takes 0.2 s, one connection: the fifth request waits 0.8 s for it
+    async with KubeClient(KubeConfig(server=url), max_connections=1, timeout=0.5) as client:
+        answers = await asyncio.gather(*(client.get(f"/queued/{i}") for i in range(5)))
+    assert answers == [{"path": f"/queued/{i}"} for i in range(5)]
+
+
+async def test_a_server_silent_longer_than_the_timeout_is_unreachable(server: tuple[SlowServer, str]) -> None:
+    slow, url = server
+    slow.pause = 1.0
+    async with KubeClient(KubeConfig(server=url), timeout=0.3) as client:
+        with pytest.raises(Unreachable):
+            await client.get("/silent")
