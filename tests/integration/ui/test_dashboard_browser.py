@@ -17,6 +17,9 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient
@@ -84,8 +87,16 @@ def sign_in(driver: WebDriver, url: str, token: str) -> None:
     driver.get(f"{url}/ui")
     assert driver.current_url.endswith("/ui/login")
     driver.find_element(By.ID, "token").send_keys(token)
-    driver.find_element(By.ID, "sign-in").click()
+    click_and_load(driver, driver.find_element(By.ID, "sign-in"))
     assert driver.current_url == f"{url}/ui"
+
+
+def click_and_load(driver: WebDriver, element: WebElement) -> None:
+    """Click a link or a form's button, then wait for the page it leads to: on a loaded machine the click
+    may return before the next page has replaced this one."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, WAIT_SECONDS).until(staleness_of(page))
 
 
 def eventually(check: Callable[[], bool], driver: WebDriver, seconds: float = WAIT_SECONDS) -> None:
@@ -117,7 +128,7 @@ async def test_a_user_signs_in_and_sees_the_budget_drop_after_a_query(browser, f
     rows = browser.find_elements(By.CSS_SELECTOR, "tr.query")
     assert len(rows) == 1 and "Succeeded" in rows[0].text
     screenshot(browser, "dashboard")
-    rows[0].find_element(By.LINK_TEXT, "JSON").click()
+    click_and_load(browser, rows[0].find_element(By.LINK_TEXT, "JSON"))
     assert '"spent_epsilon"' in browser.find_element(By.TAG_NAME, "body").text
 
 
@@ -128,9 +139,9 @@ async def test_an_admin_locks_a_queue_from_the_admin_page(browser, facade, new_u
     await admin.create(QUEUE.api_path(system_namespace), queue(queue_name))
     try:
         sign_in(browser, facade, token)
-        browser.find_element(By.ID, "admin-link").click()
+        click_and_load(browser, browser.find_element(By.ID, "admin-link"))
         row = f'tr.queue[data-queue="{queue_name}"]'
-        browser.find_element(By.CSS_SELECTOR, f"{row} button.lock").click()
+        click_and_load(browser, browser.find_element(By.CSS_SELECTOR, f"{row} button.lock"))
         assert browser.find_element(By.CSS_SELECTOR, f"{row} td.state").text == "locked"
         assert (await admin.get(QUEUE.api_path(system_namespace, queue_name)))["spec"]["locked"] is True
         screenshot(browser, "admin")
