@@ -74,6 +74,8 @@ class Reconciler:
         `seen` is the object as a watch event just delivered it: the newer of it and what this process
         wrote last is the current state; without either, the query is read.
         """
+        if seen is not None and self.recall.is_echo(seen):
+            return  # only what this process wrote last, coming back
         async with self._locks[(namespace, name)]:
             if seen is not None and self.recall.is_echo(seen):
                 return  # a write made while this event waited for the lock already answered it

@@ -14,6 +14,7 @@ import functools
 import itertools
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from dpkube.budget import ledger as L
@@ -90,9 +91,8 @@ class Scheduler:
         self.warm = warm
         self.warm_namespaces = warm_namespaces or set()
         self._last_warm = 0.0
-        self._lines: dict[str, asyncio.Task[None]] = {}
+        self._lines: dict[str, _Line] = {}
         """Each queue's line of heads in flight: the next line of that queue starts once it is done."""
-        self._in_lines: dict[str, set[tuple[str, str]]] = {}
 
     def healthy(self, stale_after: float = 30.0) -> bool:
         """The periodic pass ran recently: the event loop is not stuck (a zombie operator, kopf#1276)."""
@@ -111,7 +111,7 @@ class Scheduler:
                 await asyncio.sleep(interval)
         finally:
             for line in self._lines.values():
-                line.cancel()
+                line.task.cancel()
 
     def released(self) -> list[Entry]:
         """Queries that waited for dependencies which have all ended: their wait may be over.
@@ -186,14 +186,13 @@ class Scheduler:
 
     def _start_line(self, queue: str, line: list[Entry]) -> None:
         """A queue's heads go on in the background: a long line never holds up the pass (or another queue)."""
-        task = self._lines[queue] = asyncio.create_task(self._in_order(line))
-        self._in_lines[queue] = {(e.namespace, e.name) for e in line}
+        task = asyncio.create_task(self._in_order(line))
+        self._lines[queue] = _Line(task, frozenset((e.namespace, e.name) for e in line))
+        task.add_done_callback(lambda _: self._lines.pop(queue, None))
 
-        def done(_: asyncio.Task[None]) -> None:
-            self._lines.pop(queue, None)
-            self._in_lines.pop(queue, None)
-
-        task.add_done_callback(done)
+    def _being_admitted(self) -> set[tuple[str, str]]:
+        """The queries of every line in flight."""
+        return set().union(*(line.members for line in self._lines.values()))
 
     async def tick(self) -> None:
         for queue, line in self.heads().items():
@@ -203,7 +202,7 @@ class Scheduler:
         if time.monotonic() - self._last_resync > RESYNC_SECONDS:
             self._last_resync = time.monotonic()
             targets |= self._next_sweep()
-        in_line = {(e.namespace, e.name) for e in released}.union(*self._in_lines.values())
+        in_line = {(e.namespace, e.name) for e in released} | self._being_admitted()
         await asyncio.gather(*(self._in_order([entry]) for entry in released), return_exceptions=True)
         for batch in _batches(sorted(targets - in_line), MAX_RECONCILES_PER_PASS):
             await asyncio.gather(*(self.reconciler.reconcile(ns, name) for ns, name in batch),
@@ -272,7 +271,7 @@ class Scheduler:
         line in flight is being admitted: a write now would only make its admission's writes conflict."""
         changed: list[tuple[Entry, int]] = []
         waiting: set[str] = set()
-        being_admitted = set().union(*self._in_lines.values())
+        being_admitted = self._being_admitted()
         for queue in self.registry.waiting_queues():
             for entry, place in self.registry.positions(queue):
                 waiting.add(entry.uid)
@@ -297,6 +296,14 @@ class Scheduler:
         except NotFound:
             return
         self._written[key] = status
+
+
+@dataclass(frozen=True)
+class _Line:
+    """A queue's heads being reconciled in the background, and who they are."""
+
+    task: asyncio.Task[None]
+    members: frozenset[tuple[str, str]]
 
 
 def _pooled(spec: dict[str, Any]) -> bool:

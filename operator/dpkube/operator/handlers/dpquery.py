@@ -19,5 +19,5 @@ async def dpquery_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, 
     memo.registry.observe(dict(body))
     phase = phase_of(dict(body))
     settled = phase is not None and phase.terminal and FINALIZER not in (body["metadata"].get("finalizers") or [])
-    if not settled and not memo.reconciler.recall.is_echo(dict(body)):
+    if not settled:
         await memo.reconciler.reconcile(body["metadata"]["namespace"], body["metadata"]["name"], dict(body))
