@@ -17,6 +17,7 @@ from dpkube.models.crd import API_VERSION
 from dpkube.models.dataset import DatasetSpec
 from dpkube.models.queue import QueueSpec
 from dpkube.models.runner import RunnerSettings
+from dpkube.models.zygote import RUNNER_MODULE
 
 QUERY_UID_LABEL = "dpkube.io/query-uid"
 QUERY_NAME_LABEL = "dpkube.io/query"
@@ -32,7 +33,7 @@ class PodTemplate:
     """What an admin sets for every runner pod (a Queue may override the image and resources)."""
 
     image: str
-    command: tuple[str, ...] = ("python", "-m", "dpkube.runner")
+    command: tuple[str, ...] = ("python", "-m", RUNNER_MODULE)
     service_account: str = "dpkube-runner"
     requests: dict[str, str] = field(default_factory=lambda: {"cpu": "250m", "memory": "512Mi"})
     limits: dict[str, str] = field(default_factory=lambda: {"cpu": "2", "memory": "4Gi"})

@@ -26,6 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--heartbeat-seconds", type=float, default=10.0)
     parser.add_argument("--memory-enforcement", choices=[m.value for m in MemoryEnforcement],
                         default=MemoryEnforcement.RESIDENT.value)
+    parser.add_argument("--no-zygote", action="store_true",
+                        help="exec every container (by default runner containers are forked from a zygote that "
+                             "imported the DP libraries once)")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         node_name=args.node, namespaces=tuple(args.namespace), workdir=args.workdir, bind=not args.no_bind,
         scheduler_name=args.scheduler_name,
         heartbeat_seconds=args.heartbeat_seconds, memory_enforcement=MemoryEnforcement(args.memory_enforcement),
+        zygote=not args.no_zygote,
     )
     asyncio.run(run_until_signalled(NodeAgent(KubeConfig.load(args.kubeconfig), settings)))
 

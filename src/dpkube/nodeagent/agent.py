@@ -20,9 +20,10 @@ from dpkube.k8s.informer import list_and_watch
 from dpkube.nodeagent.binder import Binder
 from dpkube.nodeagent.environment import PodFacts
 from dpkube.nodeagent.node import NODE_IP, NodeRegistration
-from dpkube.nodeagent.process import ContainerProcess
+from dpkube.nodeagent.process import GroupedProcess
 from dpkube.nodeagent.settings import AgentSettings
 from dpkube.nodeagent.worker import NodeContext, PodWorker
+from dpkube.nodeagent.zygote import Zygote
 
 # Writes go through a small pool: on a loaded machine a few busy connections beat many new TLS handshakes
 # (20 pods at once reach Succeeded sooner with 8 connections than with 100). Watches have their own pool.
@@ -59,6 +60,17 @@ class NodeAgent:
         settings.pods_dir.chmod(0o700)
         scopes: list[str | None] = list(settings.namespaces) or [None]
         watches = len(scopes) * (2 if settings.bind else 1)
+        zygote = Zygote(settings.pods_dir.parent / "zygote") if settings.zygote else None
+        try:
+            if zygote is not None:
+                zygote.start()
+            await self._serve(zygote, scopes, watches)
+        finally:
+            if zygote is not None:
+                await zygote.stop()
+
+    async def _serve(self, zygote: Zygote | None, scopes: list[str | None], watches: int) -> None:
+        settings = self.settings
         async with KubeClient(self.config, max_connections=watches) as watcher, \
                 KubeClient(self.config, max_connections=REQUEST_CONNECTIONS) as client:
             registration = NodeRegistration(client, settings.node_name, heartbeat_seconds=settings.heartbeat_seconds)
@@ -68,7 +80,7 @@ class NodeAgent:
                 client=client, settings=settings,
                 events=EventRecorder(client, "dpkube-nodeagent", host=settings.node_name),
                 facts=PodFacts(pod_ip=NODE_IP, host_ip=NODE_IP, node_cpu=cpu, node_memory=memory),
-                service_env=service_environment(self.config.server), ca_file=self.config.ca_file,
+                service_env=service_environment(self.config.server), ca_file=self.config.ca_file, zygote=zygote,
             )
             log.info("node agent for %s running pods of %s", settings.node_name,
                      ", ".join(settings.namespaces) or "every namespace")
@@ -135,7 +147,7 @@ class NodeAgent:
         for _, task in entries:
             task.cancel()
         await asyncio.gather(*(task for _, task in entries), return_exceptions=True)
-        processes: list[ContainerProcess] = [p for worker, _ in entries for p in worker.processes]
+        processes: list[GroupedProcess] = [p for worker, _ in entries for p in worker.processes]
         if not processes:
             return
         log.info("stopping %d processes", len(processes))

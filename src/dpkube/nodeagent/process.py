@@ -6,6 +6,7 @@ of the group is killed when the main process exits (a PID namespace dies with it
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import os
@@ -60,13 +61,52 @@ class ProcessIdentity:
         return False
 
 
-class ContainerProcess:
-    """A started container process; `wait` returns its exit code the way a container runtime reports it."""
+class GroupedProcess(abc.ABC):
+    """A container's main process, leading its own process group; `wait` returns its exit code the way a
+    container runtime reports it. How the exit code is learnt is the subclass's (`_exit_code`)."""
+
+    def __init__(self, pid: int, identity: ProcessIdentity | None):
+        self.pid = pid
+        self.identity = identity
+        self._code: int | None = None
+
+    @abc.abstractmethod
+    async def _exit_code(self) -> int:
+        """Wait for the process to end."""
+
+    async def wait(self) -> int:
+        """Exit code once the process ended (128 + signal number when a signal ended it); what is left of its
+        group is killed then."""
+        if self._code is None:
+            self._code = await self._exit_code()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        return self._code
+
+    @property
+    def exited(self) -> bool:
+        return self._code is not None
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        if self.exited:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def resident_bytes(self) -> int | None:
+        """Resident memory of the main process (not its children), or None once it is gone."""
+        try:
+            return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * _PAGE_SIZE
+        except (OSError, IndexError, ValueError):
+            return None
+
+
+class ContainerProcess(GroupedProcess):
+    """A container process this agent exec'd."""
 
     def __init__(self, process: asyncio.subprocess.Process, identity: ProcessIdentity | None):
+        super().__init__(process.pid, identity)
         self._process = process
-        self.identity = identity
-        self.pid = process.pid
 
     @classmethod
     async def start(
@@ -93,26 +133,6 @@ class ContainerProcess:
                 resource.prlimit(process.pid, resource.RLIMIT_AS, (address_space_limit, address_space_limit))
         return cls(process, ProcessIdentity.of(process.pid))
 
-    async def wait(self) -> int:
-        """Exit code once the process ended (128 + signal number when a signal ended it)."""
+    async def _exit_code(self) -> int:
         code = await self._process.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
         return 128 - code if code < 0 else code
-
-    @property
-    def exited(self) -> bool:
-        return self._process.returncode is not None
-
-    def signal_group(self, sig: signal.Signals) -> None:
-        if self.exited:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)
-
-    def resident_bytes(self) -> int | None:
-        """Resident memory of the main process (not its children), or None once it is gone."""
-        try:
-            return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * _PAGE_SIZE
-        except (OSError, IndexError, ValueError):
-            return None

@@ -42,6 +42,7 @@ class AgentSettings:
     memory_enforcement: MemoryEnforcement = MemoryEnforcement.RESIDENT
     memory_check_seconds: float = 0.25
     shutdown_grace_seconds: float = 2.0  # SIGTERM to SIGKILL when the agent itself stops
+    zygote: bool = True  # fork runner containers from a process that imported the DP libraries once
 
     @property
     def pods_dir(self) -> Path:

@@ -30,12 +30,13 @@ from dpkube.k8s.timestamps import parse, rfc3339
 from dpkube.nodeagent.environment import PodFacts, PodReferences, container_environment
 from dpkube.nodeagent.errors import ContainerConfigError, ContainerStartError
 from dpkube.nodeagent.expansion import expand
-from dpkube.nodeagent.process import ContainerProcess, ProcessIdentity
+from dpkube.nodeagent.process import ContainerProcess, GroupedProcess, ProcessIdentity
 from dpkube.nodeagent.quantity import parse_quantity
 from dpkube.nodeagent.serviceaccount import ServiceAccountFolder, is_token_volume, token_projection
 from dpkube.nodeagent.settings import AgentSettings, MemoryEnforcement
 from dpkube.nodeagent.status import ContainerRecord, differs, pod_status
 from dpkube.nodeagent.termination import termination_message
+from dpkube.nodeagent.zygote import Zygote
 
 TERMINATION_LOG_ENV = "DPKUBE_TERMINATION_LOG"
 HOST_VARIABLES = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH")
@@ -55,6 +56,8 @@ class NodeContext:
     facts: PodFacts
     service_env: Mapping[str, str]
     ca_file: str | None
+    zygote: Zygote | None = None
+    """Forks runner containers from pre-imported libraries; None: every container is exec'd."""
 
 
 @dataclass
@@ -64,7 +67,7 @@ class Container:
     spec: Mapping[str, Any]
     record: ContainerRecord
     folder: Path
-    process: ContainerProcess | None = None
+    process: GroupedProcess | None = None
     exit: asyncio.Task[int] | None = None
     start_due: float = 0.0  # monotonic
     finished: bool = False  # ended and will not start again
@@ -126,7 +129,7 @@ class PodWorker:
         self._changed.set()
 
     @property
-    def processes(self) -> list[ContainerProcess]:
+    def processes(self) -> list[GroupedProcess]:
         return [c.process for c in self.containers if c.process is not None]
 
     # --- lifecycle -------------------------------------------------------------------------------------
@@ -271,9 +274,7 @@ class PodWorker:
         address_space = (container.memory_limit
                          if self.node.settings.memory_enforcement is MemoryEnforcement.ADDRESS_SPACE else None)
         try:
-            process = await ContainerProcess.start(
-                command, env=process_env, cwd=cwd, log_path=container.log_file, address_space_limit=address_space,
-            )
+            process = await self._launch(command, process_env, cwd, container.log_file, address_space)
         except ContainerStartError as error:
             container.record.container_id = ""
             self._ended(container, 128, error.reason, str(error))
@@ -285,6 +286,18 @@ class PodWorker:
         container.record.mark_running(process.pid)
         container.exit = asyncio.ensure_future(process.wait())
         log.debug("%s: container %s started as process %d", self, spec["name"], process.pid)
+
+    async def _launch(self, command: list[str], env: dict[str, str], cwd: Path, log_path: Path,
+                      address_space: int | None) -> GroupedProcess:
+        """Fork the runner from the zygote when it fits, else exec the command."""
+        zygote = self.node.zygote
+        if zygote is not None and zygote.fits(command, env):
+            forked = await zygote.spawn(command, env=env, cwd=cwd, log_path=log_path,
+                                        address_space_limit=address_space)
+            if forked is not None:
+                return forked
+        return await ContainerProcess.start(command, env=env, cwd=cwd, log_path=log_path,
+                                            address_space_limit=address_space)
 
     def _config_failed(self, container: Container, reason: str, message: str) -> None:
         container.record.mark_waiting(reason, message)

@@ -26,7 +26,7 @@ PYTHON = sys.executable
 # Our pods ask for a scheduler of their own, so an agent binding for default-scheduler elsewhere in the
 # session (the operator tests run one over every namespace) never takes them.
 SCHEDULER = "nodeagent-tests"
-FAST = {"restart_backoff_seconds": 0.2, "heartbeat_seconds": 1.0, "config_retry_seconds": 0.3,
+FAST = {"restart_backoff_seconds": 0.2, "heartbeat_seconds": 1.0, "config_retry_seconds": 0.3, "zygote": False,
         "scheduler_name": SCHEDULER}
 
 PodCheck = Callable[[Mapping[str, Any]], bool]
