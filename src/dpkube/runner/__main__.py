@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dpkube.engine.libraries import library_module
+from dpkube.engine.rehearsal import rehearse
 from dpkube.models.payloads import Library
 from dpkube.models.runner import RunnerError, RunnerInput, RunnerOutput, RunnerSettings
 from dpkube.runner.channel import ChannelRefused, RunnerChannel
@@ -37,11 +38,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def warm_up(libraries: str) -> None:
-    """Import the named libraries now, so the query does not pay for it."""
+def warm_up(libraries: str, rehearsing: bool = False) -> None:
+    """Import the named libraries now, so the query does not pay for it; a process that waits for its
+    query (a warm pod, the zygote) also rehearses them, which fills the caches of their first run."""
     for name in filter(None, (n.strip() for n in libraries.split(","))):
         module = library_module(Library(name))
         getattr(module, "warm_up", lambda: None)()  # what only a run needs (torch for the synthesizers)
+        if rehearsing:
+            rehearse(Library(name))
 
 
 def run(job: RunnerInput, settings: RunnerSettings, channel: RunnerChannel | None = None) -> RunnerOutput:
@@ -61,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = RunnerSettings()
     if args.warm or args.claim:
-        warm_up(settings.libraries)
+        warm_up(settings.libraries, rehearsing=args.warm)
     if args.claim:
         channel = RunnerChannel(settings)
         try:
