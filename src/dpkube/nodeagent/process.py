@@ -95,8 +95,12 @@ class GroupedProcess(abc.ABC):
 
     def resident_bytes(self) -> int | None:
         """Resident memory of the main process (not its children), or None once it is gone."""
+        return self.resident_of(self.pid)
+
+    @staticmethod
+    def resident_of(pid: int) -> int | None:
         try:
-            return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * _PAGE_SIZE
+            return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE_SIZE
         except (OSError, IndexError, ValueError):
             return None
 

@@ -274,7 +274,7 @@ class PodWorker:
         address_space = (container.memory_limit
                          if self.node.settings.memory_enforcement is MemoryEnforcement.ADDRESS_SPACE else None)
         try:
-            process = await self._launch(command, process_env, cwd, container.log_file, address_space)
+            process = await self._launch(command, process_env, cwd, container, address_space)
         except ContainerStartError as error:
             container.record.container_id = ""
             self._ended(container, 128, error.reason, str(error))
@@ -287,16 +287,16 @@ class PodWorker:
         container.exit = asyncio.ensure_future(process.wait())
         log.debug("%s: container %s started as process %d", self, spec["name"], process.pid)
 
-    async def _launch(self, command: list[str], env: dict[str, str], cwd: Path, log_path: Path,
+    async def _launch(self, command: list[str], env: dict[str, str], cwd: Path, container: Container,
                       address_space: int | None) -> GroupedProcess:
         """Fork the runner from the zygote when it fits, else exec the command."""
         zygote = self.node.zygote
-        if zygote is not None and zygote.fits(command, env):
-            forked = await zygote.spawn(command, env=env, cwd=cwd, log_path=log_path,
+        if zygote is not None and zygote.fits(command, env, container.memory_limit):
+            forked = await zygote.spawn(command, env=env, cwd=cwd, log_path=container.log_file,
                                         address_space_limit=address_space)
             if forked is not None:
                 return forked
-        return await ContainerProcess.start(command, env=env, cwd=cwd, log_path=log_path,
+        return await ContainerProcess.start(command, env=env, cwd=cwd, log_path=container.log_file,
                                             address_space_limit=address_space)
 
     def _config_failed(self, container: Container, reason: str, message: str) -> None:

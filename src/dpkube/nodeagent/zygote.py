@@ -65,14 +65,25 @@ class Zygote:
         self._process: asyncio.subprocess.Process | None = None
         self._ready: asyncio.Future[bool] | None = None
 
-    def fits(self, argv: Sequence[str], env: Mapping[str, str]) -> bool:
-        """Whether this container is the runner, run by the agent's interpreter with its Python environment."""
+    def fits(self, argv: Sequence[str], env: Mapping[str, str], memory_limit: int | None = None) -> bool:
+        """Whether this container is the runner, run by the agent's interpreter with its Python environment,
+        under a memory limit that leaves room for what the zygote holds (a forked child starts with all of it
+        resident; below that the container is exec'd, and its limit acts as it always did)."""
+        if memory_limit is not None and memory_limit < self._footprint():
+            return False
         if len(argv) < 3 or list(argv[1:3]) != ["-m", RUNNER_MODULE]:
             return False
         found = shutil.which(argv[0], path=env.get("PATH", os.defpath))
         if found is None or Path(os.path.abspath(found)).parent != Path(os.path.abspath(self.python)).parent:
             return False
         return all(env.get(name) == os.environ.get(name) for name in INTERPRETER_VARIABLES)
+
+    def _footprint(self) -> int:
+        """The zygote's resident memory (0 until it runs): every child it forks starts with it."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            return 0
+        return GroupedProcess.resident_of(process.pid) or 0
 
     def start(self) -> None:
         """Start importing now, so the first pod finds the zygote ready."""
