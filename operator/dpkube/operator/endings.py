@@ -50,7 +50,7 @@ class Endings:
         """Charge (query mode), then make the result readable, then succeed."""
         charged = query.spec.mode == Mode.QUERY
         if charged:
-            await self._charge(body, query)
+            await self._charge(query)
         result, ref = await publish(self.client, body, response, self.inline_max_bytes)
         return await self.finish(body, query.status, Phase.SUCCEEDED, Reason.SUCCEEDED, "result released",
                                  charged=charged, result=result, result_ref=ref)
@@ -60,7 +60,7 @@ class Endings:
         if step.stop_pod:
             await self.delete_pod(query)
         if step.charge:
-            await self._charge(body, query)
+            await self._charge(query)
         else:
             await self._refund(body, query)
         return await self.finish(body, query.status, step.phase, step.reason, step.message, charged=step.charge)
@@ -82,14 +82,16 @@ class Endings:
         STATUS_WRITES.inc()
         written = await dpqueries.write_status(self.client, body, S.serialise(status))
         self.registry.observe(written)
-        self.events.record(written, reason, message, warning=phase != Phase.SUCCEEDED)
-        await self.clean_up(written)
-        return written
+        spent = updates["spent"]
+        self.events.record(written, reason, f"{message}; charged epsilon {spent.epsilon}, delta {spent.delta}"
+                           if charged else message, warning=phase != Phase.SUCCEEDED)
+        return await self.clean_up(written)
 
-    async def clean_up(self, body: dict[str, Any]) -> None:
-        """After a terminal phase: the pod goes, the ledger forgets the uid, the finalizer comes off."""
+    async def clean_up(self, body: dict[str, Any]) -> dict[str, Any]:
+        """After a terminal phase: the pod goes, the ledger forgets the uid, the finalizer comes off; the
+        query as it is then (its events up to that version are this process's own)."""
         if FINALIZER not in (body["metadata"].get("finalizers") or []):
-            return
+            return body
         query = QueryView.of(body)
         await self.delete_pod(query)
         if query.spec.mode == Mode.QUERY:
@@ -101,7 +103,11 @@ class Endings:
                 pass
         if self.on_cleaned is not None:
             await self.on_cleaned(query.namespace)
-        await dpqueries.remove_finalizer(self.client, body, FINALIZER)
+        cleaned = await dpqueries.remove_finalizer(self.client, body, FINALIZER)
+        if cleaned is None:
+            return body
+        self.registry.observe(cleaned)
+        return cleaned
 
     async def delete_pod(self, query: QueryView) -> None:
         name = query.status.pod_name or pod_name(query.uid)
@@ -110,12 +116,11 @@ class Endings:
         except NotFound:
             pass
 
-    async def _charge(self, body: dict[str, Any], query: QueryView) -> None:
+    async def _charge(self, query: QueryView) -> None:
+        """Move the reservation to spent (the terminal Event names the charge)."""
         grant = await self.budgets.find_to_move(query.spec.user, query.spec.dataset)
-        cost = query.status.cost or ZERO
         await self._move_cap(query, lambda ledger: L.charge(ledger, query.uid))
         await self.budgets.move(grant, lambda ledger: L.charge(ledger, query.uid))
-        self.events.record(body, Reason.CHARGED, f"charged epsilon {cost.epsilon}, delta {cost.delta}")
 
     async def _refund(self, body: dict[str, Any], query: QueryView) -> None:
         if query.spec.mode != Mode.QUERY:

@@ -8,6 +8,7 @@ query pods' NetworkPolicy; dataset credentials are copied there only after that.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import secrets
@@ -56,6 +57,9 @@ class Launcher:
         self.registry = registry
         self.warm = warm
         self._isolated: set[str] = set()
+        self._without_copies: set[str] = set()
+        """Namespaces where this process knows there is no credentials copy left to delete."""
+        self._copies_made: collections.Counter[str] = collections.Counter()
 
     async def start(self, body: dict[str, Any], query: QueryView, dataset: Dataset | None = None,
                     queue: QueueSpec | None = None) -> str:
@@ -84,6 +88,8 @@ class Launcher:
                 raise LaunchRefused("dataset credentials are only given to pods under a dpkube NetworkPolicy, "
                                     "and the operator's query_network_policy is off")
             secret = dataset.spec.credentials_secret
+            self._without_copies.discard(namespace)
+            self._copies_made[namespace] += 1
             if not await mirror(self.client, "secrets", self.settings.system_namespace, secret,
                                 credentials_copy_name(secret), namespace):
                 raise LaunchRefused(f"the dataset's credentials Secret {secret} is missing")
@@ -135,7 +141,11 @@ class Launcher:
         )
 
     async def forget_copies(self, namespace: str) -> None:
-        """Delete the credentials copies of `namespace` that no running query there needs any more."""
+        """Delete the credentials copies of `namespace` that no running query there needs any more (not
+        looked for again in a namespace where none is left, until a query there needs one)."""
+        if namespace in self._without_copies:
+            return
+        made = self._copies_made[namespace]
         needed: set[str] = set()
         for entry in self.registry.entries.values():
             if entry.namespace == namespace and entry.active and entry.dataset:
@@ -150,6 +160,8 @@ class Launcher:
         for copy in copies:
             if copy["metadata"]["name"] not in needed:
                 await delete_copy(self.client, "secrets", namespace, copy["metadata"]["name"])
+        if not needed and self._copies_made[namespace] == made:  # no copy was made meanwhile
+            self._without_copies.add(namespace)
 
     async def _dataset(self, name: str) -> Dataset:
         try:

@@ -36,6 +36,8 @@ from dpkube.operator.recall import Recall
 from dpkube.operator.registry import Registry
 
 log = logging.getLogger(__name__)
+SeenPod = tuple[str, "LC.PodView | None"]
+"""A pod as its watch event showed it: its name, and its view (None once it was deleted)."""
 
 
 class RetryLater(Exception):
@@ -79,17 +81,38 @@ class Reconciler:
         async with self._locks[(namespace, name)]:
             if seen is not None and self.recall.is_echo(seen):
                 return  # a write made while this event waited for the lock already answered it
-            try:
-                body = self.recall.newest(seen) if seen is not None else await self._read(namespace, name)
-                if body is not None:
-                    await self._advance(body, None)
-            except RetryLater:
-                self.recall.failed((namespace, name))
-                return
-            except Exception:
-                self.recall.failed((namespace, name))
-                raise
-            self.recall.succeeded((namespace, name))
+            if seen is None:
+                await self._step(namespace, name, None)
+            elif (newest := self.recall.newest(seen)) is not None:  # None: the event predates the query's end
+                await self._step(namespace, name, newest)
+
+    async def pod_changed(self, namespace: str, name: str, uid: str, pod: dict[str, Any], gone: bool) -> None:
+        """The query's pod started, ended or went: step the query on, with that pod as it was seen.
+
+        The event is news about the pod, not the query: the query is read only when this process holds
+        no copy of it, and not at all once it has ended (its clean-up, pod included, follows its ending, and
+        the resync retries a clean-up that failed)."""
+        entry = self.registry.entries.get(uid)
+        if entry is not None and entry.phase is not None and entry.phase.terminal:
+            return
+        async with self._locks[(namespace, name)]:
+            await self._step(namespace, name, self.recall.body(uid),
+                             (pod["metadata"]["name"], None if gone else LC.PodView.of(pod)))
+
+    async def _step(self, namespace: str, name: str, known: dict[str, Any] | None, pod: SeenPod | None = None) -> None:
+        """One step under the query's lock, from the body this process knows (None: read it); a failure is
+        retried on the query's backoff."""
+        try:
+            body = known or await self._read(namespace, name)
+            if body is not None:
+                await self._advance(body, None, pod)
+        except RetryLater:
+            self.recall.failed((namespace, name))
+            return
+        except Exception:
+            self.recall.failed((namespace, name))
+            raise
+        self.recall.succeeded((namespace, name))
 
     async def deliver(self, namespace: str, uid: str, output: RunnerOutput) -> bool:
         """A runner's output: the query ends as it says (charged first when released); False if it already ended."""
@@ -117,7 +140,8 @@ class Reconciler:
 
     # -- steps ---------------------------------------------------------------------------------
 
-    async def _advance(self, body: dict[str, Any], output: RunnerOutput | None) -> None:
+    async def _advance(self, body: dict[str, Any], output: RunnerOutput | None,
+                       seen_pod: SeenPod | None = None) -> None:
         try:
             query = LC.QueryView.of(body)
         except ValidationError as exc:
@@ -125,7 +149,7 @@ class Reconciler:
                 await self.endings.finish(body, S.parse(body.get("status")), Phase.REJECTED, Reason.INVALID_QUERY,
                                           f"invalid spec: {exc.errors()[0]['msg']}", charged=False)
             return
-        pod = await self._pod(query)
+        pod = await self._pod(query, seen_pod)
         await self._dispatch(body, query, LC.next_step(query, pod, output, self.clock()))
 
     async def _dispatch(self, body: dict[str, Any], query: LC.QueryView, step: LC.Step) -> None:
@@ -142,7 +166,7 @@ class Reconciler:
         elif isinstance(step, LC.End):
             self.recall.keep(await self.endings.end(body, query, step))
         elif isinstance(step, LC.CleanUp):
-            await self.endings.clean_up(body)
+            self.recall.keep(await self.endings.clean_up(body))
         if isinstance(step, LC.End | LC.Release | LC.CleanUp):
             self.recall.deadlines.pop(query.uid, None)
         else:
@@ -246,10 +270,13 @@ class Reconciler:
         self.recall.keep(body)
         return body
 
-    async def _pod(self, query: LC.QueryView) -> LC.PodView | None:
-        """The pod the query records, if any; only admitted, running or deleted queries look for it."""
+    async def _pod(self, query: LC.QueryView, seen: SeenPod | None = None) -> LC.PodView | None:
+        """The pod the query records, if any; only admitted, running or deleted queries look for it. A pod
+        event's own copy of it saves reading it again."""
         if query.status.pod_name is None or query.status.phase.terminal:
             return None
+        if seen is not None and seen[0] == query.status.pod_name:
+            return seen[1]
         try:
             return LC.PodView.of(await self.client.get(core_path("pods", query.namespace, query.status.pod_name)))
         except NotFound:

@@ -39,6 +39,8 @@ HEADS_PER_LINE = 128
 """Most heads of a queue without a concurrency limit reconciled together: their slots, grant movements
 and writes are shared (group commits), so a longer line admits a backlog faster."""
 RESYNC_SECONDS = 5.0
+COUNTS_SECONDS = 1.0
+"""Queue and experiment counts are written at most this often: every query moves them twice or more."""
 """Level-based safety net: this often, the next few unfinished queries are looked at again, whatever the
 events (a failed step is retried sooner, on its own backoff)."""
 RESYNC_BATCH = 64
@@ -84,6 +86,7 @@ class Scheduler:
         self.last_tick = time.monotonic()
         self._last_resync = time.monotonic()
         self._last_positions = 0.0
+        self._last_counts = 0.0
         self._positions: dict[str, int] = {}
         """The queue position last written of each waiting query."""
         self._sweep_after: tuple[str, str] = ("", "")
@@ -209,7 +212,9 @@ class Scheduler:
                                  return_exceptions=True)
         for namespace, name in list(self.cascade.deleting):
             await self.cascade.cascade(namespace, name)
-        await self.write_counts()
+        if time.monotonic() - self._last_counts > COUNTS_SECONDS:
+            self._last_counts = time.monotonic()
+            await self.write_counts()
         if time.monotonic() - self._last_positions > POSITION_SECONDS:
             self._last_positions = time.monotonic()
             await self.write_positions()

@@ -42,22 +42,24 @@ async def add_finalizer(client: KubeClient, query: dict[str, Any], finalizer: st
     raise Conflict(409, "Conflict", f"query {query['metadata']['name']} kept changing")
 
 
-async def remove_finalizer(client: KubeClient, query: dict[str, Any], finalizer: str) -> None:
-    """Take `finalizer` off the query (idempotent; a deleted query is done)."""
+async def remove_finalizer(client: KubeClient, query: dict[str, Any], finalizer: str) -> dict[str, Any] | None:
+    """Take `finalizer` off the query: the query as it is then, None when it is gone (idempotent). The patch
+    is conditioned on the version given; a conflict means it changed: read and retry."""
     path = path_of(query)
+    current = query
     for _ in range(MAX_ATTEMPTS):
+        finalizers = list(current["metadata"].get("finalizers") or [])
+        if finalizer not in finalizers:
+            return current
+        try:
+            return await client.patch(path, {"metadata": {"finalizers": [f for f in finalizers if f != finalizer],
+                                                          "resourceVersion": current["metadata"]["resourceVersion"]}})
+        except NotFound:
+            return None
+        except Conflict:
+            pass
         try:
             current = await client.get(path)
         except NotFound:
-            return
-        finalizers = list(current["metadata"].get("finalizers") or [])
-        if finalizer not in finalizers:
-            return
-        try:
-            await client.patch(path, {"metadata": {"finalizers": [f for f in finalizers if f != finalizer],
-                                                   "resourceVersion": current["metadata"]["resourceVersion"]}})
-            return
-        except Conflict:
-            continue
-        except NotFound:
-            return
+            return None
+    raise Conflict(409, "Conflict", f"query {query['metadata']['name']} kept changing")

@@ -15,5 +15,6 @@ async def pod_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_:
     if owner is None:
         return
     phase = (body.get("status") or {}).get("phase")
-    if event.get("type") == "DELETED" or phase in ("Running", "Succeeded", "Failed"):
-        await memo.reconciler.reconcile(body["metadata"]["namespace"], owner["name"])
+    gone = event.get("type") == "DELETED"
+    if gone or phase in ("Running", "Succeeded", "Failed"):
+        await memo.reconciler.pod_changed(body["metadata"]["namespace"], owner["name"], owner["uid"], dict(body), gone)
