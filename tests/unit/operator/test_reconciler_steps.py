@@ -1,5 +1,6 @@
 """What a reconcile does without a step: an event a write of this process already answered costs no read,
-and an admission that found its queue busy is tried again on the query's backoff."""
+an admission that found its queue busy is tried again on the query's backoff, and a pod event is news
+about the pod only."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import time
 from typing import Any
 
+from dpkube.models.dpquery import RELEASE_FINALIZER
 from dpkube.operator import admission as A
 from dpkube.operator.recall import RETRY_FIRST_SECONDS
 from dpkube.operator.reconciler import Reconciler
@@ -52,3 +54,56 @@ async def test_a_query_whose_admission_was_busy_is_tried_again_on_its_backoff() 
     await reconciler.reconcile("ns", "q", pending)
 
     assert reconciler.recall.due_retries(time.monotonic() + RETRY_FIRST_SECONDS) == {("ns", "q")}
+
+
+class StatusWritesOnly:
+    """Takes status writes and refuses every read: the step must come from what is at hand."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    async def patch(self, path: str, body: Any, kind: str = "merge") -> dict[str, Any]:
+        self.writes.append(path)
+        return {**admitted(), "status": body[0]["value"]}
+
+    async def get(self, path: str) -> dict[str, Any]:
+        raise AssertionError(f"the step read {path}")
+
+
+class Events:
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def record(self, body: Any, reason: str, message: str, warning: bool = False) -> None:
+        self.reasons.append(reason)
+
+
+def admitted() -> dict[str, Any]:
+    body = dpquery("q")
+    body["metadata"] |= {"uid": "u1", "namespace": "ns", "resourceVersion": "11", "finalizers": [RELEASE_FINALIZER]}
+    body["status"] = {"phase": "Admitted", "podName": "pod-1"}
+    return body
+
+
+async def test_a_pod_event_moves_its_query_on_from_the_pod_it_carries_without_reading_either() -> None:
+    nobody, client, events = Untouchable(), StatusWritesOnly(), Events()
+    reconciler = Reconciler(client, Registry(), events, nobody, nobody, nobody)  # type: ignore[arg-type]
+    reconciler.recall.keep(admitted())
+
+    await reconciler.pod_changed("ns", "q", "u1", {"metadata": {"name": "pod-1"}, "status": {"phase": "Running"}},
+                                 gone=False)
+
+    assert client.writes == ["/apis/dpkube.io/v1alpha1/namespaces/ns/dpqueries/q/status"]
+    assert events.reasons == ["PodRunning"]
+
+
+async def test_a_pod_event_of_a_query_that_has_ended_does_nothing() -> None:
+    nobody = Untouchable()
+    registry = Registry()
+    ended = admitted()
+    ended["status"] = {"phase": "Succeeded", "podName": "pod-1"}
+    registry.observe(ended)
+    reconciler = Reconciler(nobody, registry, nobody, nobody, nobody, nobody)  # type: ignore[arg-type]
+
+    await reconciler.pod_changed("ns", "q", "u1", {"metadata": {"name": "pod-1"}, "status": {"phase": "Succeeded"}},
+                                 gone=False)
