@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from dpkube.api.services.dioptra.jobs import NAME_PREFIX
+from dpkube.api.services.dioptra.records import ORIGIN_LABEL
 from dpkube.api.services.queries import USER_LABEL, user_hash
 from dpkube.api.services.quotas import IN_FLIGHT_INDEX
 from dpkube.api.settings import ApiSettings
@@ -95,9 +97,20 @@ async def register(http, caller, admin_caller) -> tuple[str, str]:
     return experiment.json()["name"], queue.json()["name"]
 
 
-def job_form(experiment: str, queue: str) -> dict:
-    return {"data": {"experimentName": experiment, "queue": queue, "entryPoint": "penguin_count"},
+def job_form(experiment: str, queue: str, **fields: str) -> dict:
+    return {"data": {"experimentName": experiment, "queue": queue, "entryPoint": "penguin_count", **fields},
             "files": {"workflow": ("workflow.tar.gz", workflow())}}
+
+
+async def unfinished_job(admin: KubeClient, namespace: str, user: str) -> str:
+    """The id of a Dioptra job of `user` that waits unfinished (see `unfinished_query`), whether or not an
+    operator runs: jobs that depend on it wait too."""
+    job_id = str(uuid.uuid4())
+    body = unfinished_query(user)
+    body["metadata"] |= {"name": f"{NAME_PREFIX}{job_id}", "labels": {**body["metadata"]["labels"],
+                                                                      ORIGIN_LABEL: "dioptra"}}
+    await admin.create(DPQUERY.api_path(namespace), body)
+    return job_id
 
 
 async def until(condition, *args, seconds: float = 10.0) -> None:
@@ -119,20 +132,22 @@ def lacks(view, user: str, name: str) -> bool:
 async def test_unfinished_jobs_are_counted_across_replicas(settings: ApiSettings, admin: KubeClient, namespace: str,
                                                            caller, new_caller, engine_pool) -> None:
     admin_caller = await new_caller(admin_user=True)
-    limited = settings.model_copy(update={"max_queries_in_flight": 2})
+    limited = settings.model_copy(update={"max_queries_in_flight": 3})
+    held = {"dependsOn": await unfinished_job(admin, namespace, caller.name)}  # the jobs wait for it, unfinished
     async for app_a in running_app(limited, admin, engine_pool):
         async for app_b in running_app(limited, admin, engine_pool):
             async with http_client(app_a) as replica_a, http_client(app_b) as replica_b:
                 experiment, queue = await register(replica_a, caller, admin_caller)
-                first = await replica_a.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue))
-                second = await replica_b.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue))
+                first = await replica_a.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue, **held))
+                second = await replica_b.post(f"{API}/job/", headers=caller.basic,
+                                              **job_form(experiment, queue, **held))
                 view = app_a.state.informers[2]
-                await until(holds, view, caller.name, 2)
-                third = await replica_a.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue))
-    assert (first.status_code, second.status_code, third.status_code) == (200, 200, 429)
-    assert third.json()["message"] == ("Too Many Requests - 2 of your queries are unfinished, the most allowed is "
-                                       "2. Retry after 2 s.")
-    assert len((await admin.list(DPQUERY.api_path(namespace)))["items"]) == 2
+                await until(holds, view, caller.name, 3)
+                third = await replica_a.post(f"{API}/job/", headers=caller.basic, **job_form(experiment, queue, **held))
+    assert (first.status_code, second.status_code, third.status_code) == (200, 200, 429), first.text
+    assert third.json()["message"] == ("Too Many Requests - 3 of your queries are unfinished, the most allowed is "
+                                       "3. Retry after 2 s.")
+    assert len((await admin.list(DPQUERY.api_path(namespace)))["items"]) == 3
 
 
 async def test_a_finished_query_frees_its_place(operator_process, node_agent, settings: ApiSettings,

@@ -14,8 +14,9 @@ from dpkube.api.services.queries import CLIENT_INPUT_ANNOTATION, DATASET_LABEL, 
 from dpkube.api.settings import ApiSettings
 from dpkube.k8s.client import KubeClient
 from dpkube.models import examples
-from dpkube.models.kinds import DPQUERY
+from dpkube.models.kinds import DPQUERY, QUEUE
 from dpkube.models.queue import DEFAULT_QUEUE
+from dpkube_testing import builders
 
 from .conftest import http_client, running_app
 
@@ -150,7 +151,10 @@ async def test_a_query_without_delta_and_mechanisms_is_422_listing_both(http, ca
 
 async def test_a_query_unfinished_within_the_wait_is_504_naming_the_query(settings: ApiSettings, admin, caller,
                                                                          namespace, engine_pool) -> None:
-    async for app in running_app(settings.model_copy(update={"query_wait_seconds": 0.5}), admin, engine_pool):
+    held = f"held-{namespace}"  # the Lomas queue is locked: the query waits, whether or not an operator runs
+    await admin.create(QUEUE.api_path(settings.system_namespace), builders.queue(held, locked=True))
+    waiting = settings.model_copy(update={"query_wait_seconds": 0.5, "lomas_queue": held})
+    async for app in running_app(waiting, admin, engine_pool):
         async with http_client(app) as http:
             response = await http.post("/smartnoise_sql_query", json=examples.SMARTNOISE_SQL_QUERY,
                                        headers=caller.headers)

@@ -253,6 +253,8 @@ def test_no_request_of_the_operator_or_the_facade_was_forbidden(release: Release
 NOT_EXERCISED_HERE = {
     OPERATOR: {
         ("dpkube.io", "dpqueries", "delete"): "an Experiment's deletion deletes its queries",
+        ("dpkube.io", "dpqueries", "get"): "a query this process holds no copy of is read (a resync, a queue's "
+                                            "head, a conflicting finalizer write)",
         ("", "pods", "patch"): "a warm pod is labelled with the query it claimed",
         ("", "configmaps", "create"): "results over 32 KiB and plugin packages are kept in ConfigMaps",
         ("", "configmaps", "delete"): "an Experiment's deletion deletes its cap's books, once its queries are gone",

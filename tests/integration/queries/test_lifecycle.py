@@ -142,7 +142,7 @@ async def test_deleting_a_running_query_cancels_it_and_returns_its_reservation(
         await admin.get(core_path("pods", namespace, pod))
 
 
-async def test_a_query_past_its_timeout_ends_timed_out_and_is_refunded(
+async def test_a_query_past_its_timeout_ends_timed_out_and_is_charged_only_if_it_read_the_data(
     admin: KubeClient, namespace: str, budgets: Budgets, create
 ) -> None:
     await budgets.grant("patient", "PENGUIN", epsilon=10, delta=0.005)
@@ -150,8 +150,10 @@ async def test_a_query_past_its_timeout_ends_timed_out_and_is_refunded(
                          timeout="3s"))
     body = await wait_for_phase(admin, namespace, "late", "TimedOut", "Succeeded", "Failed", timeout=60, settled=True)
     assert body["status"]["phase"] == "TimedOut", body["status"]
+    charged = body["status"]["cost"]["epsilon"] if "dataReadAt" in body["status"] else 0
     ledger = (await budgets.find("patient", "PENGUIN")).ledger
-    assert ledger.reservations == {} and ledger.spent.epsilon == 0
+    assert ledger.reservations == {} and ledger.spent.epsilon == pytest.approx(charged)
+    assert body["status"]["spent"]["epsilon"] == pytest.approx(charged)
 
 
 async def test_a_large_result_is_published_in_configmaps_owned_by_the_query(
