@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from dpkube.k8s.client import KubeClient
-from dpkube.models.kinds import DPQUERY
+from dpkube.models.kinds import DPQUERY, QUEUE
 
 
 async def wait_for_phase(client: KubeClient, namespace: str, name: str, *phases: str,
@@ -34,3 +34,13 @@ async def wait_for_reason(client: KubeClient, namespace: str, name: str, reason:
             return body
         await asyncio.sleep(0.05)
     raise AssertionError(f"{name} never had reason {reason}: {body.get('status')}")
+
+
+async def wait_for_warm_pod(client: KubeClient, system_namespace: str, queue: str, timeout: float = 60) -> None:
+    """Poll until the queue reports a warm pod ready to claim a query."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ((await client.get(QUEUE.api_path(system_namespace, queue))).get("status") or {}).get("warm"):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"queue {queue} never had a warm pod ready")

@@ -11,7 +11,7 @@ from dpkube.k8s.client import KubeClient
 from dpkube.models.kinds import DPQUERY, QUEUE
 from dpkube_testing.builders import dpquery, queue
 from dpkube_testing.metrics import operator_counter
-from dpkube_testing.waiting import wait_for_phase, wait_for_reason
+from dpkube_testing.waiting import wait_for_phase, wait_for_reason, wait_for_warm_pod
 
 pytestmark = pytest.mark.usefixtures("operator_process", "node_agent")
 SYSTEM = "dpkube-system"
@@ -90,12 +90,7 @@ async def test_a_warm_pod_claims_a_query_of_its_queue(
     name = f"warm-{namespace}"
     await create(queue(name, warmPods=1, warmLibraries=["smartnoise-sql"]))
     await create(dpquery("starter", user="warm", queue=name, mode="cost"))
-    for _ in range(600):
-        if ((await admin.get(QUEUE.api_path(SYSTEM, name))).get("status") or {}).get("warm"):
-            break
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError("no warm pod became ready")
+    await wait_for_warm_pod(admin, SYSTEM, name)
     await create(dpquery("hot", user="warm", queue=name))
     body = await wait_for_phase(admin, namespace, "hot", "Succeeded", "Failed", timeout=60)
     assert body["status"]["phase"] == "Succeeded", body["status"]

@@ -14,9 +14,8 @@ from dpkube.controlplane.local import LocalControlPlane
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, core_path
 from dpkube.k8s.pods import WARM_POOL_LABEL
-from dpkube.models.kinds import QUEUE
 from dpkube_testing.builders import dpquery, queue
-from dpkube_testing.waiting import wait_for_phase
+from dpkube_testing.waiting import wait_for_phase, wait_for_warm_pod
 
 pytestmark = pytest.mark.usefixtures("operator_process", "node_agent")
 SYSTEM = "dpkube-system"
@@ -63,12 +62,7 @@ async def test_a_warm_runner_pod_is_a_process_forked_from_the_zygote(
     name = f"zygote-{namespace}"
     await create(queue(name, warmPods=1, warmLibraries=["opendp"]))
     await create(dpquery("starter", user="zygote", queue=name, mode="cost"))
-    for _ in range(600):
-        if ((await admin.get(QUEUE.api_path(SYSTEM, name))).get("status") or {}).get("warm"):
-            break
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError("no warm pod became ready")
+    await wait_for_warm_pod(admin, SYSTEM, name)
     pods = (await admin.list(core_path("pods", namespace), label_selector=f"{WARM_POOL_LABEL}={name}"))["items"]
     pids = [int(status["containerID"].rpartition("://")[2]) for pod in pods
             for status in pod["status"].get("containerStatuses") or [] if "running" in status["state"]]
