@@ -12,6 +12,7 @@ import collections
 import contextlib
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from dpkube.k8s.client import Conflict, Invalid, KubeClient, NotFound, core_path
@@ -62,8 +63,8 @@ class Launcher:
         self._copies_made: collections.Counter[str] = collections.Counter()
 
     async def start(self, body: dict[str, Any], query: QueryView, dataset: Dataset | None = None,
-                    queue: QueueSpec | None = None) -> str:
-        """The name of the query's pod, found, claimed or created; LaunchRefused when none can run it."""
+                    queue: QueueSpec | None = None) -> Launched:
+        """The query's pod, found, claimed or created; LaunchRefused when none can run it."""
         namespace, spec = query.namespace, query.spec
         found = [] if self.registry.first_start(query.uid) else (await self.client.list(
             core_path("pods", namespace), label_selector=f"{QUERY_UID_LABEL}={query.uid}")).get("items", [])
@@ -71,7 +72,7 @@ class Launcher:
             name: str = found[0]["metadata"]["name"]
             if self.warm is not None:
                 self.warm.deliver(namespace, name)
-            return name
+            return Launched(name)
         if dataset is None:
             dataset = await self._dataset(spec.dataset)
         if queue is None and spec.queue:
@@ -82,7 +83,7 @@ class Launcher:
             claimed = await self.warm.claim(body, spec.queue or "")
             if claimed is not None:
                 self.warm.deliver(namespace, claimed)
-                return claimed
+                return Launched(claimed, running=True)
         if reads_data and dataset.spec.credentials_secret:
             if not self.settings.query_network_policy:
                 raise LaunchRefused("dataset credentials are only given to pods under a dpkube NetworkPolicy, "
@@ -109,9 +110,9 @@ class Launcher:
         except Conflict as exc:
             if not exc.already_exists:
                 raise
-            return str(manifest["metadata"]["name"])  # made before: its own secret stays in the stored pod
+            return Launched(str(manifest["metadata"]["name"]))  # made before: its own secret stays in the stored pod
         self.keys.remember(namespace, manifest["metadata"]["name"], runner.claim_token, query.uid)
-        return str(manifest["metadata"]["name"])
+        return Launched(str(manifest["metadata"]["name"]))
 
     async def isolate(self, namespace: str) -> None:
         """The namespace's runner service account and query-pod NetworkPolicy, once per namespace and process."""
@@ -178,6 +179,14 @@ class Launcher:
         except NotFound:
             return None
         return QueueSpec.model_validate(body.get("spec") or {})
+
+
+@dataclass(frozen=True)
+class Launched:
+    """The pod a query runs in; `running` when it is a warm pod that was polling, so runs already."""
+
+    pod: str
+    running: bool = False
 
 
 def warm_fits(query: QueryView, dataset: Dataset, queue: QueueSpec) -> bool:

@@ -194,23 +194,25 @@ class Reconciler:
         elif isinstance(outcome, A.Admitted):
             admitted = LC.QueryView.of(body)
             try:
-                pod = await self.launcher.start(body, admitted, outcome.dataset, outcome.queue)
+                launched = await self.launcher.start(body, admitted, outcome.dataset, outcome.queue)
             except LaunchRefused as exc:
                 await self._launch_refused(body, admitted, exc)
                 return
             message = (f"reserved epsilon {outcome.cost.epsilon}, delta {outcome.cost.delta}"
                        if query.spec.mode == Mode.QUERY else "admitted (dummy data, free)")
-            now = self.clock()
+            now, pod = self.clock(), launched.pod
             status = S.transition(admitted.status, Phase.ADMITTED, Reason.ADMITTED, message, now, cost=outcome.cost,
                                   metadata_digest=outcome.metadata_digest, pod_name=pod, queue_position=None,
                                   queue_serial=outcome.queue_serial)
             status = S.set_condition(status, ConditionType.POD_CREATED, True, Reason.POD_CREATED,
                                      f"pod {pod} runs the query", now)
+            if launched.running:  # a warm pod polls already: one write says admitted and running
+                status = S.transition(status, Phase.RUNNING, Reason.POD_RUNNING, f"pod {pod} is running", now)
             await self._write(body, status, Reason.ADMITTED, message)
 
     async def _start(self, body: dict[str, Any], query: LC.QueryView) -> None:
         try:
-            pod = await self.launcher.start(body, query)
+            pod = (await self.launcher.start(body, query)).pod
         except LaunchRefused as exc:
             await self._launch_refused(body, query, exc)
             return
