@@ -215,7 +215,7 @@ async def test_a_job_runs_through_the_operator_and_node_agent_to_finished(
     job = (await submit(entryPointKwargs="-P epsilon=0.5")).json()
     done = await wait_for_status(http, caller, job["jobId"], "finished", "failed")
     assert done["status"] == "finished"
-    assert done["lastModified"] > job["lastModified"]
+    assert done["lastModified"] >= job["lastModified"]  # status times are whole seconds: a quick job may share one
 
 
 async def test_a_job_depending_on_another_runs_after_it(operator_process, node_agent, submit, http, caller) -> None:

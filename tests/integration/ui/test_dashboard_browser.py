@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 from dpkube.k8s.budgets import Budgets
@@ -96,7 +96,16 @@ def click_and_load(driver: WebDriver, element: WebElement) -> None:
     may return before the next page has replaced this one."""
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, WAIT_SECONDS).until(staleness_of(page))
+    WebDriverWait(driver, WAIT_SECONDS).until(lambda _: replaced(page))
+
+
+def replaced(page: WebElement) -> bool:
+    """The page is gone from the browser: stale, or (mid-navigation) no longer in any document."""
+    try:
+        page.is_enabled()
+    except WebDriverException:  # StaleElementReferenceException, or Chrome's "does not belong to the document"
+        return True
+    return False
 
 
 def eventually(check: Callable[[], bool], driver: WebDriver, seconds: float = WAIT_SECONDS) -> None:
