@@ -23,13 +23,14 @@ WRITABLE_REGION = re.compile(rb"^([0-9a-f]+)-([0-9a-f]+) rw")
 
 
 def zygote_pid(workdir: Path) -> int:
-    """The session node agent's zygote, found by its command line (it listens in the agent's folder)."""
+    """The session node agent's zygote, found by its socket (another agent's may run under the same folder)."""
+    socket = str(workdir / "agent" / "zygote" / "zygote.sock").encode()
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"dpkube.runner.zygote" in argv and any(str(workdir).encode() in part for part in argv):
+        if b"dpkube.runner.zygote" in argv and socket in argv:
             return int(proc.name)
     raise AssertionError("the node agent runs no zygote")
 
