@@ -147,7 +147,7 @@ async def test_a_query_past_its_timeout_ends_timed_out_and_is_charged_only_if_it
 ) -> None:
     await budgets.grant("patient", "PENGUIN", epsilon=10, delta=0.005)
     await create(dpquery("late", user="patient", library="smartnoise-synth", smartnoiseSynth=slow_synth(),
-                         timeout="3s"))
+                         timeout="1s"))
     body = await wait_for_phase(admin, namespace, "late", "TimedOut", "Succeeded", "Failed", timeout=60, settled=True)
     assert body["status"]["phase"] == "TimedOut", body["status"]
     charged = body["status"]["cost"]["epsilon"] if "dataReadAt" in body["status"] else 0
