@@ -35,6 +35,14 @@ from dpkube.models.kinds import DPQUERY, QUEUE
 KUEUE_ADMITTED_PER_SECOND = 43.0
 """Kueue's performance test: 15,000 workloads through envtest, about 43 admitted workloads/s."""
 USER = "scale"
+TIMED_BURSTS = (
+    ("cost mode, no queue", "c", "cost", None),
+    ("cost mode, through a Queue", "cq", "cost", "scale-open"),
+    ("query mode to Admitted, no queue (pods unbound)", "q", "query", None),
+    ("query mode to Admitted, through a Queue", "qq", "query", "scale-open"),
+)
+"""label, prefix, mode, queue. Each timed burst is a user of its own: a grant records at most about 15,000
+queries in flight (its ConfigMap's 1 MiB), and the query-mode bursts' admitted queries never end here."""
 CREATE_CONCURRENCY = 32
 TERMINAL = {"Succeeded", "Failed", "Rejected", "TimedOut", "Cancelled"}
 
@@ -44,9 +52,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
-def manifest(name: str, index: int, mode: str, queue: str | None) -> dict[str, Any]:
+def manifest(name: str, index: int, mode: str, queue: str | None, user: str = USER) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "user": USER, "dataset": "PENGUIN", "library": "smartnoise-sql", "mode": mode,
+        "user": user, "dataset": "PENGUIN", "library": "smartnoise-sql", "mode": mode,
         "smartnoiseSql": {"queryStr": f"SELECT COUNT(*) AS n FROM df WHERE bill_length_mm > {index % 997}",
                           "epsilon": 0.1, "delta": 1e-5},
     }
@@ -137,10 +145,11 @@ async def create_all(client: KubeClient, namespace: str, bodies: list[dict[str, 
 
 
 async def burst(client: KubeClient, watcher: Watcher, prefix: str, count: int, mode: str,
-                queue: str | None, timeout: float) -> Burst:
+                queue: str | None, timeout: float, user: str = USER) -> Burst:
     watcher.check = reached(mode)
     names = [f"{prefix}-{i}" for i in range(count)]
-    created = await create_all(client, watcher.namespace, [manifest(n, i, mode, queue) for i, n in enumerate(names)])
+    created = await create_all(client, watcher.namespace,
+                               [manifest(n, i, mode, queue, user) for i, n in enumerate(names)])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not all(n in watcher.seen for n in names):
         await asyncio.sleep(0.2)
@@ -197,16 +206,11 @@ async def timed(platform: LocalPlatform, queries: int, fair: int, rows: set[str]
         await warm_up(client, watcher)
         print(f"{'burst':44} {'settled':>13} {'rate':>10} {'/Kueue':>8} {'p50':>9} {'p99':>9} {'op CPU':>9}")
         timeout = max(120.0, queries / 5)
-        for label, prefix, mode, queue in (
-            ("cost mode, no queue", "c", "cost", None),
-            ("cost mode, through a Queue", "cq", "cost", "scale-open"),
-            ("query mode to Admitted, no queue (pods unbound)", "q", "query", None),
-            ("query mode to Admitted, through a Queue", "qq", "query", "scale-open"),
-        ):
+        for label, prefix, mode, queue in TIMED_BURSTS:
             if prefix not in rows:
                 continue
             cpu = gauge.cpu_seconds()
-            result = await burst(client, watcher, prefix, queries, mode, queue, timeout)
+            result = await burst(client, watcher, prefix, queries, mode, queue, timeout, user=f"{USER}-{prefix}")
             row(label, result, queries, gauge.cpu_seconds() - cpu)
         rss, peak = gauge.memory_mib()
         print(f"operator RSS {rss:.0f} MiB (peak {peak:.0f} MiB) with {len(rows) * queries} DPQueries stored")
@@ -264,8 +268,10 @@ async def audited(platform: LocalPlatform, count: int) -> None:
 
 
 def start(workdir: Path, audit: bool) -> LocalPlatform:
-    return LocalPlatform(workdir, users=("alice",), grants={(USER, "PENGUIN"): (1e9, 0.5)}, facade=False,
-                         node_agent=False, audit=audit).start()
+    users = [USER, *(f"{USER}-{prefix}" for _, prefix, _, _ in TIMED_BURSTS)]
+    grants = {(user, "PENGUIN"): (1e9, 0.5) for user in users}
+    return LocalPlatform(workdir, users=("alice",), grants=grants, facade=False, node_agent=False,
+                         audit=audit).start()
 
 
 def main() -> None:

@@ -46,6 +46,8 @@ class Waiting:
 
     reason: str
     message: str
+    retry: bool = False
+    """No event will bring the query back (its grant is full): it is tried again on its own backoff."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,8 @@ class Admission:
                 on_grant = functools.partial(self.budgets.move, grant,
                                              functools.partial(L.reserve, uid=query.uid, cost=priced))
                 await self.caps.reserve(cap_key(query.namespace, spec), experiment, query.uid, priced, on_grant)
+            except L.GrantFull as exc:
+                return Waiting(exc.reason, str(exc), retry=True)
             except L.BudgetError as exc:
                 return Refused(Phase.REJECTED, exc.reason, str(exc))
         digest = await self.snapshots.keep(dataset.metadata)

@@ -184,6 +184,8 @@ class Reconciler:
                 changed = previous is None or previous.reason != outcome.reason
                 await self._write(body, status, outcome.reason if changed else None, outcome.message,
                                   client=self.background)
+            if outcome.retry:
+                raise RetryLater(query.name)
         elif isinstance(outcome, A.Refused):
             self.recall.keep(await self.endings.end(body, query, LC.End(outcome.phase, outcome.reason, outcome.message,
                                                                   charge=False)))

@@ -77,6 +77,16 @@ class NotExpressibleInZCDP(BudgetError):
         )
 
 
+class GrantFull(BudgetError):
+    """The grant has no room for one more query in flight: not a refusal, the query waits until some end."""
+
+    reason = Reason.GRANT_FULL
+
+    def __init__(self, held: int):
+        super().__init__(f"{held} queries hold this budget at once, as many as its grant can record; "
+                         "this one waits until some of them end.")
+
+
 class UserNotAllowed(BudgetError):
     reason = Reason.USER_NOT_ALLOWED
 
@@ -89,23 +99,39 @@ class InvalidGrant(BudgetError):
 
 Row = tuple[float, float, float | None]
 """A cost as a grant stores it: epsilon, delta and (zCDP) rho."""
+HELD_BYTES_LIMIT = 900_000
+"""Most bytes a grant's rows of queries in flight (reservations, and charges not yet recorded) may take: a
+ConfigMap holds at most 1 MiB, and a grant the API server refuses to store would stop every movement on it."""
+
+
+def _row_bytes(uid: str, row: Row) -> int:
+    """What one row adds to its stored JSON (with rho when it has one: at least what `stored` writes)."""
+    return len(json.dumps({uid: [value for value in row if value is not None]}, separators=(",", ":"))) - 1
 
 
 class Holds(Mapping[str, Cost]):
     """Costs by query uid, kept as rows. A grant with thousands of queries in flight is read, moved and
     rewritten on every admission, so only the costs asked for become `Cost` objects."""
 
-    __slots__ = ("_rows",)
+    __slots__ = ("_rows", "_size")
 
     def __init__(self, costs: Mapping[str, Cost] | None = None) -> None:
         self._rows: dict[str, Row] = ({} if costs is None else dict(costs._rows) if isinstance(costs, Holds)
                                       else {uid: (c.epsilon, c.delta, c.rho) for uid, c in costs.items()})
+        self._size: int | None = None
 
     @classmethod
-    def _of_rows(cls, rows: dict[str, Row]) -> Holds:
+    def _of_rows(cls, rows: dict[str, Row], size: int | None = None) -> Holds:
         holds = cls()
-        holds._rows = rows
+        holds._rows, holds._size = rows, size
         return holds
+
+    @property
+    def size(self) -> int:
+        """Bytes of these rows as stored, or one more: counted once, then carried along by each movement."""
+        if self._size is None:
+            self._size = 2 + sum(_row_bytes(uid, row) for uid, row in self._rows.items())
+        return self._size
 
     def __getitem__(self, uid: str) -> Cost:
         epsilon, delta, rho = self._rows[uid]
@@ -131,10 +157,16 @@ class Holds(Mapping[str, Cost]):
         return f"Holds({self._rows!r})"
 
     def with_cost(self, uid: str, cost: Cost) -> Holds:
-        return Holds._of_rows({**self._rows, uid: (cost.epsilon, cost.delta, cost.rho)})
+        row = (cost.epsilon, cost.delta, cost.rho)
+        old = self._rows.get(uid)
+        size = None if self._size is None else \
+            self._size + _row_bytes(uid, row) - (0 if old is None else _row_bytes(uid, old))
+        return Holds._of_rows({**self._rows, uid: row}, size)
 
     def without(self, uid: str) -> Holds:
-        return Holds._of_rows({k: v for k, v in self._rows.items() if k != uid})
+        old = self._rows.get(uid)
+        size = self._size if self._size is None or old is None else self._size - _row_bytes(uid, old)
+        return Holds._of_rows({k: v for k, v in self._rows.items() if k != uid}, size)
 
     def total(self) -> Cost:
         """The basic composition of every cost: the same sum as `Cost.total`, without a Cost per row."""
@@ -241,7 +273,10 @@ def reserve(ledger: Ledger, uid: str, cost: Cost) -> Ledger:
     fits = (cost.rho or 0.0) <= (remaining.rho or 0.0) + TOLERANCE if ledger.zcdp else cost.fits_in(remaining)
     if not fits:
         raise InsufficientBudget(remaining)
-    return replace(ledger, reservations=ledger.reservations.with_cost(uid, cost))
+    reservations = ledger.reservations.with_cost(uid, cost)
+    if reservations.size + ledger.charged.size > HELD_BYTES_LIMIT:
+        raise GrantFull(len(ledger.reservations) + len(ledger.charged))
+    return replace(ledger, reservations=reservations)
 
 
 def charge(ledger: Ledger, uid: str) -> Ledger:

@@ -40,6 +40,8 @@ class Reason(StrEnum):
     QUEUE_LOCKED = "QueueLocked"
     QUEUE_FULL = "QueueFull"
     WAITING_FOR_DEPENDENCY = "WaitingForDependency"
+    GRANT_FULL = "GrantFull"
+    """So many of the user's queries hold the grant at once that its ConfigMap has no room for one more."""
     DEPENDENCY_FAILED = "DependencyFailed"
     INSUFFICIENT_BUDGET = "InsufficientBudget"
     EXPERIMENT_BUDGET_EXCEEDED = "ExperimentBudgetExceeded"

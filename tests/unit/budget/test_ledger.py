@@ -131,3 +131,38 @@ def test_a_grant_with_thousands_of_reservations_sums_them_as_costs_do() -> None:
     assert ledger.reserved == Cost.total(costs)
     assert L.from_data({"user": "alice", "dataset": "PENGUIN", "initialEpsilon": "10.0", "initialDelta": "0.005",
                         **L.to_data(ledger)}) == ledger
+
+
+def test_a_grant_too_full_to_record_one_more_query_makes_it_wait() -> None:
+    ledger = grant(epsilon=1e6, delta=1.0)
+    uid = 0
+    with pytest.raises(L.GrantFull) as full:
+        while True:
+            ledger = L.reserve(ledger, f"00000000-0000-0000-0000-{uid:012d}", Cost(0.1, 1e-5))
+            uid += 1
+    stored = L.to_data(ledger)
+    assert full.value.reason == "GrantFull" and str(uid) in str(full.value)
+    assert len(stored["reservations"]) + len(stored["charged"]) <= L.HELD_BYTES_LIMIT < 1024**2
+    assert len(stored["reservations"]) > 0.99 * L.HELD_BYTES_LIMIT
+
+
+def test_a_charge_or_a_refund_is_never_refused_for_room() -> None:
+    ledger = grant(epsilon=1e6, delta=1.0)
+    for uid in range(20_000):
+        try:
+            ledger = L.reserve(ledger, f"00000000-0000-0000-0000-{uid:012d}", Cost(0.1, 1e-5))
+        except L.GrantFull:
+            break
+    first, second = list(ledger.reservations)[:2]
+    ledger = L.refund(L.charge(ledger, first), second)
+    assert first in ledger.charged and second not in ledger.reservations
+
+
+def test_the_room_a_grant_counts_is_what_its_stored_rows_take() -> None:
+    ledger = grant(epsilon=100)
+    for i in range(50):
+        ledger = L.reserve(ledger, f"q{i}", Cost(0.01 * i, 1e-7))
+    ledger = L.refund(L.charge(L.charge(ledger, "q3"), "q4"), "q5")
+    stored = L.to_data(ledger)
+    assert 0 <= ledger.reservations.size - len(stored["reservations"]) <= 1  # a comma counted per row
+    assert 0 <= ledger.charged.size - len(stored["charged"]) <= 1

@@ -107,3 +107,23 @@ async def test_a_pod_event_of_a_query_that_has_ended_does_nothing() -> None:
 
     await reconciler.pod_changed("ns", "q", "u1", {"metadata": {"name": "pod-1"}, "status": {"phase": "Succeeded"}},
                                  gone=False)
+
+
+class FullGrant:
+    """Every admission finds the query's grant with no room for one more query in flight."""
+
+    async def decide(self, query: Any, ensure_finalizer: Any) -> A.Waiting:
+        return A.Waiting("GrantFull", "as many queries hold this budget as its grant can record", retry=True)
+
+
+async def test_a_query_whose_grant_is_full_says_so_and_is_tried_again_on_its_backoff() -> None:
+    client, events = StatusWritesOnly(), Events()
+    reconciler = Reconciler(client, Registry(), events, FullGrant(), Untouchable(), Untouchable())  # type: ignore[arg-type]
+    pending = dpquery("q")
+    pending["metadata"] |= {"uid": "u1", "namespace": "ns", "resourceVersion": "10"}
+
+    await reconciler.reconcile("ns", "q", pending)
+
+    assert client.writes == ["/apis/dpkube.io/v1alpha1/namespaces/ns/dpqueries/q/status"]
+    assert events.reasons == ["GrantFull"]
+    assert reconciler.recall.due_retries(time.monotonic() + RETRY_FIRST_SECONDS) == {("ns", "q")}
