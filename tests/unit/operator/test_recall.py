@@ -68,3 +68,12 @@ def test_a_query_is_quiet_until_seen_and_again_some_time_after() -> None:
     assert recall.quiet("u1", 30)
     recall.keep(body(10, None))
     assert not recall.quiet("u1", 30) and recall.quiet("u1", 0)
+
+
+def test_a_remembered_query_leaves_its_managed_fields_out() -> None:
+    recall = Recall()
+    written = body(10, "Running")
+    written["metadata"]["managedFields"] = [{"manager": "dpkube-operator", "fieldsV1": {"f:status": {}}}]
+    recall.wrote(written)
+    assert "managedFields" not in recall.body("u1")["metadata"]
+    assert recall.body("u1")["metadata"]["resourceVersion"] == "10" and "managedFields" in written["metadata"]
