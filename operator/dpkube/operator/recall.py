@@ -12,12 +12,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from dpkube.models.conditions import ConditionType, Reason
 from dpkube.models.dpquery import Phase, phase_of
 
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
 ENDED_KEPT = 100_000
 """Ended queries whose last version is remembered, so a late event of an earlier version is recognised."""
+IN_LINE = frozenset({Reason.WAITING_FOR_QUEUE, Reason.QUEUE_FULL})
+"""Waits of a query whose queue is open: its queue's head line takes it next, from the body remembered here."""
 
 
 def version(body: dict[str, Any]) -> int:
@@ -33,6 +36,14 @@ def kept(body: dict[str, Any]) -> dict[str, Any]:
     if "managedFields" not in body["metadata"]:
         return body
     return {**body, "metadata": {key: value for key, value in body["metadata"].items() if key != "managedFields"}}
+
+
+def _in_line(body: dict[str, Any]) -> bool:
+    """Pending in an open queue, waiting for its turn or a free slot."""
+    if phase_of(body) != Phase.PENDING:
+        return False
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == ConditionType.ADMITTED and c.get("reason") in IN_LINE for c in conditions)
 
 
 class Recall:
@@ -64,7 +75,8 @@ class Recall:
         return seen
 
     def keep(self, body: dict[str, Any]) -> None:
-        """Remember the body of an admitted or running query; forget any other."""
+        """Remember the body of a query this process steps again soon (admitted, running, or in line in an open
+        queue); forget any other (a backlog in a locked queue would hold thousands for nothing)."""
         uid, phase = body["metadata"]["uid"], phase_of(body)
         self._touched[uid] = time.monotonic()
         if phase is not None and phase.terminal:
@@ -72,7 +84,8 @@ class Recall:
             self._ended[uid] = max(version(body), self._ended.pop(uid, 0))
             if len(self._ended) > ENDED_KEPT:
                 self._ended.pop(next(iter(self._ended)))
-        if phase in (Phase.ADMITTED, Phase.RUNNING) and not body["metadata"].get("deletionTimestamp"):
+        if (phase in (Phase.ADMITTED, Phase.RUNNING) or _in_line(body)) \
+                and not body["metadata"].get("deletionTimestamp"):
             self._bodies[uid] = kept(body)
         else:
             self._bodies.pop(uid, None)

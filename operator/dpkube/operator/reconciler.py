@@ -70,11 +70,13 @@ class Reconciler:
 
     # -- entry points --------------------------------------------------------------------------
 
-    async def reconcile(self, namespace: str, name: str, seen: dict[str, Any] | None = None) -> None:
+    async def reconcile(self, namespace: str, name: str, seen: dict[str, Any] | None = None,
+                        remembered: bool = False) -> None:
         """Bring one query one or more steps closer to a terminal phase, from its current state.
 
         `seen` is the object as a watch event just delivered it: the newer of it and what this process
-        wrote last is the current state; without either, the query is read.
+        wrote last is the current state. Without it, the query is read, unless `remembered` lets the body
+        this process holds stand for it (a queue's head line: the query's last write was this process's).
         """
         if seen is not None and self.recall.is_echo(seen):
             return  # only what this process wrote last, coming back
@@ -82,9 +84,15 @@ class Reconciler:
             if seen is not None and self.recall.is_echo(seen):
                 return  # a write made while this event waited for the lock already answered it
             if seen is None:
-                await self._step(namespace, name, None)
+                uid = self.registry.by_name.get((namespace, name))
+                await self._step(namespace, name, self.recall.body(uid) if remembered and uid else None)
             elif (newest := self.recall.newest(seen)) is not None:  # None: the event predates the query's end
                 await self._step(namespace, name, newest)
+
+    def forget(self, uid: str) -> None:
+        """The query was deleted: nothing of it is kept (a query deleted while it waited held a remembered body)."""
+        self.registry.forget(uid)
+        self.recall.forget(uid)
 
     async def pod_changed(self, namespace: str, name: str, uid: str, pod: dict[str, Any], gone: bool) -> None:
         """The query's pod started, ended or went: step the query on, with that pod as it was seen.

@@ -171,7 +171,7 @@ class Scheduler:
 
     async def _reconcile(self, entry: Entry) -> None:
         try:
-            await self.reconciler.reconcile(entry.namespace, entry.name)
+            await self.reconciler.reconcile(entry.namespace, entry.name, remembered=True)
         except Exception:  # retried on its own backoff; the next in line may still go
             log.exception("reconcile of %s/%s failed", entry.namespace, entry.name)
 

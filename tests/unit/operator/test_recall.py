@@ -77,3 +77,21 @@ def test_a_remembered_query_leaves_its_managed_fields_out() -> None:
     recall.wrote(written)
     assert "managedFields" not in recall.body("u1")["metadata"]
     assert recall.body("u1")["metadata"]["resourceVersion"] == "10" and "managedFields" in written["metadata"]
+
+
+def waiting(reason: str) -> dict:
+    pending = body(10, "Pending")
+    pending["status"]["conditions"] = [{"type": "Admitted", "status": "False", "reason": reason}]
+    return pending
+
+
+def test_a_query_in_line_in_an_open_queue_is_remembered() -> None:
+    recall = Recall()
+    recall.wrote(waiting("WaitingForQueue"))
+    assert recall.body("u1")["metadata"]["resourceVersion"] == "10"
+
+
+def test_a_query_held_by_a_locked_queue_is_not_remembered() -> None:
+    recall = Recall()
+    recall.wrote(waiting("QueueLocked"))
+    assert recall.body("u1") is None

@@ -127,3 +127,46 @@ async def test_a_query_whose_grant_is_full_says_so_and_is_tried_again_on_its_bac
     assert client.writes == ["/apis/dpkube.io/v1alpha1/namespaces/ns/dpqueries/q/status"]
     assert events.reasons == ["GrantFull"]
     assert reconciler.recall.due_retries(time.monotonic() + RETRY_FIRST_SECONDS) == {("ns", "q")}
+
+
+class AskedFor:
+    """Records each query it is asked to admit, with its phase; the queue is busy."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    async def decide(self, query: Any, ensure_finalizer: Any) -> A.Busy:
+        self.asked.append((query.name, query.status.phase))
+        return A.Busy()
+
+
+def in_line() -> dict[str, Any]:
+    pending = dpquery("q")
+    pending["metadata"] |= {"uid": "u1", "namespace": "ns", "resourceVersion": "12"}
+    pending["status"] = {"phase": "Pending", "conditions": [
+        {"type": "Admitted", "status": "False", "reason": "WaitingForQueue", "message": "waiting for its turn",
+         "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    return pending
+
+
+async def test_a_head_of_an_open_queue_is_admitted_from_the_body_written_when_it_began_to_wait() -> None:
+    admission, registry = AskedFor(), Registry()
+    reconciler = Reconciler(StatusWritesOnly(), registry, Untouchable(), admission,  # type: ignore[arg-type]
+                            Untouchable(), Untouchable())  # type: ignore[arg-type]
+    registry.observe(in_line())
+    reconciler.recall.wrote(in_line())
+
+    await reconciler.reconcile("ns", "q", remembered=True)
+
+    assert admission.asked == [("q", "Pending")]  # and no read: the client refuses every GET
+
+
+def test_a_deleted_query_is_forgotten_by_the_registry_and_the_recall() -> None:
+    reconciler = Reconciler(Untouchable(), Registry(), Untouchable(), Untouchable(),  # type: ignore[arg-type]
+                            Untouchable(), Untouchable())  # type: ignore[arg-type]
+    reconciler.registry.observe(in_line())
+    reconciler.recall.wrote(in_line())
+
+    reconciler.forget("u1")
+
+    assert reconciler.recall.body("u1") is None and "u1" not in reconciler.registry.entries

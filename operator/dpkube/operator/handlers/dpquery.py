@@ -14,7 +14,7 @@ from dpkube.operator.domain.lifecycle import FINALIZER
 @kopf.on.event(GROUP, VERSION, "dpqueries")
 async def dpquery_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if event.get("type") == "DELETED":
-        memo.registry.forget(body["metadata"]["uid"])
+        memo.reconciler.forget(body["metadata"]["uid"])
         return
     memo.registry.observe(dict(body))
     phase = phase_of(dict(body))
