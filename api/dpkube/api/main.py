@@ -35,7 +35,7 @@ from dpkube.engine.pool import WorkerPool
 from dpkube.k8s.budgets import GRANT_SELECTOR
 from dpkube.k8s.client import KubeClient, KubeConfig, core_path
 from dpkube.k8s.informer import Informer
-from dpkube.models.kinds import DATASET
+from dpkube.models.kinds import DATASET, QUEUE
 
 CACHE_SYNC_SECONDS = 10.0
 JOB_MODULES = ("dpkube.api.services.compute", "dpkube.api.services.dioptra.workflows",
@@ -56,7 +56,7 @@ def create_app(settings: ApiSettings, client: KubeClient | None = None, pool: Wo
     kube = client or KubeClient(KubeConfig.load(settings.kubeconfig))
     workers = pool or worker_pool(settings)
     informers: list[Informer] = []
-    grants = datasets = dpqueries = None
+    grants = datasets = dpqueries = queues = None
     if settings.cache:
         grants = Informer(kube, core_path("configmaps", settings.system_namespace), label_selector=GRANT_SELECTOR,
                           watch_timeout_seconds=settings.watch_timeout_seconds)
@@ -64,6 +64,10 @@ def create_app(settings: ApiSettings, client: KubeClient | None = None, pool: Wo
                             watch_timeout_seconds=settings.watch_timeout_seconds)
         dpqueries = query_feed(kube, settings.query_namespace, settings.watch_timeout_seconds)
         informers = [grants, datasets, dpqueries]
+        if settings.lomas_queue:
+            queues = Informer(kube, QUEUE.api_path(settings.system_namespace),
+                              watch_timeout_seconds=settings.watch_timeout_seconds)
+            informers.append(queues)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,7 +98,8 @@ def create_app(settings: ApiSettings, client: KubeClient | None = None, pool: Wo
     budget_view = BudgetView(kube, settings.system_namespace, grants)
     compute = Compute(workers, settings.pool_jobs_per_user)
     in_flight = InFlight(kube, settings.query_namespace, settings.max_queries_in_flight, dpqueries)
-    lomas_queue = LomasQueue(kube, settings.system_namespace, settings.lomas_queue) if settings.lomas_queue else None
+    lomas_queue = LomasQueue(kube, settings.system_namespace, settings.lomas_queue, queues) \
+        if settings.lomas_queue else None
     queries = Queries(kube, settings.query_namespace, dataset_view, budget_view, settings.query_wait_seconds,
                       on_end=metrics.query_ended, in_flight=in_flight,
                       endings=Endings(kube, settings.query_namespace, dpqueries), queue=lomas_queue)

@@ -98,7 +98,7 @@ def api_system_rules(token_secret: str, id_counters: str) -> list[dict[str, Any]
         {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [id_counters], "verbs": ["update"]},
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [token_secret], "verbs": ["get"]},
         {"apiGroups": [GROUP], "resources": ["datasets"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [GROUP], "resources": ["queues"], "verbs": ["get", "list", "create", "patch"]},
+        {"apiGroups": [GROUP], "resources": ["queues"], "verbs": ["get", "list", "watch", "create", "patch"]},
     ]
 
 

@@ -68,6 +68,31 @@ async def test_a_budget_marked_stale_by_this_instance_is_read_from_the_api_serve
     assert (await view.ledger(caller.name, "PENGUIN")).spent.epsilon == 2.0
 
 
+async def frozen_view(admin, system_namespace: str, user: str) -> BudgetView:
+    """A view whose watched copy of the user's grant is the stored one now, and never changes."""
+    frozen = Informer(admin, "/unused")
+    frozen.synced_at = time.monotonic()
+    frozen.objects = {grant_name(user, "PENGUIN"): await admin.get(
+        core_path("configmaps", system_namespace, grant_name(user, "PENGUIN")))}
+    return BudgetView(admin, system_namespace, frozen)
+
+
+async def test_a_submissions_access_check_reads_the_watched_grant_even_after_the_users_own_spend(
+        admin, system_namespace, caller) -> None:
+    view = await frozen_view(admin, system_namespace, caller.name)
+    view.mark_stale(caller.name, "PENGUIN")
+    await admin.delete(core_path("configmaps", system_namespace, grant_name(caller.name, "PENGUIN")))
+    assert (await view.for_access(caller.name, "PENGUIN")).may_query
+
+
+async def test_a_submissions_access_check_never_refuses_on_a_watched_copy_alone(
+        admin, system_namespace, caller, budgets) -> None:
+    await budgets.grant(caller.name, "PENGUIN", epsilon=10, delta=0.005, may_query=False)
+    view = await frozen_view(admin, system_namespace, caller.name)
+    await budgets.grant(caller.name, "PENGUIN", epsilon=10, delta=0.005, may_query=True)
+    assert (await view.for_access(caller.name, "PENGUIN")).may_query
+
+
 async def test_a_spend_by_another_instance_reaches_the_cache_within_a_second(http, caller, budgets) -> None:
     await http.post("/get_total_spent_budget", json=examples.GET_DB_DATA, headers=caller.headers)
     await spend(budgets, caller.name, 1.5, 0.0)

@@ -270,6 +270,8 @@ NOT_EXERCISED_HERE = {
     FACADE: {
         ("dpkube.io", "dpqueries", "get"): "a query route reads its query back when the watch ends first",
         ("dpkube.io", "datasets", "get"): "a dataset not yet in the facade's cache is read directly",
+        ("dpkube.io", "queues", "get"): "a Dioptra queue is read by its id to lock it; the Lomas queue is read "
+                                        "when the facade keeps no watch",
     },
 }
 

@@ -35,18 +35,19 @@ class BudgetView:
 
     async def ledger(self, user: str, dataset: str) -> L.Ledger:
         """The ledger of `user` on `dataset`; 403 in Lomas' words when there is no grant."""
-        key = (user, dataset)
-        if self.informer is not None and self.informer.synced and key not in self._stale:
+        if self.informer is not None and self.informer.synced and (user, dataset) not in self._stale:
+            return _ledger_of(self._cached(user, dataset), user, dataset)
+        return _ledger_of(await self._read_through(user, dataset), user, dataset)
+
+    async def for_access(self, user: str, dataset: str) -> L.Ledger:
+        """The ledger a submission's access check reads: the watched copy when it lets the user query, however
+        recent the user's spend (access changes only when an admin edits the grant, and the operator checks it
+        again before any money moves); else the stored grant, so a refusal never comes from a lagging copy."""
+        if self.informer is not None and self.informer.synced:
             item = self._cached(user, dataset)
-        else:
-            item = await self._read_through(user, dataset)
-            self._stale.discard(key)
-        if item is None:
-            raise no_access(user, dataset)
-        try:
-            return L.from_data(item.get("data") or {})
-        except L.InvalidGrant as exc:
-            raise InternalServerException(f"grant {item['metadata']['name']}: {exc}") from None
+            if item is not None and (ledger := _ledger_of(item, user, dataset)).may_query:
+                return ledger
+        return _ledger_of(await self._read_through(user, dataset), user, dataset)
 
     def _cached(self, user: str, dataset: str) -> dict[str, Any] | None:
         assert self.informer is not None
@@ -60,6 +61,7 @@ class BudgetView:
             item = await self.grants.find_item(user, dataset)
         except AmbiguousGrant as exc:
             raise InternalServerException(str(exc)) from None
+        self._stale.discard((user, dataset))
         if item is not None and self.informer is not None:
             self.informer.put(item)
         return item
@@ -70,3 +72,13 @@ class BudgetView:
             return the_grant(items, user, dataset)
         except AmbiguousGrant as exc:
             raise InternalServerException(str(exc)) from None
+
+
+def _ledger_of(item: dict[str, Any] | None, user: str, dataset: str) -> L.Ledger:
+    """The grant's ledger; 403 in Lomas' words when there is no grant."""
+    if item is None:
+        raise no_access(user, dataset)
+    try:
+        return L.from_data(item.get("data") or {})
+    except L.InvalidGrant as exc:
+        raise InternalServerException(f"grant {item['metadata']['name']}: {exc}") from None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from dpkube.api.services.retry import retrying
 from dpkube.k8s.client import KubeClient, NotFound
+from dpkube.k8s.informer import Informer
 from dpkube.models.kinds import QUEUE
 from dpkube.models.payloads import Library
 from dpkube.models.queue import QueueSpec
@@ -27,21 +28,25 @@ def queue_for(library: Library, queue: str, spec: QueueSpec | None) -> str | Non
 
 @dataclass(frozen=True)
 class LomasQueue:
-    """The facade's Lomas queue, read when a query is submitted (one GET: an admin may change its spec at any
-    time, and the facade keeps no state of its own)."""
+    """The facade's Lomas queue, as the facade's watch of Queues holds it (an admin may change its spec at any time),
+    or read when there is no synced watch."""
 
     client: KubeClient
     namespace: str
     """The system namespace, where Queues live."""
     name: str
+    informer: Informer | None = None
 
     async def spec(self) -> QueueSpec | None:
         """The queue's spec, or None when it does not exist."""
-        try:
-            body = await retrying(lambda: self.client.get(QUEUE.api_path(self.namespace, self.name)))
-        except NotFound:
-            return None
-        return QueueSpec.model_validate(body.get("spec") or {})
+        if self.informer is not None and self.informer.synced:
+            body = self.informer.objects.get(self.name)
+        else:
+            try:
+                body = await retrying(lambda: self.client.get(QUEUE.api_path(self.namespace, self.name)))
+            except NotFound:
+                return None
+        return None if body is None else QueueSpec.model_validate(body.get("spec") or {})
 
     async def for_library(self, library: Library) -> str | None:
         """The queue a query of `library` runs through, if any."""

@@ -169,7 +169,7 @@ class Queries:
         when it takes the query's library."""
         dataset = body.dataset_name  # type: ignore[attr-defined]
         await self.datasets.get(dataset)
-        ledger = await self.budgets.ledger(user, dataset)
+        ledger = await self.budgets.for_access(user, dataset)
         if mode == Mode.QUERY and not ledger.may_query:
             raise UnauthorizedAccessException(f"{user} is not allowed to query {dataset}.")
         queue = await self.queue.for_library(library) if self.queue is not None else None
