@@ -6,6 +6,8 @@ import asyncio
 import time
 from typing import Any
 
+from dpkube.budget import ledger as L
+from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient
 from dpkube.models.kinds import DPQUERY, QUEUE
 
@@ -44,3 +46,14 @@ async def wait_for_warm_pod(client: KubeClient, system_namespace: str, queue: st
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"queue {queue} never had a warm pod ready")
+
+
+async def settled_ledger(budgets: Budgets, user: str, dataset: str, timeout: float = 15) -> L.Ledger:
+    """The grant's ledger once it holds no row of a query (an ended query's rows go with the grant's next write,
+    within about a second), or as it is after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ledger = (await budgets.find(user, dataset)).ledger
+        if (not ledger.reservations and not ledger.charged) or time.monotonic() > deadline:
+            return ledger
+        await asyncio.sleep(0.1)

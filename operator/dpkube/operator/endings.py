@@ -88,19 +88,20 @@ class Endings:
         return await self.clean_up(written)
 
     async def clean_up(self, body: dict[str, Any]) -> dict[str, Any]:
-        """After a terminal phase: the pod goes, the ledger forgets the uid, the finalizer comes off; the
-        query as it is then (its events up to that version are this process's own)."""
+        """After a terminal phase: the pod goes, the grant forgets the uid (with its next write), the finalizer comes
+        off; the query as it is then (its events up to that version are this process's own)."""
         if FINALIZER not in (body["metadata"].get("finalizers") or []):
             return body
         query = QueryView.of(body)
         await self.delete_pod(query)
         if query.spec.mode == Mode.QUERY:
-            await self._move_cap(query, lambda ledger: L.forget(L.refund(ledger, query.uid), query.uid))
+            await self._move_cap(query, lambda ledger: L.settle(ledger, [query.uid]))
             try:
                 grant = await self.budgets.find_to_move(query.spec.user, query.spec.dataset)
-                await self.budgets.move(grant, lambda ledger: L.forget(L.refund(ledger, query.uid), query.uid))
             except L.BudgetError:
                 pass
+            else:
+                self.budgets.settle_later(grant.name, query.uid)
         if self.on_cleaned is not None:
             await self.on_cleaned(query.namespace)
         cleaned = await dpqueries.remove_finalizer(self.client, body, FINALIZER)

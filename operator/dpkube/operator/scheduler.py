@@ -39,10 +39,12 @@ HEADS_PER_LINE = 128
 """Most heads of a queue without a concurrency limit reconciled together: their slots, grant movements
 and writes are shared (group commits), so a longer line admits a backlog faster."""
 RESYNC_SECONDS = 5.0
-COUNTS_SECONDS = 1.0
-"""Queue and experiment counts are written at most this often: every query moves them twice or more."""
 """Level-based safety net: this often, the next few unfinished queries are looked at again, whatever the
 events (a failed step is retried sooner, on its own backoff)."""
+SETTLE_SECONDS = 1.0
+"""Ended queries' grant rows not carried by a later movement within this long are written on their own."""
+COUNTS_SECONDS = 1.0
+"""Queue and experiment counts are written at most this often: every query moves them twice or more."""
 RESYNC_BATCH = 64
 """Unfinished queries looked at per resync: a backlog of thousands is swept in turns, never all at once."""
 RESYNC_QUIET_SECONDS = 30.0
@@ -87,6 +89,7 @@ class Scheduler:
         self._last_resync = time.monotonic()
         self._last_positions = 0.0
         self._last_counts = 0.0
+        self._last_settle = 0.0
         self._positions: dict[str, int] = {}
         """The queue position last written of each waiting query."""
         self._sweep_after: tuple[str, str] = ("", "")
@@ -212,6 +215,9 @@ class Scheduler:
                                  return_exceptions=True)
         for namespace, name in list(self.cascade.deleting):
             await self.cascade.cascade(namespace, name)
+        if time.monotonic() - self._last_settle > SETTLE_SECONDS:
+            self._last_settle = time.monotonic()
+            await self.budgets.flush_settled()
         if time.monotonic() - self._last_counts > COUNTS_SECONDS:
             self._last_counts = time.monotonic()
             await self.write_counts()
@@ -240,13 +246,7 @@ class Scheduler:
             stale = [uid for uid in [*grant.ledger.reservations, *grant.ledger.charged] if self._settled(uid)]
             if not stale:
                 continue
-
-            def settle(ledger: L.Ledger, uids: list[str] = stale) -> L.Ledger:
-                for uid in uids:
-                    ledger = L.forget(L.refund(ledger, uid), uid)
-                return ledger
-
-            await self.budgets.move(grant, settle)
+            await self.budgets.move(grant, functools.partial(L.settle, uids=stale))
             log.warning("audit settled %d stale ledger entries of grant %s", len(stale), grant.name)
 
     def _settled(self, uid: str) -> bool:

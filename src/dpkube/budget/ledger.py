@@ -27,7 +27,7 @@ import collections
 import json
 import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -306,6 +306,14 @@ def forget(ledger: Ledger, uid: str) -> Ledger:
     if uid not in ledger.charged:
         return ledger
     return replace(ledger, charged=ledger.charged.without(uid))
+
+
+def settle(ledger: Ledger, uids: Iterable[str]) -> Ledger:
+    """The queries `uids` have ended and their status records what they spent: return what is left of their
+    reservations and forget their rows."""
+    for uid in uids:
+        ledger = forget(refund(ledger, uid), uid)
+    return ledger
 
 
 def _float(data: Mapping[str, str], key: str, default: float | None = None) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import hashlib
+import logging
 import random
 import re
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
 from dpkube.k8s.group_commit import GroupCommit
 from dpkube.models.conditions import Reason
 
+log = logging.getLogger(__name__)
 GRANT_LABEL = "dpkube.io/budget"
 GRANT_SELECTOR = f"{GRANT_LABEL}=grant"
 MAX_ATTEMPTS = 50
@@ -93,6 +95,11 @@ def grant_manifest(
 Batch = list[tuple[Callable[[L.Ledger], L.Ledger], "asyncio.Future[L.Ledger]"]]
 
 
+def _unchanged(ledger: L.Ledger) -> L.Ledger:
+    """A movement that moves nothing: its write carries only what the grant had waiting to settle."""
+    return ledger
+
+
 def _not_written(done: asyncio.Future[L.Ledger]) -> None:
     """A movement whose committer was cancelled before writing it: nothing moved, its caller may try again."""
     done.set_exception(L.BudgetError("the grant's write was cut short; nothing moved"))
@@ -104,6 +111,8 @@ class _GrantLine:
 
     body: dict[str, Any] | None = None
     writes: GroupCommit[Callable[[L.Ledger], L.Ledger], L.Ledger] = field(default_factory=GroupCommit)
+    settled: set[str] = field(default_factory=set)
+    """Ended queries whose rows the grant's next write forgets (`Budgets.settle_later`)."""
 
 
 def _newer(candidate: dict[str, Any], known: dict[str, Any] | None) -> bool:
@@ -193,6 +202,24 @@ class Budgets:
             line.body = grant.body
         return await line.writes.submit(movement, lambda batch: self._commit(name, line, batch), _not_written)
 
+    def settle_later(self, name: str, uid: str) -> None:
+        """Forget an ended query's rows (and return what is left of its reservation) with the grant's next write,
+        not with a write of its own: a user's next query carries its clean-up. `flush_settled` writes what no
+        movement carried; after a crash the ledger audit does."""
+        self._lines.setdefault(name, _GrantLine()).settled.add(uid)
+
+    async def flush_settled(self) -> None:
+        """Write the settlements that no movement carried (a grant that is gone has nothing left to settle)."""
+        for name, line in list(self._lines.items()):
+            if not line.settled:
+                continue
+            try:
+                await self.move(name, _unchanged)
+            except NotFound:
+                line.settled.clear()
+            except Exception as exc:  # the next flush (or the ledger audit) tries again
+                log.warning("could not settle %d ended queries on grant %s: %s", len(line.settled), name, exc)
+
     async def _commit(self, name: str, line: _GrantLine, batch: Batch) -> None:
         path = core_path("configmaps", self.namespace, name)
         try:
@@ -200,7 +227,9 @@ class Budgets:
                 if line.body is None:
                     line.body = await self.client.get(path)
                 current = line.body
-                before = ledger = L.from_data(current.get("data") or {})
+                settling = set(line.settled)
+                before = L.from_data(current.get("data") or {})
+                ledger = L.settle(before, settling)
                 results: builtins.list[L.Ledger | L.BudgetError] = []
                 for movement, _ in batch:
                     try:
@@ -216,6 +245,7 @@ class Budgets:
                         line.body = None
                         await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
                         continue
+                line.settled -= settling
                 for (_, done), result in zip(batch, results, strict=True):
                     if isinstance(result, L.BudgetError):
                         done.set_exception(result)

@@ -95,3 +95,33 @@ async def test_a_remembered_grant_that_was_deleted_moves_nothing_and_is_then_not
                            lambda ledger: L.reserve(ledger, "q2", Cost(epsilon=0.1, delta=0.0)))
     with pytest.raises(GrantNotFound):
         await budgets.find_to_move("erin", "PENGUIN")
+
+
+async def charged_query(budgets: Budgets, user: str, uid: str) -> str:
+    """A grant of `user` on which query `uid` was reserved and charged, as a release leaves it; its name."""
+    await budgets.grant(user, "PENGUIN", epsilon=5.0, delta=0.01)
+    name = (await budgets.find(user, "PENGUIN")).name
+    await budgets.move(name, lambda ledger: L.charge(L.reserve(ledger, uid, Cost(epsilon=1, delta=1e-5)), uid))
+    return name
+
+
+async def test_an_ended_querys_rows_go_with_the_grants_next_movement(admin: KubeClient, namespace: str) -> None:
+    budgets = Budgets(admin, namespace)
+    name = await charged_query(budgets, "erin", "q1")
+    budgets.settle_later(name, "q1")
+    version = (await budgets.find("erin", "PENGUIN")).resource_version
+    await budgets.move(name, lambda ledger: L.reserve(ledger, "q2", Cost(epsilon=1, delta=1e-5)))
+    after = await budgets.find("erin", "PENGUIN")
+    assert after.ledger.charged == {} and set(after.ledger.reservations) == {"q2"}
+    assert after.ledger.spent == Cost(epsilon=1, delta=1e-5)
+    assert int(after.resource_version) == int(version) + 1  # one write carried both
+
+
+async def test_settlements_that_no_movement_carries_are_written_by_a_flush(admin: KubeClient, namespace: str) -> None:
+    budgets = Budgets(admin, namespace)
+    name = await charged_query(budgets, "fred", "q1")
+    budgets.settle_later(name, "q1")
+    await budgets.flush_settled()
+    ledger = (await budgets.find("fred", "PENGUIN")).ledger
+    assert ledger.charged == {} and ledger.spent == Cost(epsilon=1, delta=1e-5)
+

@@ -19,6 +19,7 @@ from dpkube.k8s.pods import QUERY_UID_LABEL
 from dpkube.models.dpquery import TERMINAL_PHASES
 from dpkube.models.kinds import DPQUERY
 from dpkube_testing.builders import dpquery
+from dpkube_testing.waiting import settled_ledger
 
 pytestmark = [pytest.mark.usefixtures("operator_process", "node_agent"), pytest.mark.slow]
 TERMINAL = {phase.value for phase in TERMINAL_PHASES}
@@ -102,7 +103,7 @@ async def test_an_operator_killed_at_random_moments_charges_every_release_once(
     for user in users:
         mine = [q for q in queries if q["spec"]["user"] == user]
         succeeded = [q for q in mine if q["status"]["phase"] == "Succeeded"]
-        ledger = (await budgets.find(user, "PENGUIN")).ledger
+        ledger = await settled_ledger(budgets, user, "PENGUIN")
         assert ledger.spent.epsilon == pytest.approx(sum(q["status"]["spent"]["epsilon"] for q in succeeded))
         assert ledger.spent.epsilon <= ledger.initial.epsilon + 1e-12
         assert ledger.reservations == {} and ledger.charged == {}

@@ -11,7 +11,7 @@ from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, core_path
 from dpkube_testing.builders import dpquery, queue
 from dpkube_testing.metrics import operator_counter
-from dpkube_testing.waiting import wait_for_phase
+from dpkube_testing.waiting import settled_ledger, wait_for_phase
 
 pytestmark = [pytest.mark.usefixtures("operator_process", "node_agent"), pytest.mark.slow]
 
@@ -44,7 +44,7 @@ async def test_a_burst_ends_every_query_in_fifo_order_with_the_books_right(
     serials = [ended[name]["status"]["queueSerial"] for name in queued]
     assert serials == sorted(serials) and len(set(serials)) == QUEUED_QUERIES
 
-    ledger = (await budgets.find("burst", "PENGUIN")).ledger
+    ledger = await settled_ledger(budgets, "burst", "PENGUIN")
     assert ledger.reservations == {} and ledger.charged == {}
     assert ledger.spent.epsilon == pytest.approx(sum(ended[n]["status"]["spent"]["epsilon"] for n in queued))
     assert all(ended[n]["status"]["spent"]["epsilon"] == 0 for n in costs)

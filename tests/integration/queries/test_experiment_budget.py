@@ -16,6 +16,7 @@ from dpkube.k8s.caps import CapKey, cap_name
 from dpkube.k8s.client import KubeClient, core_path
 from dpkube.models.kinds import EXPERIMENT
 from dpkube_testing.builders import dpquery, experiment
+from dpkube_testing.waiting import settled_ledger
 
 from .test_budget_safety import all_terminal
 from .test_experiments import wait_until_gone
@@ -37,7 +38,7 @@ async def test_twenty_concurrent_queries_spend_no_more_than_the_experiments_cap(
     assert {q["status"]["conditions"][-1]["reason"] for q in rejected} == {"ExperimentBudgetExceeded"}
     cap = L.from_data((await admin.get(core_path(
         "configmaps", system_namespace, cap_name(CapKey(namespace, "capped-study", "capped", "PENGUIN")))))["data"])
-    grant = (await budgets.find("capped", "PENGUIN")).ledger
+    grant = await settled_ledger(budgets, "capped", "PENGUIN")
     released = sum(q["status"]["spent"]["epsilon"] for q in succeeded)
     assert cap.spent.epsilon == pytest.approx(released) and cap.spent.epsilon <= cap.initial.epsilon
     assert grant.spent == cap.spent

@@ -12,7 +12,7 @@ from dpkube.models.kinds import DPQUERY, QUEUE
 from dpkube.models.payloads import Library
 from dpkube.operator.domain.lifecycle import GENERIC_FAILURE
 from dpkube_testing.builders import SQL_COUNT, dpquery, queue, seed_payload
-from dpkube_testing.waiting import wait_for_phase, wait_for_reason
+from dpkube_testing.waiting import settled_ledger, wait_for_phase, wait_for_reason
 
 pytestmark = pytest.mark.usefixtures("operator_process", "node_agent")
 
@@ -33,7 +33,7 @@ async def test_a_sql_count_succeeds_and_charges_exactly_its_cost(
     assert status["phase"] == "Succeeded", status
     assert status["result"]["columns"] == ["NB_ROW"] and status["result"]["data"][0][0] > 0
     assert status["spent"] == status["cost"]
-    ledger = (await budgets.find("sql-user", "PENGUIN")).ledger
+    ledger = await settled_ledger(budgets, "sql-user", "PENGUIN")
     assert ledger.spent.epsilon == pytest.approx(status["spent"]["epsilon"])
     assert ledger.reservations == {} and ledger.charged == {}
 

@@ -11,7 +11,7 @@ import pytest
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient
 from dpkube_testing.builders import dpquery, queue
-from dpkube_testing.waiting import wait_for_phase
+from dpkube_testing.waiting import settled_ledger, wait_for_phase
 
 pytestmark = [pytest.mark.usefixtures("operator_process", "node_agent"), pytest.mark.slow]
 
@@ -42,6 +42,6 @@ async def test_eight_users_through_a_warm_pool_each_get_a_pod_per_query_and_the_
     assert len(set(pods)) == len(ended) == len(USERS) * QUERIES_PER_USER  # no pod served two queries
     assert any(pod.startswith("dpq-warm-") for pod in pods)  # the warm pool took part
     for user, bodies in by_user.items():
-        ledger = (await budgets.find(user, "PENGUIN")).ledger
+        ledger = await settled_ledger(budgets, user, "PENGUIN")
         assert ledger.reservations == {} and ledger.charged == {}
         assert ledger.spent.epsilon == pytest.approx(sum(body["status"]["spent"]["epsilon"] for body in bodies))

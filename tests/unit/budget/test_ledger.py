@@ -166,3 +166,11 @@ def test_the_room_a_grant_counts_is_what_its_stored_rows_take() -> None:
     stored = L.to_data(ledger)
     assert 0 <= ledger.reservations.size - len(stored["reservations"]) <= 1  # a comma counted per row
     assert 0 <= ledger.charged.size - len(stored["charged"]) <= 1
+
+
+def test_settling_ended_queries_returns_their_reservations_and_forgets_their_charges() -> None:
+    cost = Cost(epsilon=1.0, delta=1e-5)
+    ledger = L.charge(L.reserve(L.reserve(grant(), "released", cost), "abandoned", cost), "released")
+    settled = L.settle(ledger, ["released", "abandoned", "unknown"])
+    assert (settled.reservations, settled.charged) == ({}, {})
+    assert settled.spent == cost and settled.remaining == grant().initial - cost
