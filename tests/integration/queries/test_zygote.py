@@ -64,11 +64,21 @@ async def test_a_warm_runner_pod_is_a_process_forked_from_the_zygote(
     await create(queue(name, warmPods=1, warmLibraries=["opendp"]))
     await create(dpquery("starter", user="zygote", queue=name, mode="cost"))
     await wait_for_warm_pod(admin, SYSTEM, name)
-    pods = (await admin.list(core_path("pods", namespace), label_selector=f"{WARM_POOL_LABEL}={name}"))["items"]
-    pids = [int(status["containerID"].rpartition("://")[2]) for pod in pods
-            for status in pod["status"].get("containerStatuses") or [] if "running" in status["state"]]
-    assert pids, pods
+    pids = await running_warm_pids(admin, namespace, name)
     assert {parent_of(pid) for pid in pids} == {zygote_pid(control_plane.workdir)}
+
+
+async def running_warm_pids(admin: KubeClient, namespace: str, queue_name: str, timeout: float = 60) -> list[int]:
+    """The processes of the queue's warm pods running in `namespace` (the queue may report a warm pod of another
+    namespace first)."""
+    for _ in range(int(timeout / 0.1)):
+        pods = (await admin.list(core_path("pods", namespace), label_selector=f"{WARM_POOL_LABEL}={queue_name}"))
+        pids = [int(status["containerID"].rpartition("://")[2]) for pod in pods["items"]
+                for status in pod["status"].get("containerStatuses") or [] if "running" in status["state"]]
+        if pids:
+            return pids
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no warm pod of queue {queue_name} runs in {namespace}")
 
 
 async def test_a_cold_query_pod_imports_only_its_query_library(
