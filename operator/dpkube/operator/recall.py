@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dpkube.models.conditions import ConditionType, Reason
-from dpkube.models.dpquery import Phase, phase_of
+from dpkube.models.conditions import Reason
+from dpkube.models.dpquery import Phase, admission_reason, phase_of
 
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
@@ -40,10 +40,7 @@ def kept(body: dict[str, Any]) -> dict[str, Any]:
 
 def _in_line(body: dict[str, Any]) -> bool:
     """Pending in an open queue, waiting for its turn or a free slot."""
-    if phase_of(body) != Phase.PENDING:
-        return False
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == ConditionType.ADMITTED and c.get("reason") in IN_LINE for c in conditions)
+    return phase_of(body) == Phase.PENDING and admission_reason(body) in IN_LINE
 
 
 class Recall:

@@ -274,8 +274,7 @@ class Reconciler:
         except NotFound:
             uid = self.registry.by_name.get((namespace, name))
             if uid:
-                self.registry.forget(uid)
-                self.recall.forget(uid)
+                self.forget(uid)
             self._locks.pop((namespace, name), None)
             return None
         self.registry.observe(body)

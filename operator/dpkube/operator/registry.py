@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dpkube.models.conditions import Reason
-from dpkube.models.dpquery import Phase
+from dpkube.models.dpquery import Phase, admission_reason
 
 ACTIVE = frozenset({Phase.ADMITTED, Phase.RUNNING})
 
@@ -58,7 +58,6 @@ class Entry:
 def entry_of(body: dict[str, Any], fresh: bool = False) -> Entry:
     meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
     phase = status.get("phase")
-    conditions = {c.get("type"): c for c in status.get("conditions") or []}
     return Entry(
         uid=meta["uid"],
         namespace=meta["namespace"],
@@ -67,7 +66,7 @@ def entry_of(body: dict[str, Any], fresh: bool = False) -> Entry:
         queue=spec.get("queue"),
         experiment=spec.get("experiment"),
         phase=Phase(phase) if phase else None,
-        reason=(conditions.get("Admitted") or {}).get("reason"),
+        reason=admission_reason(body),
         deleting=bool(meta.get("deletionTimestamp")),
         depends_on=tuple(spec.get("dependsOn") or ()),
         has_finalizer=bool(meta.get("finalizers")),

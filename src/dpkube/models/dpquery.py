@@ -15,7 +15,7 @@ from pydantic import Field, JsonValue, model_validator
 from pydantic.alias_generators import to_camel
 
 from dpkube.models.base import KubeModel
-from dpkube.models.conditions import Condition
+from dpkube.models.conditions import Condition, ConditionType
 from dpkube.models.cost import Cost
 from dpkube.models.payloads import (
     DiffPrivLibPayload,
@@ -90,6 +90,13 @@ def phase_of(query: dict[str, Any]) -> Phase | None:
     """A stored DPQuery's phase without parsing its whole status (None: not looked at yet)."""
     raw = (query.get("status") or {}).get("phase")
     return Phase(raw) if raw else None
+
+
+def admission_reason(query: dict[str, Any]) -> str | None:
+    """A stored DPQuery's reason on its Admitted condition (why it waits, or was admitted or refused), without
+    parsing its whole status."""
+    conditions = (query.get("status") or {}).get("conditions") or []
+    return next((c.get("reason") for c in conditions if c.get("type") == ConditionType.ADMITTED), None)
 
 
 class DummySpec(KubeModel):
