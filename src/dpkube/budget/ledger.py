@@ -111,19 +111,25 @@ def _row_bytes(uid: str, row: Row) -> int:
 
 class Holds(Mapping[str, Cost]):
     """Costs by query uid, kept as rows. A grant with thousands of queries in flight is read, moved and
-    rewritten on every admission, so only the costs asked for become `Cost` objects."""
+    rewritten on every admission, so only the costs asked for become `Cost` objects, and a movement carries
+    the stored text, size and totals along instead of recounting every row."""
 
-    __slots__ = ("_rows", "_size")
+    __slots__ = ("_rows", "_size", "_sums", "_texts")
 
     def __init__(self, costs: Mapping[str, Cost] | None = None) -> None:
         self._rows: dict[str, Row] = ({} if costs is None else dict(costs._rows) if isinstance(costs, Holds)
                                       else {uid: (c.epsilon, c.delta, c.rho) for uid, c in costs.items()})
         self._size: int | None = None
+        self._sums: tuple[float, float, float] | None = None
+        """epsilon, delta and rho added up in row order (so the same floats a fresh sum gives)."""
+        self._texts: dict[bool, str] = {}
+        """The stored JSON, without and with rho, as far as known."""
 
     @classmethod
-    def _of_rows(cls, rows: dict[str, Row], size: int | None = None) -> Holds:
+    def _of_rows(cls, rows: dict[str, Row], size: int | None = None, sums: tuple[float, float, float] | None = None,
+                 texts: dict[bool, str] | None = None) -> Holds:
         holds = cls()
-        holds._rows, holds._size = rows, size
+        holds._rows, holds._size, holds._sums, holds._texts = rows, size, sums, texts or {}
         return holds
 
     @property
@@ -161,26 +167,64 @@ class Holds(Mapping[str, Cost]):
         old = self._rows.get(uid)
         size = None if self._size is None else \
             self._size + _row_bytes(uid, row) - (0 if old is None else _row_bytes(uid, old))
-        return Holds._of_rows({**self._rows, uid: row}, size)
+        if old is not None:  # a changed row keeps its place: the text and the sums are made again when asked
+            return Holds._of_rows({**self._rows, uid: row}, size)
+        sums = None if self._sums is None else \
+            (self._sums[0] + row[0], self._sums[1] + row[1], self._sums[2] + (row[2] or 0.0))
+        texts = {with_rho: f"{text[:-1]}{',' if self._rows else ''}{_fragment(uid, row, with_rho)}}}"
+                 for with_rho, text in self._texts.items()}
+        return Holds._of_rows({**self._rows, uid: row}, size, sums, texts)
 
     def without(self, uid: str) -> Holds:
         old = self._rows.get(uid)
-        size = self._size if self._size is None or old is None else self._size - _row_bytes(uid, old)
-        return Holds._of_rows({k: v for k, v in self._rows.items() if k != uid}, size)
+        if old is None:
+            return self
+        rows = dict(self._rows)
+        del rows[uid]
+        size = None if self._size is None else self._size - _row_bytes(uid, old)
+        texts = {with_rho: cut for with_rho, text in self._texts.items()
+                 if (cut := _cut(text, _fragment(uid, old, with_rho))) is not None}
+        return Holds._of_rows(rows, size, None, texts)
+
+    def _totals(self) -> tuple[float, float, float]:
+        if self._sums is None:
+            rows = self._rows.values()
+            self._sums = (sum(row[0] for row in rows), sum(row[1] for row in rows), sum(row[2] or 0.0 for row in rows))
+        return self._sums
 
     def total(self) -> Cost:
         """The basic composition of every cost: the same sum as `Cost.total`, without a Cost per row."""
-        return Cost(sum(row[0] for row in self._rows.values()), min(1.0, sum(row[1] for row in self._rows.values())))
+        epsilon, delta, _ = self._totals()
+        return Cost(epsilon, min(1.0, delta))
 
     def total_rho(self) -> float:
-        return sum(row[2] or 0.0 for row in self._rows.values())
+        return self._totals()[2]
 
     def stored(self, *, with_rho: bool) -> str:
-        """The grant's JSON of these costs, by uid; read back, it parses to these Holds at no cost."""
-        rows = {uid: [e, d, *([r] if with_rho else [])] for uid, (e, d, r) in sorted(self._rows.items())}
-        text = json.dumps(rows, separators=(",", ":"))
+        """The grant's JSON of these costs, by uid in the order they came; read back, it parses to these Holds
+        at no cost."""
+        text = self._texts.get(with_rho)
+        if text is None:
+            rows = {uid: [e, d, *([r] if with_rho else [])] for uid, (e, d, r) in self._rows.items()}
+            text = self._texts[with_rho] = json.dumps(rows, separators=(",", ":"))
         _remember(text, with_rho, self)
         return text
+
+
+def _fragment(uid: str, row: Row, with_rho: bool) -> str:
+    """One row as `Holds.stored` writes it: `"uid":[epsilon,delta(,rho)]`."""
+    return json.dumps({uid: [row[0], row[1], *([row[2]] if with_rho else [])]}, separators=(",", ":"))[1:-1]
+
+
+def _cut(text: str, fragment: str) -> str | None:
+    """`text` without the row `fragment` and its comma; None when it is not found as a whole row."""
+    at = text.find(fragment)
+    end = at + len(fragment)
+    if at < 1 or text[at - 1] not in "{," or text[end] not in ",}":
+        return None
+    if text[end] == ",":
+        return text[:at] + text[end + 1:]
+    return text[:at - 1 if text[at - 1] == "," else at] + text[end:]
 
 
 PARSED_KEPT = 16

@@ -174,3 +174,20 @@ def test_settling_ended_queries_returns_their_reservations_and_forgets_their_cha
     settled = L.settle(ledger, ["released", "abandoned", "unknown"])
     assert (settled.reservations, settled.charged) == ({}, {})
     assert settled.spent == cost and settled.remaining == grant().initial - cost
+
+
+@pytest.mark.parametrize("zcdp", [False, True])
+def test_a_grant_moved_many_times_stores_and_totals_what_its_rows_would_from_scratch(zcdp: bool) -> None:
+    ledger = grant(epsilon=1e4, delta=0.5, **({"accounting": "zCDP"} if zcdp else {}))
+    for i in range(400):
+        ledger = L.reserve(ledger, f"q{i}", Cost(0.01 * (i % 13), 1e-7 * (i % 5), rho=0.001 * (i % 11)))
+        if i % 3 == 0:
+            ledger = L.charge(ledger, f"q{i // 2}")
+        if i % 7 == 0:
+            ledger = L.settle(ledger, [f"q{i // 3}", f"q{i // 5}"])
+        stored = L.to_data(ledger)
+        again = L.Ledger(ledger.user, ledger.dataset, ledger.initial, reservations=L.Holds(ledger.reservations),
+                         charged=L.Holds(ledger.charged), accounting=ledger.accounting)
+        assert L.to_data(again)["reservations"] == stored["reservations"]
+        assert L.to_data(again)["charged"] == stored["charged"]
+        assert (ledger.reserved, ledger.reserved_rho) == (again.reserved, again.reserved_rho)

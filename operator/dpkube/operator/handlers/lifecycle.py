@@ -27,6 +27,20 @@ def login(**_: Any) -> kopf.ConnectionInfo:
     )
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Every handler here is an event handler, so kopf's diff base (a deep copy of each body, built on every
+    event, to detect changes for change handlers) is never read: none is built or stored."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence | None:  # type: ignore[override]
+        return None
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 WORKER_IDLE_SECONDS = 0.5
 """How long an object's kopf worker waits for its next event before it exits (kopf's default is 5 s)."""
 
@@ -40,6 +54,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: loggin
     settings.watching.server_timeout = config.watch_timeout_seconds
     settings.watching.client_timeout = config.watch_timeout_seconds + 30
     settings.networking.request_timeout = 60
+    settings.persistence.diffbase_storage = NoDiffBase()
     # A worker per object, unbounded: with a bound, a backlog arriving at once takes every worker, each
     # lingering idle_timeout after its event, and a lone query elsewhere waits for one (kopf's default
     # 5 s idle with 256 workers held a lone query 19 s behind 1000 arrivals). Waiting queries' writes go
