@@ -1,12 +1,15 @@
 """core/v1 Events, one builder for every component: what `kubectl describe` shows about our objects.
 
 Posting is best effort by design: an Event must never delay or fail the work it reports, so the
-recorder posts in the background and logs a failure instead of raising it.
+recorder posts in the background and logs a failure instead of raising it. Like client-go's recorder,
+it keeps at most MAX_QUEUED Events waiting and drops the newest beyond that: a burst of thousands of
+queries would otherwise hold thousands of waiting posts in memory and keep the API server busy long after.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import uuid
 from collections.abc import Mapping
@@ -18,6 +21,10 @@ from dpkube.k8s.timestamps import rfc3339
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 1024
+MAX_QUEUED = 1000
+"""Events waiting to be posted, at most (client-go's broadcaster queues 1000 and drops beyond)."""
+POSTERS = 1
+"""Posts in flight at once."""
 
 
 def event_body(obj: Mapping[str, Any], reason: str, message: str, *, component: str, warning: bool = False,
@@ -48,23 +55,37 @@ def event_body(obj: Mapping[str, Any], reason: str, message: str, *, component: 
 
 
 class EventRecorder:
-    """Posts Events in the background; `drain` waits for those in flight (tests, shutdown)."""
+    """Posts Events in the background, taken in the order recorded, dropping the newest when MAX_QUEUED wait;
+    `drain` waits for those queued (tests, shutdown)."""
 
     def __init__(self, client: KubeClient, component: str, host: str | None = None):
         self.client = client
         self.component = component
         self.host = host
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.dropped = 0
+        self._queued: collections.deque[dict[str, Any]] = collections.deque()
+        self._posters: set[asyncio.Task[None]] = set()
 
     def record(self, obj: Mapping[str, Any], reason: str, message: str, *, warning: bool = False) -> None:
-        body = event_body(obj, reason, message, component=self.component, warning=warning, host=self.host)
-        task = asyncio.get_running_loop().create_task(self._post(body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if len(self._queued) >= MAX_QUEUED:
+            self.dropped += 1
+            if self.dropped % MAX_QUEUED == 1:
+                log.warning("%d events waiting: dropped %d so far (the newest)", len(self._queued), self.dropped)
+            return
+        self._queued.append(event_body(obj, reason, message, component=self.component, warning=warning,
+                                       host=self.host))
+        if len(self._posters) < POSTERS:
+            poster = asyncio.get_running_loop().create_task(self._post_queued())
+            self._posters.add(poster)
+            poster.add_done_callback(self._posters.discard)
 
     async def post(self, obj: Mapping[str, Any], reason: str, message: str, *, warning: bool = False) -> None:
         """Post now and wait for it (still never raises)."""
         await self._post(event_body(obj, reason, message, component=self.component, warning=warning, host=self.host))
+
+    async def _post_queued(self) -> None:
+        while self._queued:
+            await self._post(self._queued.popleft())
 
     async def _post(self, body: dict[str, Any]) -> None:
         namespace = body["metadata"]["namespace"]
@@ -75,5 +96,5 @@ class EventRecorder:
                         body["involvedObject"]["name"], exc)
 
     async def drain(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._posters:
+            await asyncio.gather(*list(self._posters), return_exceptions=True)
