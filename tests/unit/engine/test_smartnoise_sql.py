@@ -192,3 +192,16 @@ def test_opendp_s_pca_still_loads_when_asked_for() -> None:
 
 def test_the_stand_in_for_opendp_s_pca_imports_no_opendp() -> None:
     assert imported_after("import dpkube.engine.libraries.opendp_pca") == "[]"
+
+
+def test_an_xpath_is_parsed_once_and_evaluates_on_each_tree_it_is_given() -> None:
+    from snsql.sql.parse import QueryParser
+    from snsql.xpath.parse import XPath
+
+    import dpkube.engine.libraries.smartnoise_sql  # noqa: F401  (memoises the XPath parse)
+
+    assert XPath().parse("//Table") is XPath().parse("//Table")
+    first = QueryParser().query("SELECT COUNT(*) FROM df")
+    second = QueryParser().query("SELECT SUM(a) FROM other")
+    assert str(first.xpath_first("//Table")) == "df"
+    assert str(second.xpath_first("//Table")) == "other"
