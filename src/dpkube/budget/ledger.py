@@ -99,6 +99,8 @@ class InvalidGrant(BudgetError):
 
 Row = tuple[float, float, float | None]
 """A cost as a grant stores it: epsilon, delta and (zCDP) rho."""
+MAX_MOVES_REPLAYED = 256
+"""Most movements a Holds' text is replayed over (a longer chain is dumped afresh instead)."""
 HELD_BYTES_LIMIT = 900_000
 """Most bytes a grant's rows of queries in flight (reservations, and charges not yet recorded) may take: a
 ConfigMap holds at most 1 MiB, and a grant the API server refuses to store would stop every movement on it."""
@@ -112,9 +114,10 @@ def _row_bytes(uid: str, row: Row) -> int:
 class Holds(Mapping[str, Cost]):
     """Costs by query uid, kept as rows. A grant with thousands of queries in flight is read, moved and
     rewritten on every admission, so only the costs asked for become `Cost` objects, and a movement carries
-    the stored text, size and totals along instead of recounting every row."""
+    the size and totals along, and its stored text is its parent's with one row appended or cut, made when
+    asked for, instead of recounting and dumping every row."""
 
-    __slots__ = ("_rows", "_size", "_sums", "_texts")
+    __slots__ = ("_depth", "_rows", "_since", "_size", "_sums", "_texts")
 
     def __init__(self, costs: Mapping[str, Cost] | None = None) -> None:
         self._rows: dict[str, Row] = ({} if costs is None else dict(costs._rows) if isinstance(costs, Holds)
@@ -123,13 +126,22 @@ class Holds(Mapping[str, Cost]):
         self._sums: tuple[float, float, float] | None = None
         """epsilon, delta and rho added up in row order (so the same floats a fresh sum gives)."""
         self._texts: dict[bool, str] = {}
-        """The stored JSON, without and with rho, as far as known."""
+        """The stored JSON, without and with rho, once made."""
+        self._since: tuple[Holds, str, Row, bool] | None = None
+        """The Holds this one was moved from, and the row it added (True) or took away: its text is made from
+        that one's. Dropped once this one's text is made, so no chain of versions outlives a write."""
+        self._depth = 0
 
     @classmethod
     def _of_rows(cls, rows: dict[str, Row], size: int | None = None, sums: tuple[float, float, float] | None = None,
-                 texts: dict[bool, str] | None = None) -> Holds:
+                 since: tuple[Holds, str, Row, bool] | None = None) -> Holds:
         holds = cls()
-        holds._rows, holds._size, holds._sums, holds._texts = rows, size, sums, texts or {}
+        holds._rows, holds._size, holds._sums = rows, size, sums
+        if since is not None:
+            parent = since[0]
+            depth = 1 if parent._texts else parent._depth + 1
+            if depth <= MAX_MOVES_REPLAYED and (parent._texts or parent._since is not None):
+                holds._since, holds._depth = since, depth
         return holds
 
     @property
@@ -171,9 +183,7 @@ class Holds(Mapping[str, Cost]):
             return Holds._of_rows({**self._rows, uid: row}, size)
         sums = None if self._sums is None else \
             (self._sums[0] + row[0], self._sums[1] + row[1], self._sums[2] + (row[2] or 0.0))
-        texts = {with_rho: f"{text[:-1]}{',' if self._rows else ''}{_fragment(uid, row, with_rho)}}}"
-                 for with_rho, text in self._texts.items()}
-        return Holds._of_rows({**self._rows, uid: row}, size, sums, texts)
+        return Holds._of_rows({**self._rows, uid: row}, size, sums, (self, uid, row, True))
 
     def without(self, uid: str) -> Holds:
         old = self._rows.get(uid)
@@ -182,9 +192,7 @@ class Holds(Mapping[str, Cost]):
         rows = dict(self._rows)
         del rows[uid]
         size = None if self._size is None else self._size - _row_bytes(uid, old)
-        texts = {with_rho: cut for with_rho, text in self._texts.items()
-                 if (cut := _cut(text, _fragment(uid, old, with_rho))) is not None}
-        return Holds._of_rows(rows, size, None, texts)
+        return Holds._of_rows(rows, size, None, (self, uid, old, False))
 
     def _totals(self) -> tuple[float, float, float]:
         if self._sums is None:
@@ -205,9 +213,32 @@ class Holds(Mapping[str, Cost]):
         at no cost."""
         text = self._texts.get(with_rho)
         if text is None:
-            rows = {uid: [e, d, *([r] if with_rho else [])] for uid, (e, d, r) in self._rows.items()}
-            text = self._texts[with_rho] = json.dumps(rows, separators=(",", ":"))
+            text = self._replayed(with_rho)
+            if text is None:
+                rows = {uid: [e, d, *([r] if with_rho else [])] for uid, (e, d, r) in self._rows.items()}
+                text = json.dumps(rows, separators=(",", ":"))
+            self._texts[with_rho] = text
+        self._since, self._depth = None, 0
         _remember(text, with_rho, self)
+        return text
+
+    def _replayed(self, with_rho: bool) -> str | None:
+        """The text of the nearest version this one was moved from whose text is known, with the rows added
+        since appended and those taken away cut; None when there is none, or a row is not found."""
+        moves = []
+        holds = self
+        while (text := holds._texts.get(with_rho)) is None:
+            if holds._since is None:
+                return None
+            parent, uid, row, added = holds._since
+            moves.append((uid, row, added, bool(parent._rows)))
+            holds = parent
+        for uid, row, added, had_rows in reversed(moves):
+            fragment = _fragment(uid, row, with_rho)
+            if added:
+                text = f"{text[:-1]}{',' if had_rows else ''}{fragment}}}"
+            elif (text := _cut(text, fragment)) is None:
+                return None
         return text
 
 

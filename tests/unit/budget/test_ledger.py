@@ -177,7 +177,9 @@ def test_settling_ended_queries_returns_their_reservations_and_forgets_their_cha
 
 
 @pytest.mark.parametrize("zcdp", [False, True])
-def test_a_grant_moved_many_times_stores_and_totals_what_its_rows_would_from_scratch(zcdp: bool) -> None:
+@pytest.mark.parametrize("stored_every", [1, 40, 1000])
+def test_a_grant_moved_many_times_stores_and_totals_what_its_rows_would_from_scratch(zcdp: bool,
+                                                                                    stored_every: int) -> None:
     ledger = grant(epsilon=1e4, delta=0.5, **({"accounting": "zCDP"} if zcdp else {}))
     for i in range(400):
         ledger = L.reserve(ledger, f"q{i}", Cost(0.01 * (i % 13), 1e-7 * (i % 5), rho=0.001 * (i % 11)))
@@ -185,6 +187,8 @@ def test_a_grant_moved_many_times_stores_and_totals_what_its_rows_would_from_scr
             ledger = L.charge(ledger, f"q{i // 2}")
         if i % 7 == 0:
             ledger = L.settle(ledger, [f"q{i // 3}", f"q{i // 5}"])
+        if i % stored_every and i != 399:
+            continue
         stored = L.to_data(ledger)
         again = L.Ledger(ledger.user, ledger.dataset, ledger.initial, reservations=L.Holds(ledger.reservations),
                          charged=L.Holds(ledger.charged), accounting=ledger.accounting)
