@@ -107,8 +107,9 @@ ConfigMap holds at most 1 MiB, and a grant the API server refuses to store would
 
 
 def _row_bytes(uid: str, row: Row) -> int:
-    """What one row adds to its stored JSON (with rho when it has one: at least what `stored` writes)."""
-    return len(json.dumps({uid: [value for value in row if value is not None]}, separators=(",", ":"))) - 1
+    """What one row adds to its stored JSON, with its comma (with rho when it has one: at least what `stored`
+    writes)."""
+    return len(_fragment(uid, row, with_rho=row[2] is not None)) + 1
 
 
 class Holds(Mapping[str, Cost]):
@@ -215,8 +216,8 @@ class Holds(Mapping[str, Cost]):
         if text is None:
             text = self._replayed(with_rho)
             if text is None:
-                rows = {uid: [e, d, *([r] if with_rho else [])] for uid, (e, d, r) in self._rows.items()}
-                text = json.dumps(rows, separators=(",", ":"))
+                text = json.dumps({uid: _listed(row, with_rho) for uid, row in self._rows.items()},
+                                  separators=(",", ":"))
             self._texts[with_rho] = text
         self._since, self._depth = None, 0
         _remember(text, with_rho, self)
@@ -242,9 +243,14 @@ class Holds(Mapping[str, Cost]):
         return text
 
 
+def _listed(row: Row, with_rho: bool) -> list[float | None]:
+    """A row's value as stored: [epsilon, delta], and rho on a zCDP grant."""
+    return [row[0], row[1], row[2]] if with_rho else [row[0], row[1]]
+
+
 def _fragment(uid: str, row: Row, with_rho: bool) -> str:
     """One row as `Holds.stored` writes it: `"uid":[epsilon,delta(,rho)]`."""
-    return json.dumps({uid: [row[0], row[1], *([row[2]] if with_rho else [])]}, separators=(",", ":"))[1:-1]
+    return json.dumps({uid: _listed(row, with_rho)}, separators=(",", ":"))[1:-1]
 
 
 def _cut(text: str, fragment: str) -> str | None:

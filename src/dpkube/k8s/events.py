@@ -23,8 +23,6 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 1024
 MAX_QUEUED = 1000
 """Events waiting to be posted, at most (client-go's broadcaster queues 1000 and drops beyond)."""
-POSTERS = 1
-"""Posts in flight at once."""
 
 
 def event_body(obj: Mapping[str, Any], reason: str, message: str, *, component: str, warning: bool = False,
@@ -55,8 +53,9 @@ def event_body(obj: Mapping[str, Any], reason: str, message: str, *, component: 
 
 
 class EventRecorder:
-    """Posts Events in the background, taken in the order recorded, dropping the newest when MAX_QUEUED wait;
-    `drain` waits for those queued (tests, shutdown)."""
+    """Posts Events in the background, one at a time in the order recorded (more at once slowed the work they
+    report in a burst), dropping the newest when MAX_QUEUED wait; `drain` waits for those queued (tests,
+    shutdown)."""
 
     def __init__(self, client: KubeClient, component: str, host: str | None = None):
         self.client = client
@@ -64,7 +63,7 @@ class EventRecorder:
         self.host = host
         self.dropped = 0
         self._queued: collections.deque[dict[str, Any]] = collections.deque()
-        self._posters: set[asyncio.Task[None]] = set()
+        self._poster: asyncio.Task[None] | None = None
 
     def record(self, obj: Mapping[str, Any], reason: str, message: str, *, warning: bool = False) -> None:
         if len(self._queued) >= MAX_QUEUED:
@@ -74,10 +73,8 @@ class EventRecorder:
             return
         self._queued.append(event_body(obj, reason, message, component=self.component, warning=warning,
                                        host=self.host))
-        if len(self._posters) < POSTERS:
-            poster = asyncio.get_running_loop().create_task(self._post_queued())
-            self._posters.add(poster)
-            poster.add_done_callback(self._posters.discard)
+        if self._poster is None or self._poster.done():
+            self._poster = asyncio.get_running_loop().create_task(self._post_queued())
 
     async def post(self, obj: Mapping[str, Any], reason: str, message: str, *, warning: bool = False) -> None:
         """Post now and wait for it (still never raises)."""
@@ -96,5 +93,5 @@ class EventRecorder:
                         body["involvedObject"]["name"], exc)
 
     async def drain(self) -> None:
-        while self._posters:
-            await asyncio.gather(*list(self._posters), return_exceptions=True)
+        while self._poster is not None and not self._poster.done():
+            await asyncio.gather(self._poster, return_exceptions=True)
