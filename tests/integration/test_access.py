@@ -12,6 +12,7 @@ from dpkube.controlplane.local import LocalControlPlane
 from dpkube.k8s import policy
 from dpkube.k8s.client import Forbidden, Invalid, KubeClient, KubeConfig, core_path
 from dpkube.k8s.install import ensure_namespace, install_access
+from dpkube.models.crd import GROUP
 from dpkube.models.kinds import DPQUERY
 from dpkube_testing.builders import dpquery
 
@@ -24,12 +25,21 @@ async def access(admin: KubeClient, crds: None) -> None:
 
 @pytest.fixture
 async def home(admin: KubeClient, access: None) -> str:
-    """alice's own namespace, with the user role bound to her."""
+    """alice's own namespace, with the user role bound to her, once the API server's authorizer has seen the
+    binding (it learns of bindings from a watch, so a request made at once may still be refused)."""
     name = f"home-{uuid.uuid4().hex[:8]}"
     await ensure_namespace(admin, name)
     await admin.create(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{name}/rolebindings",
                        policy.user_binding(name, "alice"))
-    return name
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
+        "user": "alice", "resourceAttributes": {"namespace": name, "verb": "create", "group": GROUP,
+                                                "resource": DPQUERY.plural}}}
+    for _ in range(100):
+        answer = await admin.create("/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
+        if answer.get("status", {}).get("allowed"):
+            return name
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"alice's binding in {name} never took effect")
 
 
 @pytest.fixture
