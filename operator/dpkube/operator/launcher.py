@@ -98,8 +98,8 @@ class Launcher:
             if not await mirror(self.client, "configmaps", self.settings.system_namespace,
                                 package_config_map(plugin), package_copy(plugin), namespace):
                 raise LaunchRefused(f"the task plugin package {plugin} is missing")
-        runner = RunnerSettings(claim_url=self.settings.claim_url, claim_token=secrets.token_urlsafe(24),
-                                libraries=spec.library.value)  # a cold pod imports its query's library only
+        runner = RunnerSettings.for_pod(self.settings.claim_url, secrets.token_urlsafe(24),
+                                         spec.library.value)  # a cold pod imports its query's library only
         timeout = parse_duration(spec.timeout) if spec.timeout else None
         manifest = query_pod(body, runner, self.settings.pod_template(), dataset=dataset.spec if reads_data else None,
                              queue=queue, timeout_seconds=timeout)

@@ -91,9 +91,9 @@ class WarmPools:
 
     async def _create(self, queue_name: str, namespace: str, spec: QueueSpec) -> None:
         name = f"dpq-warm-{queue_name[:30]}-{secrets.token_hex(4)}"
-        runner = RunnerSettings(claim_url=self.settings.claim_url, claim_token=secrets.token_urlsafe(24),
-                                libraries=",".join(library.value for library in spec.warm_libraries)
-                                or RunnerSettings.model_fields["libraries"].default)
+        libraries = (",".join(library.value for library in spec.warm_libraries)
+                     or RunnerSettings.model_fields["libraries"].default)
+        runner = RunnerSettings.for_pod(self.settings.claim_url, secrets.token_urlsafe(24), libraries)
         manifest = warm_pod(name, namespace, queue_name, runner, self.settings.pod_template(), spec)
         await self.client.create(core_path("pods", namespace), manifest)
         self.keys.remember(namespace, name, runner.claim_token, None)

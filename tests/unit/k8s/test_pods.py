@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dpkube.k8s.pods import COMPONENT_LABELS, PodTemplate, claim_token, pod_name, query_pod, warm_pod
 from dpkube.models.dataset import DatasetSpec
 from dpkube.models.queue import QueueSpec
@@ -102,3 +104,12 @@ def test_a_warm_pod_waits_for_a_query_with_the_libraries_its_queue_names() -> No
     pod = warm_pod("dpq-warm-default-1", "team", "default", runner, TEMPLATE, QueueSpec(warm_pods=1))
     assert pod["spec"]["containers"][0]["args"] == ["--warm", "--claim"]
     assert env_of(pod)["DPKUBE_LIBRARIES"]["value"] == "opendp" and "ownerReferences" not in pod["metadata"]
+
+
+def test_a_pods_runner_settings_are_only_what_the_operator_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DPKUBE_RUNNER_DEBUG", "true")
+    monkeypatch.setenv("DPKUBE_WAIT_TIMEOUT", "5")
+    runner = RunnerSettings.for_pod("http://operator:8081", "t", "opendp")
+    env = env_of(query_pod(QUERY, runner, TEMPLATE, dataset=DATASET))
+    assert "DPKUBE_RUNNER_DEBUG" not in env and "DPKUBE_WAIT_TIMEOUT" not in env
+    assert env["DPKUBE_CLAIM_TOKEN"]["value"] == "t"
