@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Not kopf.configure(): it adds a second root handler, and every line would be written twice.
     logging.getLogger("asyncio").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    # kopf logs a line for every handler call (one per watch event: about 150 a second in a burst); its
+    # warnings and errors still show.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     if config.leader_election:
         sys.exit(asyncio.run(run_elected(config)))
     asyncio.run(run_unelected(config))
