@@ -95,7 +95,7 @@ async def assemble(config: OperatorSettings) -> Components:
     cascade = ExperimentCascade(client, registry, ExperimentCaps(budgets))
     scheduler = Scheduler(client, registry, reconciler, budgets, config.system_namespace, cascade,
                           audit_interval=config.ledger_audit_seconds, warm=warm,
-                          warm_namespaces=set(config.warm_namespaces), background=background)
+                          warm_namespaces=set(config.warm_namespaces))
     for item in await client.list_all(QUEUE.api_path(config.system_namespace)):
         scheduler.queues[item["metadata"]["name"]] = item.get("spec") or {}
     parts = Components(client, registry, reconciler, scheduler, cascade, events, pricing, dataset_feed)

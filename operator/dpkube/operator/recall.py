@@ -87,6 +87,12 @@ class Recall:
         else:
             self._bodies.pop(uid, None)
 
+    def hold(self, body: dict[str, Any]) -> None:
+        """Remember a query that waits for its turn unwritten: its queue's head line takes it from this body."""
+        uid = body["metadata"]["uid"]
+        self._touched[uid] = time.monotonic()
+        self._bodies[uid] = kept(body)
+
     def wrote(self, body: dict[str, Any]) -> None:
         """This process wrote `body`'s status. A write that found the query being deleted, or ended it, makes no
         echo: the deletion (or the clean-up) still has to be reconciled, whichever event brings it."""

@@ -22,7 +22,7 @@ from dpkube.k8s.client import KubeClient, NotFound, core_path
 from dpkube.k8s.events import EventRecorder
 from dpkube.k8s.snapshots import SnapshotMissing
 from dpkube.models.conditions import ConditionType, Reason
-from dpkube.models.dpquery import DPQueryStatus, Mode, Phase
+from dpkube.models.dpquery import DPQueryStatus, Mode, Phase, phase_of
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.runner import RunnerOutput
 from dpkube.operator import admission as A
@@ -67,6 +67,8 @@ class Reconciler:
         self.clock = clock
         self._locks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self.recall = Recall()
+        self._unwritten: dict[str, DPQueryStatus] = {}
+        """The Pending status of each query that waits for its turn unwritten (`_wait_unwritten`)."""
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -93,6 +95,7 @@ class Reconciler:
         """The query was deleted: nothing of it is kept (a query deleted while it waited held a remembered body)."""
         self.registry.forget(uid)
         self.recall.forget(uid)
+        self._unwritten.pop(uid, None)
 
     async def pod_changed(self, namespace: str, name: str, uid: str, pod: dict[str, Any], gone: bool) -> None:
         """The query's pod started, ended or went: step the query on, with that pod as it was seen.
@@ -161,6 +164,7 @@ class Reconciler:
         await self._dispatch(body, query, LC.next_step(query, pod, output, self.clock()))
 
     async def _dispatch(self, body: dict[str, Any], query: LC.QueryView, step: LC.Step) -> None:
+        self._unwritten.pop(query.uid, None)  # a step decides afresh whether the query waits unwritten
         if isinstance(step, LC.Admit):
             await self._admit(body, query)
         elif isinstance(step, LC.StartPod):
@@ -187,7 +191,9 @@ class Reconciler:
         outcome = await self.admission.decide(query, ensure_finalizer)
         if isinstance(outcome, A.Waiting):
             status = S.waiting(query.status, outcome.reason, outcome.message, self.clock())
-            if status is not None:
+            if status is not None and outcome.reason == Reason.WAITING_FOR_QUEUE and phase_of(body) is None:
+                self._wait_unwritten(body, status)
+            elif status is not None:
                 previous = S.condition(query.status, ConditionType.ADMITTED)
                 changed = previous is None or previous.reason != outcome.reason
                 await self._write(body, status, outcome.reason if changed else None, outcome.message,
@@ -219,6 +225,38 @@ class Reconciler:
             if launched.running:  # a warm pod polls already: one write says admitted and running
                 status = S.transition(status, Phase.RUNNING, Reason.POD_RUNNING, f"pod {pod} is running", now)
             await self._write(body, status, Reason.ADMITTED, message)
+
+    def _wait_unwritten(self, body: dict[str, Any], status: DPQueryStatus) -> None:
+        """A new query that only waits for its turn in an open queue is not written yet, as a workload behind the
+        head of a Kueue StrictFIFO queue is not: its head line admits it with one write, and `show_place` writes
+        this status once the scheduler shows its place. Until then the registry alone knows it waits."""
+        uid = body["metadata"]["uid"]
+        self._unwritten[uid] = status
+        self.registry.set_phase(uid, Phase.PENDING, Reason.WAITING_FOR_QUEUE)
+        self.recall.hold(body)
+
+    async def show_place(self, namespace: str, name: str, place: int) -> None:
+        """Write a waiting query's place in its queue (kueue#1657); a query not written since it began to wait
+        gets its whole Pending status with it."""
+        uid = self.registry.by_name.get((namespace, name))
+        if uid is None:
+            return
+        status = self._unwritten.pop(uid, None)
+        if status is None:
+            try:
+                written = await self.background.patch(DPQUERY.api_path(namespace, name) + "/status",
+                                                      {"status": {"queuePosition": place}})
+            except NotFound:
+                return
+            self.recall.wrote(written)  # its watch event is an echo: nothing to reconcile
+            return
+        async with self._locks[(namespace, name)]:
+            body = self.recall.body(uid) or await self._read(namespace, name)
+            if body is None or phase_of(body) is not None:
+                return  # it moved on meanwhile
+            condition = S.condition(status, ConditionType.ADMITTED)
+            await self._write(body, status.model_copy(update={"queue_position": place}),
+                              condition.reason if condition else None, status.message or "", client=self.background)
 
     async def _start(self, body: dict[str, Any], query: LC.QueryView) -> None:
         try:

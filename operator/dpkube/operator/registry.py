@@ -279,8 +279,10 @@ class Registry:
 
 
 def _rank(phase: Phase | None) -> int:
+    """How far a query has come. No phase comes before Pending: the registry may know a query waits before its
+    status says so (`Reconciler._wait_unwritten`)."""
     if phase is None:
-        return 0
+        return -1
     if phase.terminal:
         return 3
     return {Phase.PENDING: 0, Phase.ADMITTED: 1, Phase.RUNNING: 2}[phase]

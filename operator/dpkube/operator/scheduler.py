@@ -24,7 +24,7 @@ from dpkube.k8s.client import KubeClient, NotFound
 from dpkube.k8s.timestamps import rfc3339
 from dpkube.models.conditions import Reason
 from dpkube.models.dpquery import Phase
-from dpkube.models.kinds import DPQUERY, EXPERIMENT, QUEUE
+from dpkube.models.kinds import EXPERIMENT, QUEUE
 from dpkube.models.queue import QueueSpec
 from dpkube.operator.domain import admission as rules
 from dpkube.operator.experiments import ExperimentCascade
@@ -72,11 +72,8 @@ class Scheduler:
 
     def __init__(self, client: KubeClient, registry: Registry, reconciler: Reconciler, budgets: Budgets,
                  system_namespace: str, cascade: ExperimentCascade, audit_interval: float = 30.0,
-                 warm: WarmPools | None = None, warm_namespaces: set[str] | None = None,
-                 background: KubeClient | None = None):
+                 warm: WarmPools | None = None, warm_namespaces: set[str] | None = None):
         self.client = client
-        self.background = background or client
-        """Where queue positions are written (a lane of the client: they never crowd out admissions)."""
         self.budgets = budgets
         self.cascade = cascade
         self.registry = registry
@@ -285,12 +282,7 @@ class Scheduler:
                     changed.append((entry, place))
         self._positions = {uid: place for uid, place in self._positions.items() if uid in waiting}
         for entry, place in sorted(changed, key=lambda item: item[1])[:POSITION_WRITES]:
-            try:
-                written = await self.background.patch(DPQUERY.api_path(entry.namespace, entry.name) + "/status",
-                                                      {"status": {"queuePosition": place}})
-            except NotFound:
-                continue
-            self.reconciler.recall.wrote(written)  # its watch event is an echo: nothing to reconcile
+            await self.reconciler.show_place(entry.namespace, entry.name, place)
             self._positions[entry.uid] = place
 
     async def _write_status(self, key: Any, path: str, status: dict[str, Any]) -> None:

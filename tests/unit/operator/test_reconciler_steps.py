@@ -61,9 +61,11 @@ class StatusWritesOnly:
 
     def __init__(self) -> None:
         self.writes: list[str] = []
+        self.statuses: list[dict[str, Any]] = []
 
     async def patch(self, path: str, body: Any, kind: str = "merge") -> dict[str, Any]:
         self.writes.append(path)
+        self.statuses.append(body[0]["value"])
         return {**admitted(), "status": body[0]["value"]}
 
     async def get(self, path: str) -> dict[str, Any]:
@@ -170,3 +172,59 @@ def test_a_deleted_query_is_forgotten_by_the_registry_and_the_recall() -> None:
     reconciler.forget("u1")
 
     assert reconciler.recall.body("u1") is None and "u1" not in reconciler.registry.entries
+
+
+class BehindOthers:
+    """Every admission finds others ahead of the query in its open queue."""
+
+    async def decide(self, query: Any, ensure_finalizer: Any) -> A.Waiting:
+        return A.Waiting("WaitingForQueue", "waiting for its turn in queue q")
+
+
+def new_query() -> dict[str, Any]:
+    body = dpquery("q", queue="q")
+    body["metadata"] |= {"uid": "u1", "namespace": "ns", "resourceVersion": "10"}
+    return body
+
+
+async def test_a_new_query_waiting_for_its_turn_is_not_written_and_its_head_line_takes_it_from_memory() -> None:
+    registry = Registry()
+    reconciler = Reconciler(Untouchable(), registry, Untouchable(), BehindOthers(),  # type: ignore[arg-type]
+                            Untouchable(), Untouchable())  # type: ignore[arg-type]
+    registry.observe(new_query())
+
+    await reconciler.reconcile("ns", "q", new_query())
+
+    entry = registry.entries["u1"]
+    assert (entry.phase, entry.reason) == ("Pending", "WaitingForQueue")
+    assert reconciler.recall.body("u1") is not None
+
+
+async def test_a_query_waiting_unwritten_is_written_pending_with_its_place_when_the_scheduler_shows_it() -> None:
+    client, events, registry = StatusWritesOnly(), Events(), Registry()
+    reconciler = Reconciler(client, registry, events, BehindOthers(), Untouchable(),  # type: ignore[arg-type]
+                            Untouchable())  # type: ignore[arg-type]
+    registry.observe(new_query())
+    await reconciler.reconcile("ns", "q", new_query())
+
+    await reconciler.show_place("ns", "q", 7)
+
+    (status,) = client.statuses
+    assert status["phase"] == "Pending" and status["queuePosition"] == 7
+    assert [c["reason"] for c in status["conditions"] if c["type"] == "Admitted"] == ["WaitingForQueue"]
+    assert events.reasons == ["WaitingForQueue"]
+
+
+async def test_a_query_written_pending_for_another_reason_is_written_when_it_waits_for_its_turn() -> None:
+    client, registry = StatusWritesOnly(), Registry()
+    reconciler = Reconciler(client, registry, Events(), BehindOthers(), Untouchable(),  # type: ignore[arg-type]
+                            Untouchable())  # type: ignore[arg-type]
+    locked = new_query()
+    locked["status"] = {"phase": "Pending", "conditions": [
+        {"type": "Admitted", "status": "False", "reason": "QueueLocked", "message": "queue q is locked",
+         "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    registry.observe(locked)
+
+    await reconciler.reconcile("ns", "q", locked)
+
+    assert [c["reason"] for c in client.statuses[0]["conditions"] if c["type"] == "Admitted"] == ["WaitingForQueue"]

@@ -52,6 +52,14 @@ def test_a_late_event_does_not_move_a_query_backwards() -> None:
     assert registry.entries["a"].phase is Phase.ADMITTED
 
 
+def test_an_event_without_a_phase_does_not_undo_a_wait_known_before_it_was_written() -> None:
+    registry = Registry()
+    registry.observe(body("a", "t1"))
+    registry.set_phase("a", Phase.PENDING, "WaitingForQueue")
+    registry.observe(body("a", "t1", None))
+    assert (registry.entries["a"].phase, registry.entries["a"].reason) == (Phase.PENDING, "WaitingForQueue")
+
+
 def test_a_dependency_wait_may_end_only_when_every_dependency_ended() -> None:
     registry = Registry()
     registry.observe(body("dep", "t1", "Running"))
