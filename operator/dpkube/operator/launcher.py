@@ -104,7 +104,7 @@ class Launcher:
         manifest = query_pod(body, runner, self.settings.pod_template(), dataset=dataset.spec if reads_data else None,
                              queue=queue, timeout_seconds=timeout)
         try:
-            await self.client.create(core_path("pods", namespace), manifest)
+            await self.client.create(core_path("pods", namespace), manifest, answer=False)
         except Invalid as exc:
             raise LaunchRefused(f"the API server refused the query's pod: {exc}") from None
         except Conflict as exc:

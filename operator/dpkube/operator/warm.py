@@ -95,7 +95,7 @@ class WarmPools:
                      or RunnerSettings.model_fields["libraries"].default)
         runner = RunnerSettings.for_pod(self.settings.claim_url, secrets.token_urlsafe(24), libraries)
         manifest = warm_pod(name, namespace, queue_name, runner, self.settings.pod_template(), spec)
-        await self.client.create(core_path("pods", namespace), manifest)
+        await self.client.create(core_path("pods", namespace), manifest, answer=False)
         self.keys.remember(namespace, name, runner.claim_token, None)
         self._pool_of[(namespace, name)] = queue_name
 

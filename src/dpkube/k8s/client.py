@@ -236,16 +236,19 @@ class KubeClient:
         body: Any = None,
         params: Mapping[str, Any] | None = None,
         content_type: str = "application/json",
+        answer: bool = True,
     ) -> dict[str, Any]:
+        """The response's object; with `answer=False` it is not parsed (`{}`): a caller that ignores it saves
+        decoding it (a created pod comes back whole, several KiB)."""
         if self.observe is not None:
             self.observe(method, path)
         if self._turns is not None:
             async with self._turns:
-                return await self._send(method, path, body, params, content_type)
-        return await self._send(method, path, body, params, content_type)
+                return await self._send(method, path, body, params, content_type, answer)
+        return await self._send(method, path, body, params, content_type, answer)
 
     async def _send(self, method: str, path: str, body: Any, params: Mapping[str, Any] | None,
-                    content_type: str) -> dict[str, Any]:
+                    content_type: str, answer: bool = True) -> dict[str, Any]:
         try:
             async with self._http().request(
                 method,
@@ -259,7 +262,7 @@ class KubeClient:
             raise Unreachable(f"{method} {path}: {exc!r}") from exc
         if response.status >= 400:
             raise _error(response.status, content)
-        return json.loads(content) if content else {}
+        return json.loads(content) if content and answer else {}
 
     async def get(self, path: str) -> dict[str, Any]:
         return await self.request("GET", path)
@@ -284,8 +287,8 @@ class KubeClient:
             if not token:
                 return items
 
-    async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.request("POST", path, body=body)
+    async def create(self, path: str, body: Mapping[str, Any], *, answer: bool = True) -> dict[str, Any]:
+        return await self.request("POST", path, body=body, answer=answer)
 
     async def replace(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PUT; with `metadata.resourceVersion` set it succeeds only if nobody wrote in between."""

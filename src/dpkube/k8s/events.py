@@ -87,7 +87,7 @@ class EventRecorder:
     async def _post(self, body: dict[str, Any]) -> None:
         namespace = body["metadata"]["namespace"]
         try:
-            await self.client.create(core_path("events", namespace), body)
+            await self.client.create(core_path("events", namespace), body, answer=False)
         except Exception as exc:  # an Event is best effort by design
             log.warning("could not post event %s for %s/%s: %s", body["reason"], namespace,
                         body["involvedObject"]["name"], exc)

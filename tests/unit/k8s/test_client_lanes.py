@@ -1,6 +1,7 @@
 """The API client's connection pool: a lane holds at most its share of the connections, so foreground
 requests pass a background backlog instead of queueing behind it; a request waiting for a connection waits
-its turn without a time limit, and only a server that stays silent times out."""
+its turn without a time limit, and only a server that stays silent times out. A caller that ignores an
+answer need not have it parsed."""
 
 from __future__ import annotations
 
@@ -77,3 +78,10 @@ async def test_a_server_silent_longer_than_the_timeout_is_unreachable(server: tu
     async with KubeClient(KubeConfig(server=url), timeout=0.3) as client:
         with pytest.raises(Unreachable):
             await client.get("/silent")
+
+
+async def test_a_create_whose_answer_is_not_wanted_returns_nothing_parsed(server: tuple[SlowServer, str]) -> None:
+    _, url = server
+    async with KubeClient(KubeConfig(server=url)) as client:
+        assert await client.create("/pods", {"kind": "Pod"}, answer=False) == {}
+        assert await client.create("/pods", {"kind": "Pod"}) == {"path": "/pods"}

@@ -19,7 +19,7 @@ class Server:
         self.posted: list[dict[str, Any]] = []
         self.opened = asyncio.Event()
 
-    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, path: str, body: dict[str, Any], answer: bool = True) -> dict[str, Any]:
         await self.opened.wait()
         self.posted.append(body)
         return body
@@ -55,7 +55,7 @@ async def test_a_failed_post_is_logged_and_the_next_event_still_goes() -> None:
     server.opened.set()
     failing = iter([True, False])
 
-    async def create(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def create(path: str, body: dict[str, Any], answer: bool = True) -> dict[str, Any]:
         if next(failing):
             raise ConnectionError("down")
         return await Server.create(server, path, body)
