@@ -162,7 +162,7 @@ class Admission:
                 return Waiting(exc.reason, str(exc), retry=True)
             except L.BudgetError as exc:
                 return Refused(Phase.REJECTED, exc.reason, str(exc))
-        digest = await self.snapshots.keep(dataset.metadata)
+        digest = await self.snapshots.keep(dataset.metadata, dataset.metadata_digest)
         ADMISSIONS.labels(query.namespace).inc()
         return Admitted(priced, digest, dataset, queue, serial)
 

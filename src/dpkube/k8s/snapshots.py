@@ -33,9 +33,9 @@ class Snapshots:
         self.namespace = namespace
         self._known: dict[str, Metadata] = {}
 
-    async def keep(self, metadata: Metadata) -> str:
-        """Store `metadata` (once) and return its digest."""
-        digest = metadata_digest(metadata)
+    async def keep(self, metadata: Metadata, digest: str | None = None) -> str:
+        """Store `metadata` (once) and return its digest (`digest`, when the caller has it already)."""
+        digest = digest or metadata_digest(metadata)
         if digest not in self._known:
             body = {"apiVersion": "v1", "kind": "ConfigMap", "immutable": True,
                     "metadata": {"name": snapshot_name(digest), "namespace": self.namespace,
