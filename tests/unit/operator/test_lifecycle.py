@@ -160,3 +160,19 @@ def test_a_deletion_wins_over_a_late_output() -> None:
 def test_an_ended_query_is_cleaned_up_once(phase: Phase) -> None:
     assert next_step(query(phase), pod(), OK, NOW) == CleanUp()
     assert next_step(query(phase, finalized=False), pod(), OK, NOW) == Nothing()
+
+
+def stored_query(generation: int, sql: str) -> dict[str, Any]:
+    spec = {"user": "alice", "dataset": "PENGUIN", "library": "smartnoise-sql",
+            "smartnoiseSql": {**SQL, "queryStr": sql}}
+    return {"metadata": {"uid": "stored-once", "name": "q", "namespace": "team", "generation": generation},
+            "spec": spec}
+
+
+def test_a_stored_querys_spec_is_validated_once_per_generation() -> None:
+    first = QueryView.of(stored_query(1, "SELECT COUNT(*) AS n FROM df"))
+    again = QueryView.of({**stored_query(1, "SELECT COUNT(*) AS n FROM df"), "status": {"phase": "Admitted"}})
+    changed = QueryView.of(stored_query(2, "SELECT AVG(x) AS m FROM df"))
+    assert again.spec is first.spec and again.status.phase == Phase.ADMITTED
+    assert changed.spec is not first.spec and changed.spec.smartnoise_sql is not None
+    assert "AVG" in changed.spec.smartnoise_sql.query_str

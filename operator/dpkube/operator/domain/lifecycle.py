@@ -44,7 +44,7 @@ class QueryView:
     def of(cls, body: dict[str, Any]) -> QueryView:
         meta = body["metadata"]
         return cls(uid=meta["uid"], name=meta["name"], namespace=meta["namespace"],
-                   spec=DPQuerySpec.model_validate(body["spec"]), status=S.parse(body.get("status")),
+                   spec=_spec(meta, body["spec"]), status=S.parse(body.get("status")),
                    deleting=bool(meta.get("deletionTimestamp")), finalized=FINALIZER in (meta.get("finalizers") or []))
 
     @property
@@ -60,6 +60,28 @@ class QueryView:
         if not self.spec.timeout or self.status.admitted_at is None:
             return None
         return self.status.admitted_at + dt.timedelta(seconds=parse_duration(self.spec.timeout))
+
+
+SPECS_KEPT = 4096
+"""Specs kept validated (about 1.4 KiB each): enough for the steps of a queue's head lines in flight."""
+_specs: dict[tuple[str, int], DPQuerySpec] = {}
+
+
+def _spec(meta: dict[str, Any], raw: dict[str, Any]) -> DPQuerySpec:
+    """A query's spec, validated once per generation: its payload checks were most of the cost of reading a
+    query, and a query is read at every step. A body without a generation (never one the API server stored)
+    is validated every time."""
+    generation = meta.get("generation")
+    if not isinstance(generation, int):
+        return DPQuerySpec.model_validate(raw)
+    key = (meta["uid"], generation)
+    spec = _specs.get(key)
+    if spec is None:
+        spec = DPQuerySpec.model_validate(raw)
+        if len(_specs) >= SPECS_KEPT:
+            _specs.pop(next(iter(_specs)))
+        _specs[key] = spec
+    return spec
 
 
 class PodPhase(StrEnum):
