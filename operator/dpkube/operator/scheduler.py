@@ -38,6 +38,9 @@ MAX_RECONCILES_PER_PASS = 32
 HEADS_PER_LINE = 128
 """Most heads of a queue without a concurrency limit reconciled together: their slots, grant movements
 and writes are shared (group commits), so a longer line admits a backlog faster."""
+LINES_IN_FLIGHT = 2
+"""Most lines of one queue in flight at once: a line's pods and writes overlap the next line's reads, and no
+more (each line is up to HEADS_PER_LINE admissions in flight)."""
 RESYNC_SECONDS = 5.0
 """Level-based safety net: this often, the next few unfinished queries are looked at again, whatever the
 events (a failed step is retried sooner, on its own backoff)."""
@@ -94,8 +97,9 @@ class Scheduler:
         self.warm = warm
         self.warm_namespaces = warm_namespaces or set()
         self._last_warm = 0.0
-        self._lines: dict[str, _Line] = {}
-        """Each queue's line of heads in flight: the next line of that queue starts once it is done."""
+        self._lines: dict[str, list[_Line]] = {}
+        """Each queue's lines of heads in flight, oldest first: the next line of that queue starts once the newest
+        one's heads are all in line for their slots (see `heads`)."""
 
     def healthy(self, stale_after: float = 30.0) -> bool:
         """The periodic pass ran recently: the event loop is not stuck (a zombie operator, kopf#1276)."""
@@ -113,8 +117,9 @@ class Scheduler:
                     log.exception("scheduler pass failed")
                 await asyncio.sleep(interval)
         finally:
-            for line in self._lines.values():
-                line.task.cancel()
+            for lines in self._lines.values():
+                for line in lines:
+                    line.task.cancel()
 
     def released(self) -> list[Entry]:
         """Queries that waited for dependencies which have all ended: their wait may be over.
@@ -126,24 +131,36 @@ class Scheduler:
                 if e.phase is not None and self.registry.dependencies_settled(e)]
 
     def heads(self) -> dict[str, list[Entry]]:
-        """The heads of each open queue whose last line is done, as many as it has free slots (the pure queue
-        rule decides, in FIFO order): a line is reconciled in its order, a head admitted lets the next one in.
-        A line ends before the first query not waiting for the queue itself (e.g. not looked at yet): those
-        after it cannot pass it, and reconciling them would only read them again."""
+        """The next heads of each open queue, as many as it has free slots (the pure queue rule decides, in FIFO
+        order): a line is reconciled in its order, a head admitted lets the next one in. A line ends before the
+        first query not waiting for the queue itself (e.g. not looked at yet): those after it cannot pass it,
+        and reconciling them would only read them again.
+
+        A queue without a concurrency limit starts its next line as soon as every head of the last one is in
+        line for its slot: slots are still asked for in FIFO order, and the last line's pods, grant moves and
+        writes overlap the next line's reads. A queue with a limit waits until its last line is done, so that
+        its free slots are counted on settled admissions."""
         lines = {}
         for queue in self.registry.waiting_queues():
             raw = self.queues.get(queue)
-            if raw is None or queue in self._lines:
-                continue  # a queue's creation event brings its queries back; a line in flight goes on
+            if raw is None:
+                continue  # a queue's creation event brings its queries back
             spec = QueueSpec.model_validate(raw)
+            in_flight = self._lines.get(queue, [])
+            if in_flight and (spec.max_concurrent is not None or not in_flight[-1].slotted.done()
+                              or len(in_flight) >= LINES_IN_FLIGHT):
+                continue  # those lines go on first
             running = self.registry.running(queue)
             free = HEADS_PER_LINE if spec.max_concurrent is None else spec.max_concurrent - running
             facts = rules.QueueFacts(exists=True, locked=spec.locked, max_concurrent=spec.max_concurrent,
                                      running=running)
             if free <= 0 or rules.queue_ready(queue, facts).verdict is not rules.Verdict.ADMIT:
                 continue
-            heads = list(itertools.takewhile(lambda e: e.phase is not None and e.reason in QUEUE_REASONS,
-                                             self.registry.ready_heads(queue, free)))
+            members = set().union(*(line.members for line in in_flight))
+            ready = (e for e in self.registry.ready_heads(queue, free + len(members))
+                     if (e.namespace, e.name) not in members)
+            heads = list(itertools.islice(itertools.takewhile(
+                lambda e: e.phase is not None and e.reason in QUEUE_REASONS, ready), free))
             if heads:
                 lines[queue] = heads
         return lines
@@ -187,15 +204,23 @@ class Scheduler:
         self._sweep_after = chosen[-1]
         return set(chosen)
 
-    def _start_line(self, queue: str, line: list[Entry]) -> None:
+    def _start_line(self, queue: str, heads: list[Entry]) -> None:
         """A queue's heads go on in the background: a long line never holds up the pass (or another queue)."""
-        task = asyncio.create_task(self._in_order(line))
-        self._lines[queue] = _Line(task, frozenset((e.namespace, e.name) for e in line))
-        task.add_done_callback(lambda _: self._lines.pop(queue, None))
+        task = asyncio.create_task(self._in_order(heads))
+        line = _Line(task, frozenset((e.namespace, e.name) for e in heads), self.registry.left_line(heads[-1].uid))
+        self._lines.setdefault(queue, []).append(line)
+        task.add_done_callback(lambda _: self._line_done(queue, line))
+
+    def _line_done(self, queue: str, line: _Line) -> None:
+        lines = self._lines.get(queue, [])
+        if line in lines:
+            lines.remove(line)
+        if not lines:
+            self._lines.pop(queue, None)
 
     def _being_admitted(self) -> set[tuple[str, str]]:
         """The queries of every line in flight."""
-        return set().union(*(line.members for line in self._lines.values()))
+        return set().union(*(line.members for lines in self._lines.values() for line in lines))
 
     async def tick(self) -> None:
         for queue, line in self.heads().items():
@@ -301,6 +326,8 @@ class _Line:
 
     task: asyncio.Task[None]
     members: frozenset[tuple[str, str]]
+    slotted: asyncio.Future[None]
+    """Done once its last head is in line for its slot (so every head before it is), or no longer waits."""
 
 
 def _pooled(spec: dict[str, Any]) -> bool:

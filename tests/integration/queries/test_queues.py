@@ -9,9 +9,10 @@ import pytest
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient
 from dpkube.models.kinds import DPQUERY, QUEUE
+from dpkube.operator.scheduler import HEADS_PER_LINE
 from dpkube_testing.builders import dpquery, queue
 from dpkube_testing.metrics import operator_counter
-from dpkube_testing.waiting import wait_for_phase, wait_for_reason, wait_for_warm_pod
+from dpkube_testing.waiting import settled_ledger, wait_for_phase, wait_for_reason, wait_for_warm_pod
 
 pytestmark = pytest.mark.usefixtures("operator_process", "node_agent")
 SYSTEM = "dpkube-system"
@@ -41,6 +42,30 @@ async def test_max_concurrent_caps_running_queries_and_keeps_fifo_order(
     assert most_active <= 1 and all(p == "Succeeded" for p in phases)
     admitted = sorted(items, key=lambda q: q["status"]["queueSerial"])
     assert [q["metadata"]["name"] for q in admitted] == ["q0", "q1", "q2", "q3"]
+
+
+async def test_an_open_queues_backlog_longer_than_a_line_is_admitted_in_fifo_order(
+    admin: KubeClient, namespace: str, budgets: Budgets, create
+) -> None:
+    await budgets.grant("backlog", "PENGUIN", epsilon=100, delta=0.5)
+    name = f"backlog-{namespace}"
+    await create(queue(name, locked=True))
+    await asyncio.sleep(0.5)  # the operator has seen the lock before the queries come
+    names = [f"b{n:03d}" for n in range(HEADS_PER_LINE + 42)]  # two lines: the second starts before the first ends
+    for query in names:  # one after the other: creation time, then name, is the queue's order
+        await create(dpquery(query, user="backlog", queue=name))
+    for query in names:
+        await wait_for_reason(admin, namespace, query, "QueueLocked")
+    await admin.patch(QUEUE.api_path(SYSTEM, name), {"spec": {"locked": False}})
+
+    ended = [await wait_for_phase(admin, namespace, query, "Succeeded", "Failed", timeout=600, settled=True)
+             for query in names]
+    assert {body["status"]["phase"] for body in ended} == {"Succeeded"}
+    serials = [body["status"]["queueSerial"] for body in ended]
+    assert serials == sorted(serials) and len(set(serials)) == len(names)
+    ledger = await settled_ledger(budgets, "backlog", "PENGUIN")
+    assert ledger.reservations == {} and ledger.charged == {}
+    assert ledger.spent.epsilon == pytest.approx(sum(body["status"]["spent"]["epsilon"] for body in ended))
 
 
 async def test_a_locked_queue_s_backlog_is_priced_only_once_the_queue_opens(
