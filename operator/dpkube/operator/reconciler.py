@@ -241,16 +241,16 @@ class Reconciler:
         uid = self.registry.by_name.get((namespace, name))
         if uid is None:
             return
-        status = self._unwritten.pop(uid, None)
-        if status is None:
-            try:
-                written = await self.background.patch(DPQUERY.api_path(namespace, name) + "/status",
-                                                      {"status": {"queuePosition": place}})
-            except NotFound:
-                return
-            self.recall.wrote(written)  # its watch event is an echo: nothing to reconcile
-            return
         async with self._locks[(namespace, name)]:
+            status = self._unwritten.pop(uid, None)
+            if status is None:
+                try:
+                    written = await self.background.patch(DPQUERY.api_path(namespace, name) + "/status",
+                                                          {"status": {"queuePosition": place}})
+                except NotFound:
+                    return
+                self.recall.wrote(written)  # its watch event is an echo: nothing to reconcile
+                return
             body = self.recall.body(uid) or await self._read(namespace, name)
             if body is None or phase_of(body) is not None:
                 return  # it moved on meanwhile
