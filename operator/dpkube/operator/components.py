@@ -110,6 +110,7 @@ async def shutdown(parts: Components) -> None:
         parts.scheduler_task.cancel()
     if parts.channel is not None:
         await parts.channel.cleanup()
+    await parts.reconciler.stop()
     await parts.events.drain()
     await parts.dataset_feed.stop()
     await parts.pricing.close()

@@ -9,6 +9,7 @@ and pods in their own modules. The runner's channel calls in here too, under the
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import logging
 from collections import defaultdict
@@ -30,9 +31,10 @@ from dpkube.operator.channel import NotReady
 from dpkube.operator.domain import lifecycle as LC
 from dpkube.operator.domain import status as S
 from dpkube.operator.endings import Endings
+from dpkube.operator.flows import Flows
 from dpkube.operator.launcher import Launcher, LaunchRefused
 from dpkube.operator.metrics import STATUS_WRITES
-from dpkube.operator.recall import Recall
+from dpkube.operator.recall import Recall, kept
 from dpkube.operator.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,8 @@ class Reconciler:
         self.recall = Recall()
         self._unwritten: dict[str, DPQueryStatus] = {}
         """The Pending status of each query that waits for its turn unwritten (`_wait_unwritten`)."""
+        self._steps: set[asyncio.Task[None]] = set()
+        self.flows = Flows()
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -90,6 +94,33 @@ class Reconciler:
                 await self._step(namespace, name, self.recall.body(uid) if remembered and uid else None)
             elif (newest := self.recall.newest(seen)) is not None:  # None: the event predates the query's end
                 await self._step(namespace, name, newest)
+
+    def reconcile_soon(self, namespace: str, name: str, seen: dict[str, Any]) -> None:
+        """`reconcile` for a watch event, as a task of its own in the flow of its user and queue (`Flows`), so
+        the watch's worker ends at once: a burst that outruns the API connections then waits as one small task
+        per query, holding the body without its managedFields, rather than as a whole watch worker each. The
+        steps of one query still run in event order (its flow and its lock are both first come, first served).
+        The task starts from an empty context: the watch worker's context holds the whole event it came from."""
+        if self.recall.is_echo(seen):
+            return
+        body = kept(seen)
+        spec = body.get("spec") or {}
+        flow = f"{spec.get('user') or namespace}/{spec.get('queue') or ''}"
+        step = self.flows.run(flow, lambda: self.reconcile(namespace, name, body))
+        task = asyncio.get_running_loop().create_task(step, context=contextvars.Context())
+        self._steps.add(task)
+        task.add_done_callback(self._step_done)
+
+    def _step_done(self, task: asyncio.Task[None]) -> None:
+        self._steps.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("a step failed; the query's backoff retries it", exc_info=error)
+
+    async def stop(self) -> None:
+        """Cancel the steps still running (shutdown: a new leader, or this one restarted, resumes them)."""
+        for task in list(self._steps):
+            task.cancel()
+        await asyncio.gather(*self._steps, return_exceptions=True)
 
     def forget(self, uid: str) -> None:
         """The query was deleted: nothing of it is kept (a query deleted while it waited held a remembered body)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from dpkube.models.dpquery import RELEASE_FINALIZER
 from dpkube.operator import admission as A
+from dpkube.operator.flows import Flows
 from dpkube.operator.recall import RETRY_FIRST_SECONDS
 from dpkube.operator.reconciler import Reconciler
 from dpkube.operator.registry import Registry
@@ -228,3 +229,102 @@ async def test_a_query_written_pending_for_another_reason_is_written_when_it_wai
     await reconciler.reconcile("ns", "q", locked)
 
     assert [c["reason"] for c in client.statuses[0]["conditions"] if c["type"] == "Admitted"] == ["WaitingForQueue"]
+
+
+class GatedAdmission:
+    """Records the timeout of each query it is asked about; the first admission waits for the gate."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.asked: list[str | None] = []
+
+    async def decide(self, query: Any, ensure_finalizer: Any) -> A.Busy:
+        self.asked.append(query.spec.timeout)
+        if len(self.asked) == 1:
+            await self.gate.wait()
+        return A.Busy()
+
+
+def event_of(generation: int, timeout: str) -> dict[str, Any]:
+    body = dpquery("q", timeout=timeout)
+    body["metadata"] |= {"uid": "u1", "namespace": "ns", "resourceVersion": str(10 + generation),
+                         "generation": generation, "managedFields": [{"manager": "kubectl"}]}
+    return body
+
+
+async def test_a_watch_events_step_runs_after_the_event_handler_returned() -> None:
+    nobody, admission = Untouchable(), GatedAdmission()
+    reconciler = Reconciler(nobody, Registry(), nobody, admission, nobody, nobody)  # type: ignore[arg-type]
+
+    reconciler.reconcile_soon("ns", "q", event_of(1, "10s"))
+    assert admission.asked == []
+    await asyncio.sleep(0.01)
+
+    assert admission.asked == ["10s"]
+    assert reconciler.recall.due_retries(time.monotonic() + RETRY_FIRST_SECONDS) == set()  # still under way
+    admission.gate.set()
+    await asyncio.sleep(0.01)
+    assert reconciler.recall.due_retries(time.monotonic() + RETRY_FIRST_SECONDS) == {("ns", "q")}
+
+
+async def test_the_steps_of_one_querys_events_run_one_at_a_time_in_the_order_the_events_came() -> None:
+    nobody, admission = Untouchable(), GatedAdmission()
+    reconciler = Reconciler(nobody, Registry(), nobody, admission, nobody, nobody)  # type: ignore[arg-type]
+
+    reconciler.reconcile_soon("ns", "q", event_of(1, "10s"))
+    reconciler.reconcile_soon("ns", "q", event_of(2, "20s"))
+    await asyncio.sleep(0.01)
+    assert admission.asked == ["10s"]  # the second waits for the first step's lock
+    admission.gate.set()
+    await asyncio.sleep(0.01)
+
+    assert admission.asked == ["10s", "20s"]
+
+
+async def test_steps_still_running_at_shutdown_are_cancelled() -> None:
+    nobody, admission = Untouchable(), GatedAdmission()
+    reconciler = Reconciler(nobody, Registry(), nobody, admission, nobody, nobody)  # type: ignore[arg-type]
+    reconciler.reconcile_soon("ns", "q", event_of(1, "10s"))
+    await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(reconciler.stop(), 1.0)
+
+    assert admission.asked == ["10s"]
+    assert reconciler.recall.due_retries(time.monotonic() + RETRY_FIRST_SECONDS) == set()
+
+
+class HeldQueueAdmission:
+    """Records the queries it is asked about; those of the queue `held` wait for the gate."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.asked: list[str] = []
+
+    async def decide(self, query: Any, ensure_finalizer: Any) -> A.Busy:
+        self.asked.append(query.name)
+        if query.spec.queue == "held":
+            await self.gate.wait()
+        return A.Busy()
+
+
+def queued_event(name: str, uid: str, queue: str | None, user: str = "alice") -> dict[str, Any]:
+    body = dpquery(name, user, queue=queue)
+    body["metadata"] |= {"uid": uid, "namespace": "ns", "resourceVersion": "10"}
+    return body
+
+
+async def test_one_users_backlog_in_a_queue_holds_up_neither_their_query_elsewhere_nor_another_users() -> None:
+    nobody, admission = Untouchable(), HeldQueueAdmission()
+    reconciler = Reconciler(nobody, Registry(), nobody, admission, nobody, nobody)  # type: ignore[arg-type]
+    reconciler.flows = Flows(per_flow=2)
+    for n in range(5):
+        reconciler.reconcile_soon("ns", f"backlog-{n}", queued_event(f"backlog-{n}", f"b{n}", "held"))
+    reconciler.reconcile_soon("ns", "elsewhere", queued_event("elsewhere", "e1", "other"))
+    reconciler.reconcile_soon("ns", "no-queue", queued_event("no-queue", "n1", None))
+    reconciler.reconcile_soon("ns", "bobs", queued_event("bobs", "o1", "held", user="bob"))
+    await asyncio.sleep(0.01)
+
+    assert sorted(admission.asked) == ["backlog-0", "backlog-1", "bobs", "elsewhere", "no-queue"]
+    admission.gate.set()
+    await asyncio.sleep(0.01)
+    assert len(admission.asked) == 8

@@ -20,4 +20,4 @@ async def dpquery_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, 
     phase = phase_of(dict(body))
     settled = phase is not None and phase.terminal and FINALIZER not in (body["metadata"].get("finalizers") or [])
     if not settled:
-        await memo.reconciler.reconcile(body["metadata"]["namespace"], body["metadata"]["name"], dict(body))
+        memo.reconciler.reconcile_soon(body["metadata"]["namespace"], body["metadata"]["name"], dict(body))
