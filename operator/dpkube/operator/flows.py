@@ -22,14 +22,20 @@ class Flows:
     def __init__(self, per_flow: int = STEPS_PER_FLOW) -> None:
         self.per_flow = per_flow
         self._flows: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        self.closed = False
+
+    def close(self) -> None:
+        """Work still waiting for its turn is dropped when the turn comes (shutdown)."""
+        self.closed = True
 
     async def run(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
-        """Run `work()` once the key's flow has room; turns are given in the order they were asked for."""
+        """Run `work()` once the key's flow has room (unless closed by then); turns go in the order asked for."""
         semaphore, users = self._flows.get(key) or self._flows.setdefault(key, (asyncio.Semaphore(self.per_flow), [0]))
         users[0] += 1
         try:
             async with semaphore:
-                await work()
+                if not self.closed:
+                    await work()
         finally:
             users[0] -= 1
             if not users[0]:

@@ -38,6 +38,8 @@ from dpkube.operator.recall import Recall, kept
 from dpkube.operator.registry import Registry
 
 log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 5.0
 SeenPod = tuple[str, "LC.PodView | None"]
 """A pod as its watch event showed it: its name, and its view (None once it was deleted)."""
 
@@ -116,8 +118,12 @@ class Reconciler:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("a step failed; the query's backoff retries it", exc_info=error)
 
-    async def stop(self) -> None:
-        """Cancel the steps still running (shutdown: a new leader, or this one restarted, resumes them)."""
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Shutdown: no waiting step starts, running ones get `grace` seconds to end, then are cancelled (a new
+        leader, or this one restarted, resumes them: every step is idempotent)."""
+        self.flows.close()
+        if self._steps:
+            await asyncio.wait(set(self._steps), timeout=grace)
         for task in list(self._steps):
             task.cancel()
         await asyncio.gather(*self._steps, return_exceptions=True)

@@ -281,13 +281,13 @@ async def test_the_steps_of_one_querys_events_run_one_at_a_time_in_the_order_the
     assert admission.asked == ["10s", "20s"]
 
 
-async def test_steps_still_running_at_shutdown_are_cancelled() -> None:
+async def test_a_step_still_running_past_the_shutdown_grace_is_cancelled() -> None:
     nobody, admission = Untouchable(), GatedAdmission()
     reconciler = Reconciler(nobody, Registry(), nobody, admission, nobody, nobody)  # type: ignore[arg-type]
     reconciler.reconcile_soon("ns", "q", event_of(1, "10s"))
     await asyncio.sleep(0.01)
 
-    await asyncio.wait_for(reconciler.stop(), 1.0)
+    await asyncio.wait_for(reconciler.stop(grace=0.05), 1.0)
 
     assert admission.asked == ["10s"]
     assert reconciler.recall.due_retries(time.monotonic() + RETRY_FIRST_SECONDS) == set()
@@ -328,3 +328,20 @@ async def test_one_users_backlog_in_a_queue_holds_up_neither_their_query_elsewhe
     admission.gate.set()
     await asyncio.sleep(0.01)
     assert len(admission.asked) == 8
+
+
+async def test_at_shutdown_running_steps_may_end_and_waiting_ones_do_not_start() -> None:
+    nobody, admission = Untouchable(), HeldQueueAdmission()
+    reconciler = Reconciler(nobody, Registry(), nobody, admission, nobody, nobody)  # type: ignore[arg-type]
+    reconciler.flows = Flows(per_flow=1)
+    for n in range(3):
+        reconciler.reconcile_soon("ns", f"backlog-{n}", queued_event(f"backlog-{n}", f"b{n}", "held"))
+    await asyncio.sleep(0.01)
+
+    stopping = asyncio.ensure_future(reconciler.stop(grace=1.0))
+    await asyncio.sleep(0.01)
+    admission.gate.set()
+    await stopping
+
+    assert admission.asked == ["backlog-0"]
+    assert reconciler.recall.due_retries(time.monotonic() + RETRY_FIRST_SECONDS) == {("ns", "backlog-0")}
