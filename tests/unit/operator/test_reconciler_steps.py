@@ -313,12 +313,19 @@ def queued_event(name: str, uid: str, queue: str | None, user: str = "alice") ->
     return body
 
 
-async def test_one_users_backlog_in_a_queue_holds_up_neither_their_query_elsewhere_nor_another_users() -> None:
-    nobody, admission = Untouchable(), HeldQueueAdmission()
+def with_backlog(admission: HeldQueueAdmission, per_flow: int, count: int) -> Reconciler:
+    """A reconciler whose flows run `per_flow` steps at once, handed events of `count` of alice's queries in `held`."""
+    nobody = Untouchable()
     reconciler = Reconciler(nobody, Registry(), nobody, admission, nobody, nobody)  # type: ignore[arg-type]
-    reconciler.flows = Flows(per_flow=2)
-    for n in range(5):
+    reconciler.flows = Flows(per_flow=per_flow)
+    for n in range(count):
         reconciler.reconcile_soon("ns", f"backlog-{n}", queued_event(f"backlog-{n}", f"b{n}", "held"))
+    return reconciler
+
+
+async def test_one_users_backlog_in_a_queue_holds_up_neither_their_query_elsewhere_nor_another_users() -> None:
+    admission = HeldQueueAdmission()
+    reconciler = with_backlog(admission, per_flow=2, count=5)
     reconciler.reconcile_soon("ns", "elsewhere", queued_event("elsewhere", "e1", "other"))
     reconciler.reconcile_soon("ns", "no-queue", queued_event("no-queue", "n1", None))
     reconciler.reconcile_soon("ns", "bobs", queued_event("bobs", "o1", "held", user="bob"))
@@ -331,11 +338,8 @@ async def test_one_users_backlog_in_a_queue_holds_up_neither_their_query_elsewhe
 
 
 async def test_at_shutdown_running_steps_may_end_and_waiting_ones_do_not_start() -> None:
-    nobody, admission = Untouchable(), HeldQueueAdmission()
-    reconciler = Reconciler(nobody, Registry(), nobody, admission, nobody, nobody)  # type: ignore[arg-type]
-    reconciler.flows = Flows(per_flow=1)
-    for n in range(3):
-        reconciler.reconcile_soon("ns", f"backlog-{n}", queued_event(f"backlog-{n}", f"b{n}", "held"))
+    admission = HeldQueueAdmission()
+    reconciler = with_backlog(admission, per_flow=1, count=3)
     await asyncio.sleep(0.01)
 
     stopping = asyncio.ensure_future(reconciler.stop(grace=1.0))
