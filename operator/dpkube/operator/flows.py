@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 STEPS_PER_FLOW = 1024
 """Enough for one flow's admissions to share large group commits of their grant (128 cost a burst of 3000 without a
 queue about 12% of its rate); 1024 steps in flight hold about 30 MiB."""
+
+
+@dataclass
+class _Flow:
+    turns: asyncio.Semaphore
+    holders: int = field(default=0)
+    """Work that runs or waits in this flow."""
 
 
 class Flows:
@@ -22,7 +30,7 @@ class Flows:
 
     def __init__(self, per_flow: int = STEPS_PER_FLOW) -> None:
         self.per_flow = per_flow
-        self._flows: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        self._flows: dict[str, _Flow] = {}
         self.closed = False
 
     def close(self) -> None:
@@ -31,18 +39,18 @@ class Flows:
 
     async def run(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work()` once the key's flow has room (unless closed by then); turns go in the order asked for."""
-        semaphore, users = self._flows.get(key) or self._flows.setdefault(key, (asyncio.Semaphore(self.per_flow), [0]))
-        users[0] += 1
+        flow = self._flows.get(key) or self._flows.setdefault(key, _Flow(asyncio.Semaphore(self.per_flow)))
+        flow.holders += 1
         try:
-            async with semaphore:
+            async with flow.turns:
                 if not self.closed:
                     await work()
         finally:
-            users[0] -= 1
-            if not users[0]:
+            flow.holders -= 1
+            if not flow.holders:
                 del self._flows[key]
 
     def waiting(self, key: str) -> int:
         """How much of the key's work runs or waits."""
         flow = self._flows.get(key)
-        return flow[1][0] if flow else 0
+        return flow.holders if flow else 0

@@ -40,6 +40,8 @@ from dpkube.operator.registry import Registry
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 5.0
+"""How long running steps may take to end at shutdown before they are cancelled."""
+
 SeenPod = tuple[str, "LC.PodView | None"]
 """A pod as its watch event showed it: its name, and its view (None once it was deleted)."""
 
