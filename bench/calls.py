@@ -7,15 +7,20 @@ by who sent it (its user agent) and what it was (verb, resource, subresource). E
 the API server and etcd, which share the machine's cores with the query: this says where they go.
 Then, on a platform without the audit log (which costs the API server CPU of its own), the CPU time per
 query of each process the platform started and of its descendants (the node agent's runners), from /proc.
+It also prints the hot path: each call of a query in the order the API server received them, at its
+median time since the facade's DPQuery create arrived, beside the facade's answer: the gaps between
+calls are what the query waited for outside the API server (watch delivery, the runner, pricing).
 
-Usage: python -m bench.calls [--queries 50] [--warmup 5]
+Usage: python -m bench.calls [--queries 50] [--warmup 5] [--library smartnoise_sql|opendp|diffprivlib] [--dummy]
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import datetime as dt
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +34,9 @@ from dpkube.models import examples
 USER = "bench-calls"
 DATASET = "PENGUIN"
 GRANT = (1_000_000.0, 0.5)
-PATH = "/smartnoise_sql_query"
+QUERIES = {"smartnoise_sql": examples.SMARTNOISE_SQL_QUERY, "opendp": examples.OPENDP_QUERY,
+           "diffprivlib": examples.DIFFPRIVLIB_QUERY}
+"""The Lomas query routes by library, each with its seed's body."""
 SETTLE_SECONDS = 2.0
 """After the last answer: the clean-ups that follow a release (finalizer, pod) are counted with it."""
 
@@ -66,7 +73,7 @@ def cpu_by_child() -> dict[str, float]:
             continue
         parents[int(entry.name)] = int(fields[1])
         seconds[int(entry.name)] = sum(int(value) for value in fields[11:15]) / tick
-    me, totals = os.getpid(), collections.Counter[str]()
+    me, totals = os.getpid(), collections.defaultdict[str, float](float)
     for pid in parents:
         child = pid
         while parents.get(child, 0) not in (me, 0):
@@ -85,41 +92,87 @@ def label(pid: int) -> str:
     return " ".join(words[2:3] if words[:2] == [words[0], "-m"] and len(words) > 2 else words[:1])
 
 
-def run(queries: int, warmup: int, audit: bool) -> tuple[collections.Counter[tuple[str, str]], float, dict[str, float]]:
-    """The calls (when `audit`), seconds and CPU of `queries` private SQL counts after `warmup` others."""
+def instant(stamp: str) -> float:
+    """An audit timestamp in seconds since the epoch."""
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def hot_path(events: list[dict[str, Any]], answers: list[float]) -> tuple[list[tuple[str, float, float]], float]:
+    """Each query's calls in the order the API server received them, as (call, median ms from the query's
+    DPQuery create to the call's arrival, to its response); and the median ms from that create to the answer.
+
+    The queries ran one after another, so a query's calls are those between its create and the next one's;
+    a call is named by its caller, kind and how many of the same came before it in that query."""
+    done = sorted((e for e in events if e.get("stage") == "ResponseComplete"),
+                  key=lambda e: e["requestReceivedTimestamp"])
+    starts = [i for i, e in enumerate(done) if e["verb"] == "create"
+              and (e.get("objectRef") or {}).get("resource") == "dpqueries"]
+    offsets: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+    order: dict[str, float] = {}
+    to_answer = []
+    for n, first in enumerate(starts):
+        t0 = instant(done[first]["requestReceivedTimestamp"])
+        seen: collections.Counter[str] = collections.Counter()
+        for position, event in enumerate(done[first:starts[n + 1] if n + 1 < len(starts) else None]):
+            name = f"{caller(event)}: {kind(event)}"
+            seen[name] += 1
+            name += f" #{seen[name]}" if seen[name] > 1 else ""
+            offsets[name].append((instant(event["requestReceivedTimestamp"]) - t0,
+                                  instant(event["stageTimestamp"]) - t0))
+            order.setdefault(name, position)
+        if n < len(answers):
+            to_answer.append(answers[n] - t0)
+    path = [(name, statistics.median(o[0] for o in offsets[name]) * 1000,
+             statistics.median(o[1] for o in offsets[name]) * 1000)
+            for name in offsets if len(offsets[name]) * 2 > len(starts)]
+    path.sort(key=lambda row: (row[1], order[row[0]]))
+    return path, statistics.median(to_answer) * 1000 if to_answer else float("nan")
+
+
+def run(queries: int, warmup: int, audit: bool, library: str = "smartnoise_sql", dummy: bool = False) \
+        -> tuple[list[dict[str, Any]], list[float], float, dict[str, float]]:
+    """The audited requests (when `audit`), answer times, seconds and CPU of `queries` Lomas queries of a
+    library after `warmup` others."""
+    path = f"/{'dummy_' if dummy else ''}{library}_query"
+    body = {**QUERIES[library], **(examples.DUMMY if dummy else {})}
     with tempfile.TemporaryDirectory(prefix="dpkube-bench-calls-") as tmp, \
             LocalPlatform(Path(tmp), users=(USER,), grants={(USER, DATASET): GRANT}, trusted_header=True,
                           audit=audit) as platform, \
             httpx.Client(base_url=platform.url, headers={"user-name": USER}, timeout=60) as http:
         assert platform.plane is not None
 
-        def ask() -> None:
-            response = http.post(PATH, json=examples.SMARTNOISE_SQL_QUERY)
+        def ask() -> float:
+            response = http.post(path, json=body)
             if response.status_code != 200:
-                raise RuntimeError(f"{PATH} answered {response.status_code}: {response.text[:300]}")
+                raise RuntimeError(f"{path} answered {response.status_code}: {response.text[:300]}")
+            return time.time()
 
         for _ in range(warmup):
             ask()
         time.sleep(SETTLE_SECONDS)
         before, cpu = len(platform.plane.audit_events()), cpu_by_child()
         started = time.perf_counter()
-        for _ in range(queries):
-            ask()
+        answers = [ask() for _ in range(queries)]
         elapsed = time.perf_counter() - started
         time.sleep(SETTLE_SECONDS)
-        spent = {name: seconds - cpu.get(name, 0.0) for name, seconds in cpu_by_child().items()}
-        return counted(platform.plane.audit_events()[before:]), elapsed, spent
+        spent = {name: total - cpu.get(name, 0.0) for name, total in cpu_by_child().items()}
+        return platform.plane.audit_events()[before:], answers, elapsed, spent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="API calls per Lomas query, by component and kind")
     parser.add_argument("--queries", type=int, default=50, help="measured queries (default 50)")
     parser.add_argument("--warmup", type=int, default=5, help="queries first, not counted (default 5)")
+    parser.add_argument("--library", choices=sorted(QUERIES), default="smartnoise_sql",
+                        help="whose Lomas query route (default smartnoise_sql: a SQL count)")
+    parser.add_argument("--dummy", action="store_true", help="the dummy query route instead of the private one")
     args = parser.parse_args()
-    calls, _, _ = run(args.queries, args.warmup, audit=True)
-    _, elapsed, cpu = run(args.queries, args.warmup, audit=False)  # the audit log costs the API server CPU
+    events, answers, _, _ = run(args.queries, args.warmup, True, args.library, args.dummy)
+    _, _, elapsed, cpu = run(args.queries, args.warmup, False, args.library, args.dummy)  # auditing costs CPU
+    calls = counted(events)
     total = sum(calls.values())
-    print(f"{args.queries} private SQL counts through {PATH}, one after another, in {elapsed:.1f} s: "
+    route = f"/{'dummy_' if args.dummy else ''}{args.library}_query"
+    print(f"{args.queries} queries through {route}, one after another, in {elapsed:.1f} s: "
           f"{total / args.queries:.1f} API calls per query (watches and periodic work included)")
     by_caller: collections.Counter[str] = collections.Counter()
     for (who, _), n in calls.items():
@@ -132,6 +185,12 @@ def main() -> None:
           f"{sum(cpu.values()) * 1000 / args.queries:.0f} in all:")
     for name, seconds in sorted(cpu.items(), key=lambda item: -item[1]):
         print(f"  {name:32} {seconds * 1000 / args.queries:7.1f}")
+    path, answer = hot_path(events, answers)
+    print("Hot path (audited run): calls in more than half of the queries, median ms since the DPQuery create "
+          "arrived, received -> answered:")
+    for name, received, answered in path:
+        print(f"  {received:7.1f} -> {answered:7.1f}  {name}")
+    print(f"  facade's answer at {answer:.1f} ms")
 
 
 if __name__ == "__main__":
