@@ -30,6 +30,7 @@ from dpkube.operator.experiments import ExperimentCascade
 from dpkube.operator.launcher import Launcher
 from dpkube.operator.metrics import count_request
 from dpkube.operator.podkeys import PodKeys
+from dpkube.operator.query_feed import QueryFeed
 from dpkube.operator.reconciler import Reconciler, utc_now
 from dpkube.operator.registry import Registry
 from dpkube.operator.scheduler import Scheduler
@@ -60,19 +61,16 @@ class Components:
     events: EventRecorder
     pricing: WorkerPool
     dataset_feed: Informer
+    query_feed: QueryFeed
     scheduler_task: asyncio.Task[Any] | None = None
     channel: web.AppRunner | None = None
 
 
 async def assemble(config: OperatorSettings) -> Components:
-    """Every part, the registry filled by a full listing of the served namespaces, the channel serving."""
+    """Every part, the registry filled by a full listing of the served namespaces (the DPQuery feed's first),
+    the channel serving."""
     client = KubeClient(KubeConfig.load(), max_connections=API_CONNECTIONS, user_agent=COMPONENT, observe=count_request)
     registry = Registry()
-    paths = [DPQUERY.api_path(ns) for ns in config.namespaces] or [f"/apis/{GROUP}/{VERSION}/{DPQUERY.plural}"]
-    for path in paths:
-        for item in await client.list_all(path):
-            registry.observe(item)
-    registry.listed = True
     pricing = WorkerPool(workers=config.pricing_workers, timeout=config.pricing_timeout_seconds,
                          max_queued=PRICING_QUEUE, preload=("dpkube.engine.cost", *MODULES.values()))
     await pricing.start()
@@ -98,7 +96,12 @@ async def assemble(config: OperatorSettings) -> Components:
                           warm_namespaces=set(config.warm_namespaces))
     for item in await client.list_all(QUEUE.api_path(config.system_namespace)):
         scheduler.queues[item["metadata"]["name"]] = item.get("spec") or {}
-    parts = Components(client, registry, reconciler, scheduler, cascade, events, pricing, dataset_feed)
+    paths = [DPQUERY.api_path(ns) for ns in config.namespaces] or [f"/apis/{GROUP}/{VERSION}/{DPQUERY.plural}"]
+    watches = KubeClient(KubeConfig.load(), max_connections=len(paths), user_agent=COMPONENT, observe=count_request)
+    query_feed = QueryFeed(watches, paths, registry, reconciler, config.watch_timeout_seconds)
+    query_feed.start()
+    await query_feed.wait_listed()
+    parts = Components(client, registry, reconciler, scheduler, cascade, events, pricing, dataset_feed, query_feed)
     parts.scheduler_task = asyncio.create_task(scheduler.run(config.sweep_interval_seconds))
     channel = Channel(client, reconciler, warm, keys, config.result_max_bytes)
     parts.channel = await channel.serve(config.claim_listen, healthy=scheduler.healthy)
@@ -110,6 +113,7 @@ async def shutdown(parts: Components) -> None:
         parts.scheduler_task.cancel()
     if parts.channel is not None:
         await parts.channel.cleanup()
+    await parts.query_feed.stop()
     await parts.reconciler.stop()
     await parts.events.drain()
     await parts.dataset_feed.stop()

@@ -1,5 +1,5 @@
 """kopf handlers, one module per kind: each decodes the event and calls one reconciler method."""
 
-from dpkube.operator.handlers import dataset, dpquery, experiment, lifecycle, pod, queue
+from dpkube.operator.handlers import dataset, experiment, lifecycle, pod, queue
 
-__all__ = ["dataset", "dpquery", "experiment", "lifecycle", "pod", "queue"]
+__all__ = ["dataset", "experiment", "lifecycle", "pod", "queue"]
