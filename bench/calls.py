@@ -7,8 +7,9 @@ by who sent it (its user agent) and what it was (verb, resource, subresource). E
 the API server and etcd, which share the machine's cores with the query: this says where they go.
 Then, on a platform without the audit log (which costs the API server CPU of its own), the CPU time per
 query of each process the platform started and of its descendants (the node agent's runners), from /proc.
-It also prints the hot path: each call of a query in the order the API server received them, at its
-median time since the facade's DPQuery create arrived, beside the facade's answer: the gaps between
+It also prints the hot path (of the queries that got a pod of their own, and of those that got a warm one):
+each call of a query in the order the API server received them, at its median time since the facade's
+DPQuery create arrived, beside the facade's answer: the gaps between
 calls are what the query waited for outside the API server (watch delivery, the runner, pricing).
 
 Usage: python -m bench.calls [--queries 50] [--warmup 5] [--library smartnoise_sql|opendp|diffprivlib] [--dummy]
@@ -97,36 +98,44 @@ def instant(stamp: str) -> float:
     return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def hot_path(events: list[dict[str, Any]], answers: list[float]) -> tuple[list[tuple[str, float, float]], float]:
-    """Each query's calls in the order the API server received them, as (call, median ms from the query's
-    DPQuery create to the call's arrival, to its response); and the median ms from that create to the answer.
+HotPath = tuple[int, list[tuple[str, float, float]], float]
+"""How many queries took it, each call as (name, median ms to its arrival, to its response), the answer's."""
+
+
+def hot_paths(events: list[dict[str, Any]], answers: list[float]) -> dict[str, HotPath]:
+    """Each query's calls in the order the API server received them, with median times since the query's
+    DPQuery create arrived, for the queries that created a pod and for those that claimed a warm one.
 
     The queries ran one after another, so a query's calls are those between its create and the next one's;
     a call is named by its caller, kind and how many of the same came before it in that query."""
     done = sorted((e for e in events if e.get("stage") == "ResponseComplete"),
-                  key=lambda e: e["requestReceivedTimestamp"])
+                  key=lambda e: instant(e["requestReceivedTimestamp"]))
     starts = [i for i, e in enumerate(done) if e["verb"] == "create"
               and (e.get("objectRef") or {}).get("resource") == "dpqueries"]
-    offsets: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
-    order: dict[str, float] = {}
-    to_answer = []
+    queries: dict[str, list[tuple[dict[str, tuple[float, float]], float | None]]] = collections.defaultdict(list)
+    order: dict[str, int] = {}
     for n, first in enumerate(starts):
         t0 = instant(done[first]["requestReceivedTimestamp"])
         seen: collections.Counter[str] = collections.Counter()
+        calls = {}
         for position, event in enumerate(done[first:starts[n + 1] if n + 1 < len(starts) else None]):
             name = f"{caller(event)}: {kind(event)}"
             seen[name] += 1
             name += f" #{seen[name]}" if seen[name] > 1 else ""
-            offsets[name].append((instant(event["requestReceivedTimestamp"]) - t0,
-                                  instant(event["stageTimestamp"]) - t0))
+            calls[name] = (instant(event["requestReceivedTimestamp"]) - t0, instant(event["stageTimestamp"]) - t0)
             order.setdefault(name, position)
-        if n < len(answers):
-            to_answer.append(answers[n] - t0)
-    path = [(name, statistics.median(o[0] for o in offsets[name]) * 1000,
-             statistics.median(o[1] for o in offsets[name]) * 1000)
-            for name in offsets if len(offsets[name]) * 2 > len(starts)]
-    path.sort(key=lambda row: (row[1], order[row[0]]))
-    return path, statistics.median(to_answer) * 1000 if to_answer else float("nan")
+        path = "a pod of its own" if "dpkube-operator: create pods" in calls else "a warm pod"
+        queries[path].append((calls, answers[n] - t0 if n < len(answers) else None))
+    paths = {}
+    for path, taken in queries.items():
+        names = {name for calls, _ in taken for name in calls}
+        rows = [(name, statistics.median(c[name][0] for c, _ in taken if name in c) * 1000,
+                 statistics.median(c[name][1] for c, _ in taken if name in c) * 1000)
+                for name in names if sum(name in c for c, _ in taken) * 2 > len(taken)]
+        rows.sort(key=lambda row: (row[1], order[row[0]]))
+        answered = [a for _, a in taken if a is not None]
+        paths[path] = (len(taken), rows, statistics.median(answered) * 1000 if answered else float("nan"))
+    return paths
 
 
 def run(queries: int, warmup: int, audit: bool, library: str = "smartnoise_sql", dummy: bool = False) \
@@ -185,13 +194,12 @@ def main() -> None:
           f"{sum(cpu.values()) * 1000 / args.queries:.0f} in all:")
     for name, seconds in sorted(cpu.items(), key=lambda item: -item[1]):
         print(f"  {name:32} {seconds * 1000 / args.queries:7.1f}")
-    path, answer = hot_path(events, answers)
-    print("Hot path (audited run): calls in more than half of the queries, median ms since the DPQuery create "
-          "arrived, received -> answered:")
-    for name, received, answered in path:
-        print(f"  {received:7.1f} -> {answered:7.1f}  {name}")
-    print(f"  facade's answer at {answer:.1f} ms")
-
+    for path, (taken, rows, answer) in hot_paths(events, answers).items():
+        print(f"Hot path of the {taken} queries (audited run) that got {path}: the calls in more than half of them, "
+              "median ms since the DPQuery create arrived, received -> answered:")
+        for name, received, answered in rows:
+            print(f"  {received:7.1f} -> {answered:7.1f}  {name}")
+        print(f"  facade's answer at {answer:.1f} ms")
 
 if __name__ == "__main__":
     main()
