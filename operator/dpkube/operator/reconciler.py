@@ -327,7 +327,10 @@ class Reconciler:
         if query.data_read:
             return True
         now = self.clock()
-        status = S.set_condition(query.status.model_copy(update={"data_read_at": now}), ConditionType.DATA_READ,
+        status = query.status
+        if status.phase != Phase.RUNNING:  # the runner asking leave is what says a private query runs
+            status = S.transition(status, Phase.RUNNING, Reason.POD_RUNNING, f"pod {status.pod_name} is running", now)
+        status = S.set_condition(status.model_copy(update={"data_read_at": now}), ConditionType.DATA_READ,
                                  True, Reason.DATA_READ, "the runner reads the private data: the query is charged "
                                  "whatever happens from now on", now)
         await self._write(body, status, Reason.DATA_READ, "the runner reads the private data")

@@ -73,9 +73,13 @@ def test_an_admitted_query_without_a_pod_gets_one() -> None:
     assert next_step(query(Phase.ADMITTED, pod=None), None, None, NOW) == StartPod()
 
 
-def test_a_pod_that_runs_moves_the_query_to_running_once() -> None:
-    assert next_step(query(Phase.ADMITTED), pod(), None, NOW) == MarkRunning("dpq-u1")
-    assert next_step(query(Phase.RUNNING), pod(), None, NOW) == Nothing()
+def test_a_pod_that_runs_moves_a_dummy_query_to_running_once() -> None:
+    assert next_step(query(Phase.ADMITTED, mode=Mode.DUMMY), pod(), None, NOW) == MarkRunning("dpq-u1")
+    assert next_step(query(Phase.RUNNING, mode=Mode.DUMMY), pod(), None, NOW) == Nothing()
+
+
+def test_a_private_query_whose_pod_runs_waits_for_its_runner_to_ask_leave_to_read() -> None:
+    assert next_step(query(Phase.ADMITTED), pod(), None, NOW) == Nothing()
 
 
 def test_a_pending_pod_changes_nothing() -> None:

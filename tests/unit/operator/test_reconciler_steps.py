@@ -81,8 +81,8 @@ class Events:
         self.reasons.append(reason)
 
 
-def admitted() -> dict[str, Any]:
-    body = dpquery("q")
+def admitted(**spec: Any) -> dict[str, Any]:
+    body = dpquery("q", **spec)
     body["metadata"] |= {"uid": "u1", "namespace": "ns", "resourceVersion": "11", "finalizers": [RELEASE_FINALIZER]}
     body["status"] = {"phase": "Admitted", "podName": "pod-1"}
     return body
@@ -91,13 +91,32 @@ def admitted() -> dict[str, Any]:
 async def test_a_pod_event_moves_its_query_on_from_the_pod_it_carries_without_reading_either() -> None:
     nobody, client, events = Untouchable(), StatusWritesOnly(), Events()
     reconciler = Reconciler(client, Registry(), events, nobody, nobody, nobody)  # type: ignore[arg-type]
-    reconciler.recall.keep(admitted())
+    reconciler.recall.keep(admitted(mode="dummy", dummy={"rows": 100, "seed": 42}))
 
     await reconciler.pod_changed("ns", "q", "u1", {"metadata": {"name": "pod-1"}, "status": {"phase": "Running"}},
                                  gone=False)
 
     assert client.writes == ["/apis/dpkube.io/v1alpha1/namespaces/ns/dpqueries/q/status"]
     assert events.reasons == ["PodRunning"]
+
+
+async def test_a_private_querys_runner_asking_leave_to_read_moves_it_to_running_in_the_same_write() -> None:
+    nobody, client, events = Untouchable(), StatusWritesOnly(), Events()
+    registry = Registry()
+    reconciler = Reconciler(client, registry, events, nobody, nobody, nobody)  # type: ignore[arg-type]
+    registry.observe(admitted())
+    reconciler.recall.keep(admitted())
+    await reconciler.pod_changed("ns", "q", "u1", {"metadata": {"name": "pod-1"}, "status": {"phase": "Running"}},
+                                 gone=False)
+    assert client.writes == []
+
+    assert await reconciler.allow_read("ns", "u1")
+
+    assert client.writes == ["/apis/dpkube.io/v1alpha1/namespaces/ns/dpqueries/q/status"]
+    written = client.statuses[0]
+    assert written["phase"] == "Running" and written["dataReadAt"]
+    assert {c["type"]: c["status"] for c in written["conditions"]}["DataRead"] == "True"
+    assert events.reasons == ["DataRead"]
 
 
 async def test_a_pod_event_of_a_query_that_has_ended_does_nothing() -> None:

@@ -135,6 +135,9 @@ class StartPod:
 
 @dataclass(frozen=True)
 class MarkRunning:
+    """The pod of a query that reads no private data runs (a private query is marked running when its runner
+    asks leave to read: one write instead of two, moments apart)."""
+
     pod: str
 
 
@@ -186,8 +189,8 @@ def next_step(query: QueryView, pod: PodView | None, output: RunnerOutput | None
                        f"pod {query.status.pod_name} disappeared before it reported")
     if pod.ended:
         return _ending(query, Phase.FAILED, Reason.FAILED, f"pod {pod.name} ended {pod.phase.value} without a result")
-    if pod.phase == PodPhase.RUNNING and phase != Phase.RUNNING:
-        return MarkRunning(pod.name)
+    if pod.phase == PodPhase.RUNNING and phase != Phase.RUNNING and query.spec.mode != Mode.QUERY:
+        return MarkRunning(pod.name)  # a private query's runner says it runs when it asks to read the data
     return Nothing()
 
 
