@@ -51,6 +51,8 @@ class WarmPools:
         """When each queue's warm pods were claimed, over the last DEMAND_WINDOW seconds."""
         self._claimed: set[tuple[str, str]] = set()
         self._pool_of: dict[tuple[str, str], str] = {}
+        self._listed: dict[tuple[str, str], str] = {}
+        """Each idle pod's resourceVersion in its pool's last listing: a claim tries it before reading the pod."""
 
     # -- pool upkeep (called by the scheduler) -------------------------------------------------
 
@@ -78,6 +80,9 @@ class WarmPools:
                                       label_selector=f"{WARM_POOL_LABEL}={queue_name},!{QUERY_UID_LABEL}")
         idle = [p for p in pods.get("items", []) if not p["metadata"].get("deletionTimestamp")
                 and (p.get("status") or {}).get("phase") in (None, "Pending", "Running")]
+        for key in [k for k in self._listed if k[0] == namespace and self._pool_of.get(k) == queue_name]:
+            del self._listed[key]
+        self._listed.update({(namespace, p["metadata"]["name"]): p["metadata"]["resourceVersion"] for p in idle})
         wanted = self.size(queue_name, spec, time.monotonic())
         ready = set(self.ready(queue_name, namespace))
         warming = sum(1 for p in idle if p["metadata"]["name"] not in ready)
@@ -137,19 +142,25 @@ class WarmPools:
         return None
 
     async def _label(self, namespace: str, name: str, query: dict[str, Any]) -> bool:
-        """Label the pod with the query, conditioned on its version; on a conflict read it again, since its
-        node writing its status moves the version too, and only a query label means another query took it."""
+        """Label the pod with the query, conditioned on its version: first the version its pool's last listing
+        showed (idle, alive, unclaimed then; still so if that version is still current), then, on a conflict,
+        the version read again, since its node writing its status moves the version too, and only a query
+        label means another query took it."""
+        version = self._listed.pop((namespace, name), None)
         for _ in range(CLAIM_ATTEMPTS):
-            try:
-                pod = await self.client.get(core_path("pods", namespace, name))
-            except NotFound:
-                return False
-            if (QUERY_UID_LABEL in (pod["metadata"].get("labels") or {}) or pod["metadata"].get("deletionTimestamp")
-                    or (pod.get("status") or {}).get("phase") in ENDED_POD_PHASES):
-                return False  # a pod that polls is alive even while its node has not yet written it Running
+            if version is None:
+                try:
+                    pod = await self.client.get(core_path("pods", namespace, name))
+                except NotFound:
+                    return False
+                if (QUERY_UID_LABEL in (pod["metadata"].get("labels") or {})
+                        or pod["metadata"].get("deletionTimestamp")
+                        or (pod.get("status") or {}).get("phase") in ENDED_POD_PHASES):
+                    return False  # a pod that polls is alive even while its node has not yet written it Running
+                version = pod["metadata"]["resourceVersion"]
             try:
                 await self.client.patch(core_path("pods", namespace, name), {"metadata": {
-                    "resourceVersion": pod["metadata"]["resourceVersion"],
+                    "resourceVersion": version,
                     "labels": query_labels(query),
                     "ownerReferences": [owner_reference(query)],
                 }})
@@ -157,7 +168,7 @@ class WarmPools:
             except NotFound:
                 return False
             except Conflict:
-                continue
+                version = None
         return False
 
     def deliver(self, namespace: str, pod: str) -> None:

@@ -140,3 +140,42 @@ async def test_a_pod_whose_version_never_settles_is_given_up() -> None:
     pod = OnePod(node_writes=100)
     assert await claiming(pod) is None
     assert QUERY_UID_LABEL not in pod.labels
+
+
+class ListedPod(OnePod):
+    """One warm pod that its pool's upkeep lists; the node writes its status `node_writes` times after the
+    listing (before the claim). Reads are counted."""
+
+    def __init__(self, node_writes: int = 0) -> None:
+        super().__init__()
+        self.writes_after_listing = node_writes
+        self.reads = 0
+
+    async def list(self, path: str, label_selector: str | None = None) -> dict:
+        listed = {"items": [{"metadata": {"name": "p", "resourceVersion": str(self.version)},
+                             "status": {"phase": "Running"}}]}
+        self.version += self.writes_after_listing
+        return listed
+
+    async def get(self, path: str) -> dict:
+        self.reads += 1
+        return await super().get(path)
+
+
+async def claiming_after_upkeep(pod: ListedPod) -> str | None:
+    warm = WarmPools(client=pod, settings=OperatorSettings(), keys=PodKeys())  # type: ignore[arg-type]
+    await polled_once(warm)
+    await warm._keep_pool("q", "ns", QueueSpec(warm_pods=1))
+    return await warm.claim(QUERY, "q")
+
+
+async def test_a_pod_claimed_at_the_version_its_pool_listed_is_not_read_again() -> None:
+    pod = ListedPod()
+    assert await claiming_after_upkeep(pod) == "p"
+    assert pod.labels[QUERY_UID_LABEL] == "u-1" and pod.reads == 0
+
+
+async def test_a_pod_whose_listed_version_went_stale_is_read_and_claimed() -> None:
+    pod = ListedPod(node_writes=1)
+    assert await claiming_after_upkeep(pod) == "p"
+    assert pod.labels[QUERY_UID_LABEL] == "u-1" and pod.reads == 1
