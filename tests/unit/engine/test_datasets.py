@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import http.server
 import threading
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dpkube.engine.datasets import demo_datasets, frame_from_bytes, load_frame
+from dpkube.engine.datasets import demo_datasets, frame_from_bytes, load_frame, penguins_csv
 from dpkube.engine.errors import DatasetUnavailable
 from dpkube.models.metadata import Metadata
 
@@ -32,6 +33,19 @@ CSV = b"age,ok,when,secret\n30,true,2020-01-02,x\n40,0,2021-05-06,y\n"
 
 def test_demo_registry_names_the_three_lomas_datasets() -> None:
     assert set(demo_datasets()) == {"PENGUIN", "TITANIC", "FSO_INCOME_SYNTHETIC"}
+
+
+PENGUIN_CSV_SHA256 = "92da526b754b0a95edd6069aefcfc3c670ceecf61fc67f9aa1be0fc82fe342fe"
+"""The demo PENGUIN file as pandas reshaped palmerpenguins' table before: made without pandas, it is unchanged."""
+
+
+def test_the_demo_penguin_table_keeps_its_bytes() -> None:
+    text = penguins_csv()
+    lines = text.decode().splitlines()
+    assert lines[:2] == ["species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex",
+                         "Adelie,Torgersen,39.1,18.7,181.0,3750.0,MALE"]
+    assert len(lines) == 345 and "Adelie,Torgersen,,,,," in lines
+    assert hashlib.sha256(text).hexdigest() == PENGUIN_CSV_SHA256
 
 
 def test_fso_income_has_metadata_but_no_data_uri() -> None:
