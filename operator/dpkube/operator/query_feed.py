@@ -1,8 +1,9 @@
 """The operator's DPQuery feed: one list-and-watch per served scope, straight into the registry and the reconciler.
 
 kopf's per-event machinery (a worker per object, causes, a Body, a Patch, loggers, a context per handler call)
-was about a fifth of the operator's CPU in a burst, for a handler that only records the query and starts a
-step of its own. The feed does just that, on its own connections, so the API client's pool stays for writes.
+took about a quarter of the operator's main thread in a queued burst, around a handler that only records the
+query and starts a step of its own. The feed does just that, on connections of its own, so the API client's
+pool stays for writes.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ class QueryFeed:
 
     def listed(self, path: str, first: asyncio.Event, items: list[dict[str, Any]]) -> None:
         """A (re)listing of one scope: the queries it no longer holds were deleted while the watch was away;
-        every other one is recorded, and stepped on unless settled. On the first listing of every scope the
-        steps wait until the registry is whole (`wait_listed`): a queue's free slots are counted on it."""
+        every other one is recorded, and stepped on unless settled. Until every scope was listed once, steps
+        wait for the registry to be whole (`wait_listed`): a queue's free slots are counted on it."""
         present = {item["metadata"]["uid"] for item in items}
         namespace = _namespace_of(path)
         for uid, entry in list(self.registry.entries.items()):
@@ -74,21 +75,22 @@ class QueryFeed:
         for item in items:
             self.registry.observe(item)
         first.set()
-        if self.registry.listed:
-            self._step_unsettled(items)
-        else:
+        self._step_unsettled(items)
+
+    def _step_unsettled(self, items: list[dict[str, Any]]) -> None:
+        """Step on the queries that are not settled; before every scope was listed once, only then."""
+        if not self.registry.listed:
             task = asyncio.create_task(self._step_once_listed(items))
             self._waiting.add(task)
             task.add_done_callback(self._waiting.discard)
+            return
+        for item in items:
+            if not settled(item):
+                self.reconciler.reconcile_soon(item["metadata"]["namespace"], item["metadata"]["name"], item)
 
     async def _step_once_listed(self, items: list[dict[str, Any]]) -> None:
         await self.wait_listed()
         self._step_unsettled(items)
-
-    def _step_unsettled(self, items: list[dict[str, Any]]) -> None:
-        for item in items:
-            if not settled(item):
-                self.reconciler.reconcile_soon(item["metadata"]["namespace"], item["metadata"]["name"], item)
 
     def changed(self, kind: str, body: dict[str, Any]) -> None:
         """One watch event: a deleted query is forgotten; any other is recorded, and stepped on unless settled."""
@@ -96,8 +98,7 @@ class QueryFeed:
             self.reconciler.forget(body["metadata"]["uid"])
             return
         self.registry.observe(body)
-        if not settled(body):
-            self.reconciler.reconcile_soon(body["metadata"]["namespace"], body["metadata"]["name"], body)
+        self._step_unsettled([body])
 
 
 def _namespace_of(path: str) -> str | None:

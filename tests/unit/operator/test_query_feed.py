@@ -38,8 +38,10 @@ def query(name: str, namespace: str = "a", phase: str | None = None, finalizers:
             "spec": {}, "status": {"phase": phase} if phase else {}}
 
 
-def feed() -> tuple[QueryFeed, Steps]:
+def feed(started: bool = True) -> tuple[QueryFeed, Steps]:
+    """The feed past its first listings (`started`), or before them."""
     registry = Registry()
+    registry.listed = started
     steps = Steps(registry)
     return QueryFeed(cast(KubeClient, None), PATHS, registry, cast(Reconciler, steps)), steps
 
@@ -77,7 +79,6 @@ def test_a_deleted_query_is_forgotten() -> None:
 
 def test_a_relisting_forgets_the_queries_of_its_namespace_deleted_while_the_watch_was_away() -> None:
     queries, steps = feed()
-    queries.registry.listed = True
     for name, namespace in (("kept", "a"), ("gone", "a"), ("elsewhere", "b")):
         queries.changed("ADDED", query(name, namespace))
     listed(queries, 0, [query("kept")])
@@ -86,7 +87,7 @@ def test_a_relisting_forgets_the_queries_of_its_namespace_deleted_while_the_watc
 
 
 async def test_the_first_listings_step_nothing_until_every_namespace_was_listed() -> None:
-    queries, steps = feed()
+    queries, steps = feed(started=False)
     listed(queries, 0, [query("q", "a")])
     await asyncio.sleep(0)
     assert steps.stepped == [] and not queries.registry.listed
@@ -98,8 +99,21 @@ async def test_the_first_listings_step_nothing_until_every_namespace_was_listed(
     assert sorted(steps.stepped) == [("a", "q", "1"), ("b", "r", "1")]
 
 
+async def test_a_watch_event_before_every_namespace_was_listed_is_stepped_only_then() -> None:
+    queries, steps = feed(started=False)
+    listed(queries, 0, [])
+    queries.changed("ADDED", query("early", "a"))
+    await asyncio.sleep(0)
+    assert steps.stepped == []
+    listed(queries, 1, [])
+    await queries.wait_listed()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert steps.stepped == [("a", "early", "1")]
+
+
 async def test_queries_first_seen_after_the_first_listings_are_fresh() -> None:
-    queries, _ = feed()
+    queries, _ = feed(started=False)
     listed(queries, 0, [query("old")])
     listed(queries, 1, [])
     await queries.wait_listed()
