@@ -5,8 +5,10 @@ from __future__ import annotations
 from dpkube.budget import ledger as L
 from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.caps import CapKey, ExperimentCaps
+from dpkube.k8s.client import KubeClient
 from dpkube.models.cost import Cost
-from dpkube.models.kinds import EXPERIMENT
+from dpkube.models.kinds import DPQUERY, EXPERIMENT, QUEUE
+from dpkube_testing.builders import dpquery, queue
 
 API = "/api/v0"
 
@@ -62,8 +64,21 @@ async def test_the_cap_of_an_unknown_experiment_is_404(http, caller) -> None:
     assert response.status_code == 404
 
 
+async def held_queries(admin: KubeClient, namespace: str, system_namespace: str, users: list[str]) -> list[str]:
+    """The uids of one query per user, each held in a locked queue. An operator that runs beside these tests
+    (other modules start one) audits the ledgers every second and settles the reservations of queries that do
+    not exist: reservations of made-up uids would vanish under the test."""
+    gate = f"hold-{namespace}"
+    await admin.create(QUEUE.api_path(system_namespace), queue(gate, locked=True))
+    uids = []
+    for index, user in enumerate(users):
+        created = await admin.create(DPQUERY.api_path(namespace), dpquery(f"held-{index}", user=user, queue=gate))
+        uids.append(created["metadata"]["uid"])
+    return uids
+
+
 async def test_a_user_sees_only_their_own_spend_and_an_admin_sees_all(
-    http, caller, new_caller, admin, namespace, budgets: Budgets
+    http, caller, new_caller, admin, namespace, system_namespace, budgets: Budgets
 ) -> None:
     other, root = await new_caller(), await new_caller(admin_user=True)
     registered = await register(http, caller, "shared")
@@ -71,7 +86,8 @@ async def test_a_user_sees_only_their_own_spend_and_an_admin_sees_all(
     await http.put(url, json={"epsilon": 1.0, "delta": 1e-3}, headers=root.basic)
     [obj] = (await admin.list(EXPERIMENT.api_path(namespace)))["items"]
     caps = ExperimentCaps(budgets)
-    for user, uid in ((caller.name, "uid-mine"), (other.name, "uid-theirs")):
+    users = [caller.name, other.name]
+    for user, uid in zip(users, await held_queries(admin, namespace, system_namespace, users), strict=True):
         grant = await budgets.find(user, "PENGUIN")
         await caps.reserve(CapKey(namespace, obj["metadata"]["name"], user, "PENGUIN"), obj, uid, Cost(0.25, 1e-5),
                            lambda grant=grant, uid=uid: budgets.move(grant, lambda ledger: L.reserve(

@@ -256,6 +256,8 @@ NOT_EXERCISED_HERE = {
         ("dpkube.io", "dpqueries", "get"): "a query this process holds no copy of is read (a resync, a queue's "
                                             "head, a conflicting finalizer write)",
         ("", "pods", "patch"): "a warm pod is labelled with the query it claimed",
+        ("", "pods", "get"): "a warm pod is read when the version its pool's listing showed went stale; a query's "
+                             "pod when no event of it is at hand",
         ("", "configmaps", "create"): "results over 32 KiB and plugin packages are kept in ConfigMaps",
         ("", "configmaps", "delete"): "an Experiment's deletion deletes its cap's books, once its queries are gone",
         ("", "secrets", "get"): "a dataset's credentials Secret is read to be copied next to its queries",
