@@ -118,15 +118,8 @@ def measure(platform: LocalPlatform, reads: int, queries: int, objects: int) -> 
         results["succeeded"] = len(client.get_previous_queries())
         results["history"] = timed(client.get_previous_queries, 20)
         results["budget_stored"] = timed(client.get_remaining_budget, reads)
-    results["facade_rss_mib"] = resident_mib(platform.children["facade"].pid or 0)
+    results["facade_rss_mib"] = platform.children["facade"].resident_bytes() / 2**20
     return results
-
-
-def resident_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:

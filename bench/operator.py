@@ -112,14 +112,8 @@ async def throughput(client: KubeClient, seconds: float, queue: str | None) -> f
 async def operator_memory(platform: LocalPlatform, client: KubeClient, objects: int) -> tuple[int, int]:
     """(RSS before, RSS after) of the operator, in bytes, with `objects` DPQueries stored and settled."""
 
-    def rss() -> int:
-        pid = platform.children["operator"].pid
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
-
-    before = rss()
+    operator = platform.children["operator"]
+    before = operator.resident_bytes()
     semaphore = asyncio.Semaphore(32)
 
     async def make(n: int) -> None:
@@ -132,7 +126,7 @@ async def operator_memory(platform: LocalPlatform, client: KubeClient, objects: 
         if sum((q.get("status") or {}).get("phase") == "Rejected" for q in items) >= objects:
             break
         await asyncio.sleep(2)
-    return before, rss()
+    return before, operator.resident_bytes()
 
 
 async def measure(platform: LocalPlatform, queries: int, objects: int, seconds: float) -> dict[str, Any]:

@@ -21,8 +21,7 @@ from dpkube.k8s.datasets import Datasets
 from dpkube.k8s.events import EventRecorder
 from dpkube.k8s.informer import Informer
 from dpkube.k8s.snapshots import Snapshots
-from dpkube.models.crd import GROUP, VERSION
-from dpkube.models.kinds import DATASET, DPQUERY, QUEUE
+from dpkube.models.kinds import DATASET, QUEUE
 from dpkube.operator.admission import Admission
 from dpkube.operator.channel import Channel
 from dpkube.operator.endings import Endings
@@ -96,9 +95,9 @@ async def assemble(config: OperatorSettings) -> Components:
                           warm_namespaces=set(config.warm_namespaces))
     for item in await client.list_all(QUEUE.api_path(config.system_namespace)):
         scheduler.queues[item["metadata"]["name"]] = item.get("spec") or {}
-    paths = [DPQUERY.api_path(ns) for ns in config.namespaces] or [f"/apis/{GROUP}/{VERSION}/{DPQUERY.plural}"]
-    watches = KubeClient(KubeConfig.load(), max_connections=len(paths), user_agent=COMPONENT, observe=count_request)
-    query_feed = QueryFeed(watches, paths, registry, reconciler, config.watch_timeout_seconds)
+    watches = KubeClient(KubeConfig.load(), max_connections=max(1, len(config.namespaces)), user_agent=COMPONENT,
+                         observe=count_request)
+    query_feed = QueryFeed(watches, config.namespaces, registry, reconciler, config.watch_timeout_seconds)
     query_feed.start()
     await query_feed.wait_listed()
     parts = Components(client, registry, reconciler, scheduler, cascade, events, pricing, dataset_feed, query_feed)

@@ -15,7 +15,9 @@ from typing import Any
 
 from dpkube.k8s.client import KubeClient
 from dpkube.k8s.informer import list_and_watch
+from dpkube.models.crd import GROUP, VERSION
 from dpkube.models.dpquery import phase_of
+from dpkube.models.kinds import DPQUERY
 from dpkube.operator.domain.lifecycle import FINALIZER
 from dpkube.operator.reconciler import Reconciler
 from dpkube.operator.registry import Registry
@@ -30,23 +32,25 @@ def settled(body: dict[str, Any]) -> bool:
 class QueryFeed:
     """Every DPQuery of the served namespaces (or of all), as the API server lists and then changes them."""
 
-    def __init__(self, client: KubeClient, paths: list[str], registry: Registry, reconciler: Reconciler,
+    def __init__(self, client: KubeClient, namespaces: list[str], registry: Registry, reconciler: Reconciler,
                  watch_seconds: int = 60) -> None:
         self.client = client
         """The feed's own: each watch holds one of its connections for as long as it lasts."""
-        self.paths = paths
+        self.scopes: list[str | None] = list(namespaces) or [None]
+        """Each watched namespace; None: every namespace."""
         self.registry = registry
         self.reconciler = reconciler
         self.watch_seconds = watch_seconds
         self._tasks: list[asyncio.Task[None]] = []
         self._waiting: set[asyncio.Task[None]] = set()
         """First listings whose steps wait for every scope's."""
-        self._first_lists = [asyncio.Event() for _ in paths]
+        self._first_lists = [asyncio.Event() for _ in self.scopes]
 
     def start(self) -> None:
-        for path, first in zip(self.paths, self._first_lists, strict=True):
+        for namespace, first in zip(self.scopes, self._first_lists, strict=True):
+            path = DPQUERY.api_path(namespace) if namespace else f"/apis/{GROUP}/{VERSION}/{DPQUERY.plural}"
             self._tasks.append(asyncio.create_task(list_and_watch(
-                self.client, path, on_list=functools.partial(self.listed, path, first),
+                self.client, path, on_list=functools.partial(self.listed, namespace, first),
                 on_event=self.changed, watch_seconds=self.watch_seconds), name=f"query feed {path}"))
 
     async def wait_listed(self) -> None:
@@ -63,12 +67,11 @@ class QueryFeed:
         self._tasks = []
         await self.client.close()
 
-    def listed(self, path: str, first: asyncio.Event, items: list[dict[str, Any]]) -> None:
+    def listed(self, namespace: str | None, first: asyncio.Event, items: list[dict[str, Any]]) -> None:
         """A (re)listing of one scope: the queries it no longer holds were deleted while the watch was away;
         every other one is recorded, and stepped on unless settled. Until every scope was listed once, steps
         wait for the registry to be whole (`wait_listed`): a queue's free slots are counted on it."""
         present = {item["metadata"]["uid"] for item in items}
-        namespace = _namespace_of(path)
         for uid, entry in list(self.registry.entries.items()):
             if uid not in present and (namespace is None or entry.namespace == namespace):
                 self.reconciler.forget(uid)
@@ -99,9 +102,3 @@ class QueryFeed:
             return
         self.registry.observe(body)
         self._step_unsettled([body])
-
-
-def _namespace_of(path: str) -> str | None:
-    """The namespace a collection path is scoped to (None: every namespace)."""
-    parts = path.strip("/").split("/")
-    return parts[parts.index("namespaces") + 1] if "namespaces" in parts else None

@@ -46,6 +46,15 @@ class ChildProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def resident_bytes(self) -> int:
+        """Its resident memory now (VmRSS), for benchmarks; 0 when it is not running."""
+        if not self.running():
+            return 0
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
         if self.running():

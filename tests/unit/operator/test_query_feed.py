@@ -11,7 +11,7 @@ from dpkube.operator.query_feed import QueryFeed
 from dpkube.operator.reconciler import Reconciler
 from dpkube.operator.registry import Registry
 
-PATHS = ["/apis/dpkube.io/v1alpha1/namespaces/a/dpqueries", "/apis/dpkube.io/v1alpha1/namespaces/b/dpqueries"]
+NAMESPACES = ["a", "b"]
 
 
 class Steps:
@@ -43,11 +43,11 @@ def feed(started: bool = True) -> tuple[QueryFeed, Steps]:
     registry = Registry()
     registry.listed = started
     steps = Steps(registry)
-    return QueryFeed(cast(KubeClient, None), PATHS, registry, cast(Reconciler, steps)), steps
+    return QueryFeed(cast(KubeClient, None), NAMESPACES, registry, cast(Reconciler, steps)), steps
 
 
 def listed(feed: QueryFeed, index: int, items: list[dict[str, Any]]) -> None:
-    feed.listed(PATHS[index], feed._first_lists[index], items)
+    feed.listed(NAMESPACES[index], feed._first_lists[index], items)
 
 
 def test_a_watch_event_records_the_query_and_steps_it_on_with_the_body_it_carried() -> None:
