@@ -13,7 +13,7 @@ import os
 import resource
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +140,17 @@ class ContainerProcess(GroupedProcess):
     async def _exit_code(self) -> int:
         code = await self._process.wait()
         return 128 - code if code < 0 else code
+
+
+async def started_or_killed(start: Awaitable[GroupedProcess]) -> GroupedProcess:
+    """A container's start, awaited so that a cancellation (the agent stopping) between the fork and the
+    caller recording its PID kills the process instead of leaving it running unknown to anyone."""
+    starting = asyncio.ensure_future(start)
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            process = await starting
+            process.signal_group(signal.SIGKILL)
+            await process.wait()
+        raise

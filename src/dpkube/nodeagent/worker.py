@@ -30,7 +30,7 @@ from dpkube.k8s.timestamps import parse, rfc3339
 from dpkube.nodeagent.environment import PodFacts, PodReferences, container_environment
 from dpkube.nodeagent.errors import ContainerConfigError, ContainerStartError
 from dpkube.nodeagent.expansion import expand
-from dpkube.nodeagent.process import ContainerProcess, GroupedProcess, ProcessIdentity
+from dpkube.nodeagent.process import ContainerProcess, GroupedProcess, ProcessIdentity, started_or_killed
 from dpkube.nodeagent.quantity import parse_quantity
 from dpkube.nodeagent.serviceaccount import ServiceAccountFolder, is_token_volume, token_projection
 from dpkube.nodeagent.settings import AgentSettings, MemoryEnforcement
@@ -274,7 +274,7 @@ class PodWorker:
         address_space = (container.memory_limit
                          if self.node.settings.memory_enforcement is MemoryEnforcement.ADDRESS_SPACE else None)
         try:
-            process = await self._launch(command, process_env, cwd, container, address_space)
+            process = await started_or_killed(self._launch(command, process_env, cwd, container, address_space))
         except ContainerStartError as error:
             container.record.container_id = ""
             self._ended(container, 128, error.reason, str(error))
