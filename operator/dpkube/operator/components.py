@@ -28,6 +28,7 @@ from dpkube.operator.endings import Endings
 from dpkube.operator.experiments import ExperimentCascade
 from dpkube.operator.launcher import Launcher
 from dpkube.operator.metrics import count_request
+from dpkube.operator.pod_feed import PodFeed
 from dpkube.operator.podkeys import PodKeys
 from dpkube.operator.query_feed import QueryFeed
 from dpkube.operator.reconciler import Reconciler, utc_now
@@ -60,7 +61,10 @@ class Components:
     events: EventRecorder
     pricing: WorkerPool
     dataset_feed: Informer
+    watches: KubeClient
+    """The feeds' connections, one per watch."""
     query_feed: QueryFeed
+    pod_feed: PodFeed
     scheduler_task: asyncio.Task[Any] | None = None
     channel: web.AppRunner | None = None
 
@@ -95,12 +99,15 @@ async def assemble(config: OperatorSettings) -> Components:
                           warm_namespaces=set(config.warm_namespaces))
     for item in await client.list_all(QUEUE.api_path(config.system_namespace)):
         scheduler.queues[item["metadata"]["name"]] = item.get("spec") or {}
-    watches = KubeClient(KubeConfig.load(), max_connections=max(1, len(config.namespaces)), user_agent=COMPONENT,
+    watches = KubeClient(KubeConfig.load(), max_connections=2 * max(1, len(config.namespaces)), user_agent=COMPONENT,
                          observe=count_request)
     query_feed = QueryFeed(watches, config.namespaces, registry, reconciler, config.watch_timeout_seconds)
     query_feed.start()
     await query_feed.wait_listed()
-    parts = Components(client, registry, reconciler, scheduler, cascade, events, pricing, dataset_feed, query_feed)
+    pod_feed = PodFeed(watches, config.namespaces, reconciler, config.watch_timeout_seconds)
+    pod_feed.start()
+    parts = Components(client, registry, reconciler, scheduler, cascade, events, pricing, dataset_feed, watches,
+                       query_feed, pod_feed)
     parts.scheduler_task = asyncio.create_task(scheduler.run(config.sweep_interval_seconds))
     channel = Channel(client, reconciler, warm, keys, config.result_max_bytes)
     parts.channel = await channel.serve(config.claim_listen, healthy=scheduler.healthy)
@@ -112,7 +119,9 @@ async def shutdown(parts: Components) -> None:
         parts.scheduler_task.cancel()
     if parts.channel is not None:
         await parts.channel.cleanup()
+    await parts.pod_feed.stop()
     await parts.query_feed.stop()
+    await parts.watches.close()
     await parts.reconciler.stop()
     await parts.events.drain()
     await parts.dataset_feed.stop()

@@ -35,7 +35,7 @@ class QueryFeed:
     def __init__(self, client: KubeClient, namespaces: list[str], registry: Registry, reconciler: Reconciler,
                  watch_seconds: int = 60) -> None:
         self.client = client
-        """The feed's own: each watch holds one of its connections for as long as it lasts."""
+        """For watches only: each holds one of its connections for as long as it lasts."""
         self.scopes: list[str | None] = list(namespaces) or [None]
         """Each watched namespace; None: every namespace."""
         self.registry = registry
@@ -65,7 +65,6 @@ class QueryFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        await self.client.close()
 
     def listed(self, namespace: str | None, first: asyncio.Event, items: list[dict[str, Any]]) -> None:
         """A (re)listing of one scope: the queries it no longer holds were deleted while the watch was away;
