@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import functools
-import logging
 from typing import Any, NamedTuple
 
 from dpkube.k8s.client import KubeClient, core_path
@@ -19,7 +17,6 @@ from dpkube.k8s.informer import list_and_watch
 from dpkube.k8s.pods import QUERY_UID_LABEL
 from dpkube.operator.reconciler import Reconciler
 
-log = logging.getLogger(__name__)
 MOVING_PHASES = ("Running", "Succeeded", "Failed")
 """A pod in one of these has news for its query; a Pending one has none."""
 
@@ -55,7 +52,6 @@ class PodFeed:
         self.known: dict[str, QueryPod] = {}
         """The query pods last listed or seen, by pod uid: a relisting tells which went while the watch was away."""
         self._tasks: list[asyncio.Task[None]] = []
-        self._steps: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         for namespace in self.scopes:
@@ -71,7 +67,6 @@ class PodFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        await asyncio.gather(*self._steps, return_exceptions=True)
 
     def listed(self, namespace: str | None, items: list[dict[str, Any]]) -> None:
         """A (re)listing of one scope: the query pods it no longer holds went while the watch was away."""
@@ -100,15 +95,5 @@ class PodFeed:
             self._step(owner, pod)
 
     def _step(self, owner: QueryPod, pod: dict[str, Any] | None) -> None:
-        """The reconciler's step for this pod, as a task of its own from an empty context (the query's lock
-        keeps its steps in event order)."""
         seen = pod if pod is not None else {"metadata": {"name": owner.name}}
-        step = self.reconciler.pod_changed(owner.namespace, owner.query_name, owner.query_uid, seen, pod is None)
-        task = asyncio.get_running_loop().create_task(step, context=contextvars.Context())
-        self._steps.add(task)
-        task.add_done_callback(self._step_done)
-
-    def _step_done(self, task: asyncio.Task[None]) -> None:
-        self._steps.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("a pod's step failed; the query's resync retries it", exc_info=error)
+        self.reconciler.pod_changed_soon(owner.namespace, owner.query_name, owner.query_uid, seen, pod is None)

@@ -13,7 +13,7 @@ import contextvars
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pydantic import ValidationError
@@ -103,14 +103,21 @@ class Reconciler:
         """`reconcile` for a watch event, as a task of its own in the flow of its user and queue (`Flows`), so
         the watch's worker ends at once: a burst that outruns the API connections then waits as one small task
         per query, holding the body without its managedFields, rather than as a whole watch worker each. The
-        steps of one query still run in event order (its flow and its lock are both first come, first served).
-        The task starts from an empty context: the watch worker's context holds the whole event it came from."""
+        steps of one query still run in event order (its flow and its lock are both first come, first served)."""
         if self.recall.is_echo(seen):
             return
         body = kept(seen)
         spec = body.get("spec") or {}
         flow = f"{spec.get('user') or namespace}/{spec.get('queue') or ''}"
-        step = self.flows.run(flow, lambda: self.reconcile(namespace, name, body))
+        self._spawn(self.flows.run(flow, lambda: self.reconcile(namespace, name, body)))
+
+    def pod_changed_soon(self, namespace: str, name: str, uid: str, pod: dict[str, Any], gone: bool) -> None:
+        """`pod_changed` for a watch event, as a task of its own (the query's lock keeps its steps in event order)."""
+        self._spawn(self.pod_changed(namespace, name, uid, pod, gone))
+
+    def _spawn(self, step: Coroutine[Any, Any, None]) -> None:
+        """A step as a task from an empty context (the watch's holds the whole event it came from), which
+        `stop` waits for."""
         task = asyncio.get_running_loop().create_task(step, context=contextvars.Context())
         self._steps.add(task)
         task.add_done_callback(self._step_done)

@@ -21,6 +21,7 @@ import pytest
 from dpkube.controlplane.local import LocalControlPlane
 from dpkube.k8s.client import KubeClient, KubeConfig, NotFound, core_path
 from dpkube.nodeagent import AgentSettings, NodeAgent
+from dpkube_testing.processes import is_running
 
 PYTHON = sys.executable
 # Our pods ask for a scheduler of their own, so an agent binding for default-scheduler elsewhere in the
@@ -50,15 +51,6 @@ def condition(pod: Mapping[str, Any], kind: str) -> dict[str, Any]:
 
 def pid_of(pod: Mapping[str, Any]) -> int:
     return int(container_status(pod)["containerID"].removeprefix("dpkube-local://"))
-
-
-def is_running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan killed by the agent waits for init to reap it)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 def pod(name: str, command: list[str], **spec: Any) -> dict[str, Any]:

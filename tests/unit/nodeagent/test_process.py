@@ -9,15 +9,7 @@ from pathlib import Path
 import pytest
 
 from dpkube.nodeagent.process import ContainerProcess, GroupedProcess, started_or_killed
-
-
-def alive(pid: int) -> bool:
-    """Alive and not a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
+from dpkube_testing.processes import is_running
 
 
 async def test_a_start_cancelled_after_its_fork_kills_the_process(tmp_path: Path) -> None:
@@ -37,14 +29,14 @@ async def test_a_start_cancelled_after_its_fork_kills_the_process(tmp_path: Path
     recorded.set()
     with pytest.raises(asyncio.CancelledError):
         await starting
-    assert not alive(pid)
+    assert not is_running(pid)
 
 
 async def test_a_start_that_is_not_cancelled_returns_its_running_process(tmp_path: Path) -> None:
     process = await started_or_killed(ContainerProcess.start(["sleep", "60"], env={"PATH": "/usr/bin:/bin"},
                                                              cwd=tmp_path, log_path=tmp_path / "log"))
     try:
-        assert alive(process.pid)
+        assert is_running(process.pid)
     finally:
         process.signal_group(signal.SIGKILL)
         await process.wait()

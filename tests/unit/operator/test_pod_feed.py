@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, cast
 
 from dpkube.k8s.client import KubeClient
@@ -17,7 +16,7 @@ class Steps:
     def __init__(self) -> None:
         self.stepped: list[tuple[str, str, str]] = []
 
-    async def pod_changed(self, namespace: str, name: str, uid: str, pod: dict[str, Any], gone: bool) -> None:
+    def pod_changed_soon(self, namespace: str, name: str, uid: str, pod: dict[str, Any], gone: bool) -> None:
         self.stepped.append((name, pod["metadata"]["name"], "gone" if gone else pod["status"]["phase"]))
 
 
@@ -34,53 +33,43 @@ def feed() -> tuple[PodFeed, Steps]:
     return PodFeed(cast(KubeClient, None), ["a", "b"], cast(Reconciler, steps)), steps
 
 
-async def settled(pods: PodFeed) -> None:
-    await asyncio.gather(*pods._steps)
-
-
-async def test_a_pod_that_runs_or_ended_moves_its_query_on_with_the_pod_it_carried() -> None:
+def test_a_pod_that_runs_or_ended_moves_its_query_on_with_the_pod_it_carried() -> None:
     pods, steps = feed()
     pods.changed("MODIFIED", pod("p1", "Running"))
     pods.changed("MODIFIED", pod("p1", "Succeeded"))
-    await settled(pods)
     assert steps.stepped == [("q", "p1", "Running"), ("q", "p1", "Succeeded")]
 
 
-async def test_a_pending_pod_moves_nothing() -> None:
+def test_a_pending_pod_moves_nothing() -> None:
     pods, steps = feed()
     pods.changed("ADDED", pod("p1"))
-    await settled(pods)
     assert steps.stepped == []
 
 
-async def test_a_pod_no_dpquery_owns_is_ignored() -> None:
+def test_a_pod_no_dpquery_owns_is_ignored() -> None:
     pods, steps = feed()
     pods.changed("MODIFIED", pod("p1", "Running", owner=None))
-    await settled(pods)
     assert steps.stepped == [] and pods.known == {}
 
 
-async def test_a_deleted_pod_tells_its_query_it_went() -> None:
+def test_a_deleted_pod_tells_its_query_it_went() -> None:
     pods, steps = feed()
     pods.changed("ADDED", pod("p1"))
     pods.changed("DELETED", pod("p1"))
-    await settled(pods)
     assert steps.stepped == [("q", "p1", "gone")]
 
 
-async def test_a_pod_that_lost_its_label_left_the_selection_and_is_not_told_gone() -> None:
+def test_a_pod_that_lost_its_label_left_the_selection_and_is_not_told_gone() -> None:
     pods, steps = feed()
     pods.changed("ADDED", pod("p1"))
     pods.changed("DELETED", pod("p1", labelled=False))
-    await settled(pods)
     assert steps.stepped == [] and pods.known == {}
 
 
-async def test_a_relisting_tells_the_queries_whose_pods_went_meanwhile_and_passes_the_rest_on() -> None:
+def test_a_relisting_tells_the_queries_whose_pods_went_meanwhile_and_passes_the_rest_on() -> None:
     pods, steps = feed()
     pods.listed("a", [pod("p1", owner="q1"), pod("p2", owner="q2")])
     pods.listed("b", [pod("p3", namespace="b", owner="q3")])
     pods.listed("a", [pod("p2", "Failed", owner="q2")])
-    await settled(pods)
     assert steps.stepped == [("q1", "p1", "gone"), ("q2", "p2", "Failed")]
     assert set(pods.known) == {"pod-p2", "pod-p3"}
