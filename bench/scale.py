@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dpkube.controlplane.platform import QUERY_NAMESPACE, SYSTEM_NAMESPACE, LocalPlatform
+from dpkube.controlplane.processes import ChildProcess
 from dpkube.k8s.client import ApiError, KubeClient
 from dpkube.models.kinds import DPQUERY, QUEUE
 
@@ -169,23 +170,19 @@ async def make_queue(client: KubeClient, name: str, **spec: Any) -> None:
 
 
 class OperatorGauge:
-    """CPU seconds and peak resident memory of the operator process (its pricing workers apart)."""
+    """CPU seconds and resident memory of the operator process (its pricing workers apart)."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
+    def __init__(self, process: ChildProcess) -> None:
+        self.process = process
         self.ticks = os.sysconf("SC_CLK_TCK")
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / self.ticks
 
     def memory_mib(self) -> tuple[float, float]:
-        values = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) / 1024
-        return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+        """Resident memory now and at its peak."""
+        return self.process.resident_bytes() / 2**20, self.process.peak_resident_bytes() / 2**20
 
 
 def row(label: str, result: Burst, count: int, cpu: float) -> None:
@@ -196,7 +193,7 @@ def row(label: str, result: Burst, count: int, cpu: float) -> None:
 
 
 async def timed(platform: LocalPlatform, queries: int, fair: int, rows: set[str]) -> None:
-    gauge = OperatorGauge(platform.children["operator"].pid or 0)
+    gauge = OperatorGauge(platform.children["operator"])
     async with KubeClient(platform.kube_config(), max_connections=CREATE_CONCURRENCY + 8) as client:
         await make_queue(client, "scale-open")
         await make_queue(client, "scale-held", locked=True)

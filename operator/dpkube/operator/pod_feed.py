@@ -8,7 +8,6 @@ handler that only passes a pod on; and kopf filters labels itself, so it decoded
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from typing import Any, NamedTuple
 
@@ -63,9 +62,7 @@ class PodFeed:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
     def listed(self, namespace: str | None, items: list[dict[str, Any]]) -> None:

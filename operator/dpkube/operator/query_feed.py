@@ -9,13 +9,11 @@ pool stays for writes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from typing import Any
 
 from dpkube.k8s.client import KubeClient
 from dpkube.k8s.informer import list_and_watch
-from dpkube.models.crd import GROUP, VERSION
 from dpkube.models.dpquery import phase_of
 from dpkube.models.kinds import DPQUERY
 from dpkube.operator.domain.lifecycle import FINALIZER
@@ -48,7 +46,7 @@ class QueryFeed:
 
     def start(self) -> None:
         for namespace, first in zip(self.scopes, self._first_lists, strict=True):
-            path = DPQUERY.api_path(namespace) if namespace else f"/apis/{GROUP}/{VERSION}/{DPQUERY.plural}"
+            path = DPQUERY.api_path(namespace)
             self._tasks.append(asyncio.create_task(list_and_watch(
                 self.client, path, on_list=functools.partial(self.listed, namespace, first),
                 on_event=self.changed, watch_seconds=self.watch_seconds), name=f"query feed {path}"))
@@ -59,11 +57,10 @@ class QueryFeed:
         self.registry.listed = True
 
     async def stop(self) -> None:
-        for task in (*self._tasks, *self._waiting):
+        tasks = (*self._tasks, *self._waiting)
+        for task in tasks:
             task.cancel()
-        for task in (*self._tasks, *self._waiting):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
 
     def listed(self, namespace: str | None, first: asyncio.Event, items: list[dict[str, Any]]) -> None:

@@ -210,14 +210,7 @@ class LocalControlPlane:
 
     def peak_memory_bytes(self) -> dict[str, int]:
         """Peak resident memory of each process so far (VmHWM), for the record."""
-        peaks: dict[str, int] = {}
-        for name, child in self._procs.items():
-            status = Path(f"/proc/{child.pid}/status")
-            if status.exists():
-                for line in status.read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peaks[name] = int(line.split()[1]) * 1024
-        return peaks
+        return {name: peak for name, child in self._procs.items() if (peak := child.peak_resident_bytes())}
 
     def stop(self) -> None:
         """Stop both processes by PID: SIGTERM, then SIGKILL after a grace period."""

@@ -48,10 +48,17 @@ class ChildProcess:
 
     def resident_bytes(self) -> int:
         """Its resident memory now (VmRSS), for benchmarks; 0 when it is not running."""
+        return self._memory("VmRSS")
+
+    def peak_resident_bytes(self) -> int:
+        """Its peak resident memory so far (VmHWM); 0 when it is not running."""
+        return self._memory("VmHWM")
+
+    def _memory(self, field: str) -> int:
         if not self.running():
             return 0
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
         return 0
 

@@ -54,9 +54,10 @@ class Kind:
     def crd_name(self) -> str:
         return f"{self.plural}.{GROUP}"
 
-    def api_path(self, namespace: str, name: str | None = None) -> str:
-        """The REST path of this kind's collection (or one object) in a namespace."""
-        base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{self.plural}"
+    def api_path(self, namespace: str | None, name: str | None = None) -> str:
+        """The REST path of this kind's collection (or one object) in a namespace; None: in every namespace."""
+        base = (f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{self.plural}" if namespace
+                else f"/apis/{GROUP}/{VERSION}/{self.plural}")
         return f"{base}/{name}" if name else base
 
     def crd(self) -> dict[str, Any]:
