@@ -65,6 +65,7 @@ class Components:
     """The feeds' connections, one per watch."""
     query_feed: QueryFeed
     pod_feed: PodFeed
+    warm: WarmPools
     scheduler_task: asyncio.Task[Any] | None = None
     channel: web.AppRunner | None = None
 
@@ -107,7 +108,7 @@ async def assemble(config: OperatorSettings) -> Components:
     pod_feed = PodFeed(watches, config.namespaces, reconciler, config.watch_timeout_seconds)
     pod_feed.start()
     parts = Components(client, registry, reconciler, scheduler, cascade, events, pricing, dataset_feed, watches,
-                       query_feed, pod_feed)
+                       query_feed, pod_feed, warm)
     parts.scheduler_task = asyncio.create_task(scheduler.run(config.sweep_interval_seconds))
     channel = Channel(client, reconciler, warm, keys, config.result_max_bytes)
     parts.channel = await channel.serve(config.claim_listen, healthy=scheduler.healthy)
@@ -123,6 +124,7 @@ async def shutdown(parts: Components) -> None:
     await parts.query_feed.stop()
     await parts.watches.close()
     await parts.reconciler.stop()
+    await parts.warm.stop()
     await parts.events.drain()
     await parts.dataset_feed.stop()
     await parts.pricing.close()

@@ -80,7 +80,7 @@ class Launcher:
         await self.isolate(namespace)
         reads_data = spec.mode == Mode.QUERY
         if self.warm is not None and queue is not None and warm_fits(query, dataset, queue):
-            claimed = await self.warm.claim(body, spec.queue or "")
+            claimed = await self.warm.claim(body, spec.queue or "", queue)
             if claimed is not None:
                 self.warm.deliver(namespace, claimed)
                 return Launched(claimed, running=True)

@@ -1,10 +1,11 @@
 """Warm runner pools: pre-started pods that have imported the DP libraries, each claiming one query.
 
 A warm pod long-polls the claim channel with a secret of its own. To give it a query the operator
-(1) labels the pod with the query's uid, conditioned on the pod's resourceVersion, so no two queries
-can take one pod; (2) wakes the pod's poll, which then gets that query's input. A pod never gets a
-second query: the runner exits after one. After a crash the label says which query a pod holds, and
-its next poll gets that same query.
+(1) labels the pod with the query's uid, by a JSON patch that first tests the pod's labels are still those
+of an unclaimed pod, so no two queries can take one pod (the API server applies the test and the label
+at once); (2) wakes the pod's poll, which then gets that query's input. A pod never gets a second query:
+the runner exits after one. After a crash the label says which query a pod holds, and its next poll gets
+that same query.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import secrets
 import time
 from typing import Any
 
-from dpkube.k8s.client import Conflict, KubeClient, NotFound, core_path
+from dpkube.k8s.client import Invalid, KubeClient, NotFound, core_path
 from dpkube.k8s.pods import QUERY_UID_LABEL, WARM_POOL_LABEL, owner_reference, query_labels, warm_pod
 from dpkube.models.queue import QueueSpec
 from dpkube.models.runner import RunnerSettings
@@ -28,11 +29,12 @@ DEMAND_WINDOW = 60.0
 """Seconds of claims a pool's size follows: busy, it grows by its recent claims; idle, back to its floor."""
 ENDED_POD_PHASES = frozenset({"Succeeded", "Failed"})
 """A pod in one of these can no longer run a query, whatever its last poll said."""
-CLAIM_ATTEMPTS = 3
-"""Reads and conditioned writes a claim tries on one pod whose version keeps moving."""
 REPOLL_GRACE = 5.0
 """Seconds an idle pod still counts as ready after its poll timed out: it polls again at once, and a claim
 made in between reaches it on that next poll (its key then names the query)."""
+WARMING_SECONDS = 120.0
+"""How long a pod this process started counts as warming before its first poll: a refill waits for warming
+pods, and one that never polls (its node failed it) must not hold the refills back for ever."""
 
 
 class WarmPools:
@@ -51,8 +53,12 @@ class WarmPools:
         """When each queue's warm pods were claimed, over the last DEMAND_WINDOW seconds."""
         self._claimed: set[tuple[str, str]] = set()
         self._pool_of: dict[tuple[str, str], str] = {}
-        self._listed: dict[tuple[str, str], str] = {}
-        """Each idle pod's resourceVersion in its pool's last listing: a claim tries it before reading the pod."""
+        self._labels: dict[tuple[str, str], dict[str, str]] = {}
+        """Each unclaimed pod's labels, as this process made it or its pool's last listing showed it: what a
+        claim tests before it labels the pod, without reading it."""
+        self._warming: dict[tuple[str, str], float] = {}
+        """Pods this process started that have not polled yet, and when they were started."""
+        self._refills: set[asyncio.Task[None]] = set()
 
     # -- pool upkeep (called by the scheduler) -------------------------------------------------
 
@@ -76,17 +82,26 @@ class WarmPools:
         return min(ceiling, spec.warm_pods + len(claims))
 
     async def _keep_pool(self, queue_name: str, namespace: str, spec: QueueSpec) -> None:
+        listed_at = time.monotonic()
         pods = await self.client.list(core_path("pods", namespace),
                                       label_selector=f"{WARM_POOL_LABEL}={queue_name},!{QUERY_UID_LABEL}")
         idle = [p for p in pods.get("items", []) if not p["metadata"].get("deletionTimestamp")
                 and (p.get("status") or {}).get("phase") in (None, "Pending", "Running")]
-        for key in [k for k in self._listed if k[0] == namespace and self._pool_of.get(k) == queue_name]:
-            del self._listed[key]
-        self._listed.update({(namespace, p["metadata"]["name"]): p["metadata"]["resourceVersion"] for p in idle})
+        names = {p["metadata"]["name"] for p in idle}
+        for key in [key for key, pool in self._pool_of.items() if pool == queue_name and key[0] == namespace]:
+            if key[1] in names:
+                continue
+            if self._warming.get(key, listed_at) < listed_at:
+                del self._warming[key]  # gone, or ended, before it ever polled
+            if key not in self._warming:
+                self._labels.pop(key, None)
+        self._labels.update({(namespace, p["metadata"]["name"]): p["metadata"].get("labels") or {} for p in idle})
         wanted = self.size(queue_name, spec, time.monotonic())
         ready = set(self.ready(queue_name, namespace))
-        warming = sum(1 for p in idle if p["metadata"]["name"] not in ready)
-        starts = pods_to_start(wanted, len(idle), warming, self.settings.warm_starts_per_pool)
+        # refills started while the listing was made: not in it, yet warming
+        starting = self.warming(queue_name, namespace) - sum(1 for name in names if (namespace, name) in self._warming)
+        warming = sum(1 for name in names if name not in ready) + starting
+        starts = pods_to_start(wanted, len(idle) + starting, warming, self.settings.warm_starts_per_pool)
         if starts and self.isolate is not None:
             await self.isolate(namespace)
         for _ in range(starts):
@@ -100,11 +115,18 @@ class WarmPools:
                      or RunnerSettings.model_fields["libraries"].default)
         runner = RunnerSettings.for_pod(self.settings.claim_url, secrets.token_urlsafe(24), libraries)
         manifest = warm_pod(name, namespace, queue_name, runner, self.settings.pod_template(), spec)
-        await self.client.create(core_path("pods", namespace), manifest, answer=False)
         self.keys.remember(namespace, name, runner.claim_token, None)
         self._pool_of[(namespace, name)] = queue_name
+        self._labels[(namespace, name)] = manifest["metadata"]["labels"]
+        self._warming[(namespace, name)] = time.monotonic()
+        try:
+            await self.client.create(core_path("pods", namespace), manifest, answer=False)
+        except BaseException:
+            self._warming.pop((namespace, name), None)
+            raise
 
     async def _delete(self, namespace: str, name: str) -> None:
+        self._forget(namespace, name)
         try:
             await self.client.delete(core_path("pods", namespace, name), grace_seconds=0)
         except NotFound:
@@ -129,47 +151,81 @@ class WarmPools:
         between = list(self._between_polls)
         return [key for key in polling + between if self._pool_of.get(key) == queue_name and key not in self._claimed]
 
-    async def claim(self, query: dict[str, Any], queue_name: str) -> str | None:
-        """Take a polling pod of the queue's pool for this query; None when none is ready."""
+    async def claim(self, query: dict[str, Any], queue_name: str, spec: QueueSpec) -> str | None:
+        """Take a polling pod of the queue's pool for this query; None when none is ready. A pod claimed is
+        replaced at once (`refill_soon`)."""
         namespace = query["metadata"]["namespace"]
         for name in self.ready(queue_name, namespace):
+            if (namespace, name) in self._claimed:
+                continue  # another query took it while this one tried the pods before it
+            self._claimed.add((namespace, name))  # no other claim of this process tries it meanwhile
             if not await self._label(namespace, name, query):
+                self._claimed.discard((namespace, name))
                 continue
-            self._claimed.add((namespace, name))
             self.keys.claimed(namespace, name, query["metadata"]["uid"])
             self._claims[queue_name].append(time.monotonic())
+            self.refill_soon(queue_name, namespace, spec)
             return name
         return None
 
+    def warming(self, queue_name: str, namespace: str, now: float | None = None) -> int:
+        """Pods of the pool this process started that have not polled yet (started within WARMING_SECONDS)."""
+        now = time.monotonic() if now is None else now
+        for key in [key for key, since in self._warming.items() if now - since >= WARMING_SECONDS]:
+            del self._warming[key]
+        return sum(1 for key in self._warming if key[0] == namespace and self._pool_of.get(key) == queue_name)
+
+    def refill_soon(self, queue_name: str, namespace: str, spec: QueueSpec) -> None:
+        """Start a pod in place of one just claimed, as a task of its own, so that a user's next query finds a
+        polling pod rather than waiting for the next upkeep; within the pool's size and its starts at once."""
+        now = time.monotonic()
+        warming = self.warming(queue_name, namespace, now)
+        idle = len(self.ready(queue_name, namespace)) + warming
+        if pods_to_start(self.size(queue_name, spec, now), idle, warming, self.settings.warm_starts_per_pool) == 0:
+            return
+        task = asyncio.get_running_loop().create_task(self._create(queue_name, namespace, spec))
+        self._refills.add(task)
+        task.add_done_callback(self._refilled)
+
+    def _refilled(self, task: asyncio.Task[None]) -> None:
+        self._refills.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("a warm pod could not be started in place of a claimed one (the upkeep tries again): %s",
+                        error)
+
+    async def stop(self) -> None:
+        """Shutdown: refills still starting are cancelled (the next upkeep, of whichever operator leads, refills)."""
+        for task in list(self._refills):
+            task.cancel()
+        await asyncio.gather(*self._refills, return_exceptions=True)
+
     async def _label(self, namespace: str, name: str, query: dict[str, Any]) -> bool:
-        """Label the pod with the query, conditioned on its version: first the version its pool's last listing
-        showed (idle, alive, unclaimed then; still so if that version is still current), then, on a conflict,
-        the version read again, since its node writing its status moves the version too, and only a query
-        label means another query took it."""
-        version = self._listed.pop((namespace, name), None)
-        for _ in range(CLAIM_ATTEMPTS):
-            if version is None:
-                try:
-                    pod = await self.client.get(core_path("pods", namespace, name))
-                except NotFound:
-                    return False
-                if (QUERY_UID_LABEL in (pod["metadata"].get("labels") or {})
-                        or pod["metadata"].get("deletionTimestamp")
-                        or (pod.get("status") or {}).get("phase") in ENDED_POD_PHASES):
-                    return False  # a pod that polls is alive even while its node has not yet written it Running
-                version = pod["metadata"]["resourceVersion"]
+        """Label the pod with the query, if its labels are still those of an unclaimed pod: the labels this process
+        knows of it, else those read now (a pod made before a restart). The test, not the pod's resourceVersion,
+        is the condition: its node writing its status moves the version but takes nothing from the pool."""
+        labels = self._labels.pop((namespace, name), None)
+        if labels is None:
             try:
-                await self.client.patch(core_path("pods", namespace, name), {"metadata": {
-                    "resourceVersion": version,
-                    "labels": query_labels(query),
-                    "ownerReferences": [owner_reference(query)],
-                }})
-                return True
+                pod = await self.client.get(core_path("pods", namespace, name))
             except NotFound:
                 return False
-            except Conflict:
-                version = None
-        return False
+            labels = pod["metadata"].get("labels") or {}
+            if (pod["metadata"].get("deletionTimestamp")
+                    or (pod.get("status") or {}).get("phase") in ENDED_POD_PHASES):
+                return False  # a pod that polls is alive even while its node has not yet written it Running
+        if QUERY_UID_LABEL in labels:
+            return False
+        try:
+            await self.client.patch(core_path("pods", namespace, name), claim_patch(labels, query), kind="json")
+        except (NotFound, Invalid):  # gone, being deleted, or its labels changed: another query took it
+            return False
+        return True
+
+    def _forget(self, namespace: str, name: str) -> None:
+        """A pod the pool no longer counts on (handed its query, or deleted as one too many)."""
+        key = (namespace, name)
+        for known in (self._warming, self._labels, self._pool_of):
+            known.pop(key, None)
 
     def deliver(self, namespace: str, pod: str) -> None:
         """Wake the pod's poll: its query is recorded, it may now be handed the input."""
@@ -187,6 +243,7 @@ class WarmPools:
         """Hold an idle warm pod's poll until a query claims it (True) or `seconds` pass (False)."""
         key = (namespace, pod)
         self._between_polls.pop(key, None)
+        self._warming.pop(key, None)
         event = self._polling.setdefault(key, asyncio.Event())
         try:
             await asyncio.wait_for(event.wait(), seconds)
@@ -201,7 +258,16 @@ class WarmPools:
         """The pod got its query's input: it is no pool's any more."""
         self._claimed.discard((namespace, pod))
         self._between_polls.pop((namespace, pod), None)
-        self._pool_of.pop((namespace, pod), None)
+        self._forget(namespace, pod)
+
+
+def claim_patch(labels: dict[str, str], query: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON patch that gives an unclaimed pod with these `labels` to `query`; the API server refuses it (422)
+    if the pod's labels changed or it is being deleted (a test for null passes only on a missing field)."""
+    return [{"op": "test", "path": "/metadata/deletionTimestamp", "value": None},
+            {"op": "test", "path": "/metadata/labels", "value": labels},
+            {"op": "replace", "path": "/metadata/labels", "value": {**labels, **query_labels(query)}},
+            {"op": "add", "path": "/metadata/ownerReferences", "value": [owner_reference(query)]}]
 
 
 def pods_to_start(wanted: int, idle: int, warming: int, at_once: int) -> int:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from dpkube.k8s.client import Conflict
-from dpkube.k8s.pods import QUERY_UID_LABEL
+from dpkube.k8s.client import Invalid
+from dpkube.k8s.pods import QUERY_UID_LABEL, WARM_POOL_LABEL
 from dpkube.models.queue import QueueSpec
 from dpkube.operator.podkeys import PodKeys
 from dpkube.operator.settings import OperatorSettings
-from dpkube.operator.warm import DEMAND_WINDOW, REPOLL_GRACE, WarmPools, pods_to_start
+from dpkube.operator.warm import DEMAND_WINDOW, REPOLL_GRACE, WARMING_SECONDS, WarmPools, pods_to_start
 
 SPEC = QueueSpec(warm_pods=2, warm_pods_max=5)
 
@@ -91,91 +91,146 @@ def test_a_pool_never_starts_more_than_it_wants() -> None:
     assert pods_to_start(wanted=2, idle=5, warming=0, at_once=8) == 0
 
 
-class OnePod:
-    """The API server's view of one warm pod: writes are conditioned on its resourceVersion, and its node
-    writes its status (moving that version) `node_writes` times, just after each read."""
+class Pods:
+    """The API server's view of a namespace's pods: a JSON patch applies only if its label test holds, as the API
+    server applies it (a failed test is a 422); reads and creations are counted."""
 
-    def __init__(self, node_writes: int = 0, taken_by: str | None = None) -> None:
-        self.version = 1
-        self.labels: dict[str, str] = {} if taken_by is None else {QUERY_UID_LABEL: taken_by}
-        self.node_writes = node_writes
-
-    async def get(self, path: str) -> dict:
-        pod = {"metadata": {"name": "p", "resourceVersion": str(self.version), "labels": dict(self.labels)}}
-        if self.node_writes:
-            self.node_writes -= 1
-            self.version += 1
-        return pod
-
-    async def patch(self, path: str, body: dict) -> dict:
-        if body["metadata"]["resourceVersion"] != str(self.version):
-            raise Conflict(409, "Conflict", "the object has been modified")
-        self.labels.update(body["metadata"]["labels"])
-        self.version += 1
-        return {}
-
-
-QUERY = {"metadata": {"namespace": "ns", "name": "hot", "uid": "u-1"}, "spec": {}}
-
-
-async def claiming(pod: OnePod) -> str | None:
-    warm = WarmPools(client=pod, settings=OperatorSettings(), keys=PodKeys())  # type: ignore[arg-type]
-    await polled_once(warm)
-    return await warm.claim(QUERY, "q")
-
-
-async def test_a_claim_survives_the_node_writing_the_pods_status_meanwhile() -> None:
-    pod = OnePod(node_writes=1)
-    assert await claiming(pod) == "p"
-    assert pod.labels[QUERY_UID_LABEL] == "u-1"
-
-
-async def test_a_pod_another_query_took_is_not_claimed() -> None:
-    pod = OnePod(taken_by="u-0")
-    assert await claiming(pod) is None
-    assert pod.labels[QUERY_UID_LABEL] == "u-0"
-
-
-async def test_a_pod_whose_version_never_settles_is_given_up() -> None:
-    pod = OnePod(node_writes=100)
-    assert await claiming(pod) is None
-    assert QUERY_UID_LABEL not in pod.labels
-
-
-class ListedPod(OnePod):
-    """One warm pod that its pool's upkeep lists; the node writes its status `node_writes` times after the
-    listing (before the claim). Reads are counted."""
-
-    def __init__(self, node_writes: int = 0) -> None:
-        super().__init__()
-        self.writes_after_listing = node_writes
+    def __init__(self) -> None:
+        self.labels: dict[str, dict[str, str]] = {}
+        self.deleting: set[str] = set()
         self.reads = 0
-
-    async def list(self, path: str, label_selector: str | None = None) -> dict:
-        listed = {"items": [{"metadata": {"name": "p", "resourceVersion": str(self.version)},
-                             "status": {"phase": "Running"}}]}
-        self.version += self.writes_after_listing
-        return listed
+        self.created: list[str] = []
 
     async def get(self, path: str) -> dict:
         self.reads += 1
-        return await super().get(path)
+        name = path.rsplit("/", 1)[1]
+        return {"metadata": {"name": name, "labels": dict(self.labels[name])}, "status": {"phase": "Running"}}
+
+    async def list(self, path: str, label_selector: str | None = None) -> dict:
+        return {"items": [{"metadata": {"name": name, "labels": dict(labels)}, "status": {"phase": "Running"}}
+                          for name, labels in self.labels.items() if QUERY_UID_LABEL not in labels]}
+
+    async def patch(self, path: str, body: list, kind: str = "merge") -> dict:
+        name = path.rsplit("/", 1)[1]
+        _, test, replace, _ = body
+        if self.labels[name] != test["value"] or name in self.deleting:
+            raise Invalid(422, "Invalid", "the server rejected our request due to an error in our request")
+        self.labels[name] = dict(replace["value"])
+        return {}
+
+    async def create(self, path: str, body: dict, answer: bool = True) -> None:
+        self.created.append(body["metadata"]["name"])
+        self.labels[body["metadata"]["name"]] = dict(body["metadata"]["labels"])
 
 
-async def claiming_after_upkeep(pod: ListedPod) -> str | None:
-    warm = WarmPools(client=pod, settings=OperatorSettings(), keys=PodKeys())  # type: ignore[arg-type]
-    await polled_once(warm)
+QUERY = {"metadata": {"namespace": "ns", "name": "hot", "uid": "u-1"}, "spec": {}}
+OTHER = {"metadata": {"namespace": "ns", "name": "other", "uid": "u-2"}, "spec": {}}
+
+
+async def started_and_polled(warm: WarmPools, spec: QueueSpec = SPEC) -> str:
+    """A pod this process started for pool q, which then polled once."""
+    await warm._create("q", "ns", spec)
+    pod = next(name for (_, name) in warm._pool_of if name not in warm.ready("q", "ns")
+               and ("ns", name) not in warm._claimed)
+    await polled_once(warm, pod)
+    return pod
+
+
+def pools_on(pods: Pods) -> WarmPools:
+    return WarmPools(client=pods, settings=OperatorSettings(), keys=PodKeys())  # type: ignore[arg-type]
+
+
+async def test_a_pod_this_process_started_is_claimed_without_reading_it() -> None:
+    pods = Pods()
+    warm = pools_on(pods)
+    pod = await started_and_polled(warm)
+    assert await warm.claim(QUERY, "q", SPEC) == pod
+    assert pods.labels[pod][QUERY_UID_LABEL] == "u-1" and pods.reads == 0
+
+
+async def test_a_pod_another_query_took_is_not_claimed() -> None:
+    pods = Pods()
+    warm = pools_on(pods)
+    pod = await started_and_polled(warm)
+    pods.labels[pod][QUERY_UID_LABEL] = "u-0"
+    assert await warm.claim(QUERY, "q", SPEC) is None
+    assert pods.labels[pod][QUERY_UID_LABEL] == "u-0"
+
+
+async def test_a_pod_being_deleted_is_not_claimed() -> None:
+    pods = Pods()
+    warm = pools_on(pods)
+    pod = await started_and_polled(warm)
+    pods.deleting.add(pod)
+    assert await warm.claim(QUERY, "q", SPEC) is None
+    assert QUERY_UID_LABEL not in pods.labels[pod]
+
+
+async def test_a_pod_made_before_a_restart_is_read_then_claimed() -> None:
+    pods = Pods()
+    pods.labels["old"] = {WARM_POOL_LABEL: "q"}
+    warm = pools_on(pods)
+    await polled_once(warm, "old")
+    assert await warm.claim(QUERY, "q", SPEC) == "old"
+    assert pods.labels["old"][QUERY_UID_LABEL] == "u-1" and pods.reads == 1
+
+
+async def test_a_pod_its_pool_listed_is_claimed_without_reading_it() -> None:
+    pods = Pods()
+    pods.labels["old"] = {WARM_POOL_LABEL: "q"}
+    warm = pools_on(pods)
+    await polled_once(warm, "old")
     await warm._keep_pool("q", "ns", QueueSpec(warm_pods=1))
-    return await warm.claim(QUERY, "q")
+    assert await warm.claim(QUERY, "q", QueueSpec(warm_pods=1)) == "old"
+    assert pods.reads == 0
 
 
-async def test_a_pod_claimed_at_the_version_its_pool_listed_is_not_read_again() -> None:
-    pod = ListedPod()
-    assert await claiming_after_upkeep(pod) == "p"
-    assert pod.labels[QUERY_UID_LABEL] == "u-1" and pod.reads == 0
+async def test_two_queries_claiming_at_once_take_two_pods() -> None:
+    pods = Pods()
+    warm = pools_on(pods)
+    first, second = await started_and_polled(warm), await started_and_polled(warm)
+    taken = await asyncio.gather(warm.claim(QUERY, "q", SPEC), warm.claim(OTHER, "q", SPEC))
+    assert sorted(taken) == sorted([first, second])
 
 
-async def test_a_pod_whose_listed_version_went_stale_is_read_and_claimed() -> None:
-    pod = ListedPod(node_writes=1)
-    assert await claiming_after_upkeep(pod) == "p"
-    assert pod.labels[QUERY_UID_LABEL] == "u-1" and pod.reads == 1
+async def test_a_claimed_pod_is_replaced_at_once() -> None:
+    pods = Pods()
+    warm = pools_on(pods)
+    await started_and_polled(warm)
+    await warm.claim(QUERY, "q", SPEC)
+    assert warm._refills
+    await asyncio.gather(*warm._refills)
+    assert len(pods.created) == 2 and warm.warming("q", "ns") == 1
+
+
+async def test_a_claim_starts_no_pod_while_as_many_as_may_start_at_once_are_warming() -> None:
+    pods = Pods()
+    warm = pools_on(pods)
+    await started_and_polled(warm)
+    for _ in range(OperatorSettings().warm_starts_per_pool):
+        await warm._create("q", "ns", SPEC)
+    await warm.claim(QUERY, "q", SPEC)
+    assert not warm._refills
+
+
+async def test_a_pool_at_its_size_is_not_refilled() -> None:
+    pods = Pods()
+    warm = pools_on(pods)
+    one = QueueSpec(warm_pods=1)
+    await started_and_polled(warm, one)
+    await started_and_polled(warm, one)
+    await warm.claim(QUERY, "q", one)
+    assert not warm._refills  # one pod still polls: the pool of one is full
+
+
+async def test_a_pod_stops_warming_when_it_polls() -> None:
+    warm = pools_on(Pods())
+    await started_and_polled(warm)
+    assert warm.warming("q", "ns") == 0
+
+
+async def test_a_pod_that_never_polls_stops_counting_as_warming() -> None:
+    warm = pools_on(Pods())
+    await warm._create("q", "ns", SPEC)
+    assert warm.warming("q", "ns") == 1
+    assert warm.warming("q", "ns", now=time.monotonic() + WARMING_SECONDS) == 0
