@@ -104,7 +104,8 @@ HotPath = tuple[int, list[tuple[str, float, float]], float]
 
 def hot_paths(events: list[dict[str, Any]], answers: list[float]) -> dict[str, HotPath]:
     """Each query's calls in the order the API server received them, with median times since the query's
-    DPQuery create arrived, for the queries that created a pod and for those that claimed a warm one.
+    DPQuery create arrived, for the queries that claimed a warm pod (its label) and for those that created one
+    (a claim starts the pod that replaces it, so a creation alone does not tell them apart).
 
     The queries ran one after another, so a query's calls are those between its create and the next one's;
     a call is named by its caller, kind and how many of the same came before it in that query."""
@@ -124,7 +125,7 @@ def hot_paths(events: list[dict[str, Any]], answers: list[float]) -> dict[str, H
             name += f" #{seen[name]}" if seen[name] > 1 else ""
             calls[name] = (instant(event["requestReceivedTimestamp"]) - t0, instant(event["stageTimestamp"]) - t0)
             order.setdefault(name, position)
-        path = "a pod of its own" if "dpkube-operator: create pods" in calls else "a warm pod"
+        path = "a warm pod" if "dpkube-operator: patch pods" in calls else "a pod of its own"  # the claim's label
         queries[path].append((calls, answers[n] - t0 if n < len(answers) else None))
     paths = {}
     for path, taken in queries.items():
