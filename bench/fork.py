@@ -1,0 +1,87 @@
+"""What a query costs in a runner forked from the zygote, beside the same query in a process that ran it before.
+
+The node agent forks each runner from a zygote that imported and rehearsed the core libraries. A forked
+child shares the zygote's memory copy-on-write: every page the query touches first (a refcount is a
+write) is copied then. This measures, per core library, on PENGUIN:
+  - hot: the seed's private query (load the CSV, run) in the zygote-like process itself, after a first run;
+  - forked: the same in a fresh child of it: its CPU, its page faults, and the parent's CPU for the fork;
+  - a bare child that exits at once (the fork and exit alone).
+Ratios are forked / hot. Usage: python -m bench.fork [--repeats 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dpkube.engine.datasets import demo_metadata, load_frame
+from dpkube.engine.release import run_query
+from dpkube.models.examples import query_payload
+from dpkube.models.payloads import CORE_LIBRARIES, Library
+from dpkube.runner.zygote import preload
+
+DATASET = "PENGUIN"
+
+
+def cpu_ms(usage: resource.struct_rusage) -> float:
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def in_children(action: Callable[[], object], repeats: int) -> tuple[float, float, float]:
+    """Means over `repeats` children that each run `action` and exit: a child's CPU ms, its minor page faults,
+    and the parent's CPU ms for its fork."""
+    children, me = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+    for _ in range(repeats):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                action()
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+    after_children, after_me = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+    return ((cpu_ms(after_children) - cpu_ms(children)) / repeats,
+            (after_children.ru_minflt - children.ru_minflt) / repeats,
+            (cpu_ms(after_me) - cpu_ms(me)) / repeats)
+
+
+def hot_ms(action: Callable[[], object], repeats: int) -> float:
+    action()
+    samples = []
+    for _ in range(repeats):
+        started = time.process_time()
+        action()
+        samples.append((time.process_time() - started) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    preload()
+    metadata = demo_metadata(DATASET)
+    bare_child, bare_faults, bare_parent = in_children(lambda: None, args.repeats)
+    print(f"zygote resident {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB; a child that exits "
+          f"at once: child {bare_child:.1f} ms CPU ({bare_faults:.0f} faults), fork {bare_parent:.1f} ms in the parent")
+    header = f"{'library':<16} {'hot ms':>8} {'forked ms':>10} {'faults':>8} {'fork ms':>8} {'forked/hot':>11}"
+    print(header)
+    print("-" * len(header))
+    for library in CORE_LIBRARIES:
+        payload = query_payload(library)
+
+        def query(library: Library = library, payload: dict[str, Any] = payload) -> None:
+            run_query(library, payload, metadata, load_frame(f"demo://{DATASET}", metadata))
+
+        child, faults, parent = in_children(query, args.repeats)
+        hot = hot_ms(query, args.repeats)
+        print(f"{library.value:<16} {hot:>8.1f} {child:>10.1f} {faults:>8.0f} {parent:>8.1f} {child / hot:>10.2f}x")
+
+
+if __name__ == "__main__":
+    main()
