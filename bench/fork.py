@@ -6,7 +6,7 @@ write) is copied then. This measures, per core library, on PENGUIN:
   - hot: the seed's private query (load the CSV, run) in the zygote-like process itself, after a first run;
   - forked: the same in a fresh child of it: its CPU, its page faults, and the parent's CPU for the fork;
   - a bare child that exits at once (the fork and exit alone).
-Ratios are forked / hot. Usage: python -m bench.fork [--repeats 10]
+It runs single-threaded, as the zygote does. Ratios are forked / hot. Usage: python -m bench.fork [--repeats 10]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import os
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,7 @@ from dpkube.engine.datasets import demo_metadata, load_frame
 from dpkube.engine.release import run_query
 from dpkube.models.examples import query_payload
 from dpkube.models.payloads import CORE_LIBRARIES, Library
-from dpkube.runner.zygote import preload
+from dpkube.runner.zygote import SINGLE_THREADED, preload
 
 DATASET = "PENGUIN"
 
@@ -64,6 +65,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
+    if any(os.environ.get(name) != value for name, value in SINGLE_THREADED.items()):
+        # as the zygote runs: one BLAS thread, set before numpy loads (this process already loaded it)
+        again = [sys.executable, "-m", "bench.fork", *sys.argv[1:]]
+        os.execve(sys.executable, again, {**os.environ, **SINGLE_THREADED})
     preload()
     metadata = demo_metadata(DATASET)
     bare_child, bare_faults, bare_parent = in_children(lambda: None, args.repeats)
