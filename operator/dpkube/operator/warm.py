@@ -122,7 +122,7 @@ class WarmPools:
         try:
             await self.client.create(core_path("pods", namespace), manifest, answer=False)
         except BaseException:
-            self._warming.pop((namespace, name), None)
+            self._forget(namespace, name)
             raise
 
     async def _delete(self, namespace: str, name: str) -> None:
@@ -200,9 +200,10 @@ class WarmPools:
         await asyncio.gather(*self._refills, return_exceptions=True)
 
     async def _label(self, namespace: str, name: str, query: dict[str, Any]) -> bool:
-        """Label the pod with the query, if its labels are still those of an unclaimed pod: the labels this process
-        knows of it, else those read now (a pod made before a restart). The test, not the pod's resourceVersion,
-        is the condition: its node writing its status moves the version but takes nothing from the pool."""
+        """Label the pod with the query, if its labels are still those of an unclaimed pod and it is not being
+        deleted: the labels this process knows of it, else those read now (a pod made before a restart). The
+        test, not the pod's resourceVersion, is the condition: its node writing its status moves the version but
+        takes nothing from the pool."""
         labels = self._labels.pop((namespace, name), None)
         if labels is None:
             try:
@@ -222,7 +223,7 @@ class WarmPools:
         return True
 
     def _forget(self, namespace: str, name: str) -> None:
-        """A pod the pool no longer counts on (handed its query, or deleted as one too many)."""
+        """A pod the pool no longer counts on (handed its query, deleted as one too many, or never created)."""
         key = (namespace, name)
         for known in (self._warming, self._labels, self._pool_of):
             known.pop(key, None)

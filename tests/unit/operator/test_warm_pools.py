@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from dpkube.k8s.client import Invalid
 from dpkube.k8s.pods import QUERY_UID_LABEL, WARM_POOL_LABEL
 from dpkube.models.queue import QueueSpec
@@ -234,3 +236,17 @@ async def test_a_pod_that_never_polls_stops_counting_as_warming() -> None:
     await warm._create("q", "ns", SPEC)
     assert warm.warming("q", "ns") == 1
     assert warm.warming("q", "ns", now=time.monotonic() + WARMING_SECONDS) == 0
+
+
+class Refusing(Pods):
+    """An API server that refuses every new pod (a quota, say)."""
+
+    async def create(self, path: str, body: dict, answer: bool = True) -> None:
+        raise Invalid(422, "Invalid", "exceeded quota")
+
+
+async def test_a_pod_the_api_server_refused_is_not_counted_as_warming() -> None:
+    warm = pools_on(Refusing())
+    with pytest.raises(Invalid):
+        await warm._create("q", "ns", SPEC)
+    assert warm.warming("q", "ns") == 0 and warm._pool_of == {}
