@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from bench.timing import median_seconds
 
 from dpkube.engine.datasets import demo_metadata, load_frame
 from dpkube.engine.release import run_query
@@ -51,16 +52,6 @@ def in_children(action: Callable[[], object], repeats: int) -> tuple[float, floa
             (cpu_ms(after_me) - cpu_ms(me)) / repeats)
 
 
-def hot_ms(action: Callable[[], object], repeats: int) -> float:
-    action()
-    samples = []
-    for _ in range(repeats):
-        started = time.process_time()
-        action()
-        samples.append((time.process_time() - started) * 1000)
-    return statistics.median(samples)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=10)
@@ -84,7 +75,7 @@ def main() -> None:
             run_query(library, payload, metadata, load_frame(f"demo://{DATASET}", metadata))
 
         child, faults, parent = in_children(query, args.repeats)
-        hot = hot_ms(query, args.repeats)
+        hot = median_seconds(query, args.repeats, clock=time.process_time) * 1000
         print(f"{library.value:<16} {hot:>8.1f} {child:>10.1f} {faults:>8.0f} {parent:>8.1f} {child / hot:>10.2f}x")
 
 

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +47,7 @@ from typing import Any
 
 import httpx
 import yaml
+from bench.timing import median_seconds
 
 from dpkube.controlplane.local import free_port
 from dpkube.controlplane.platform import LocalPlatform
@@ -244,16 +245,6 @@ def stored_queries(http: httpx.Client) -> int:
 
 
 # --- engine floor -------------------------------------------------------------------------------
-
-def median_seconds(action: Callable[[], object], repeats: int) -> float:
-    action()
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
-
 
 def engine_floors(table: list[Row], repeats: int) -> dict[str, float]:
     """Row label -> median seconds of the engine's own work for it, in-process (cost unmemoised)."""
