@@ -5,7 +5,8 @@ child shares the zygote's memory copy-on-write: every page the query touches fir
 write) is copied then. This measures, per core library, on PENGUIN:
   - hot: the seed's private query (load the CSV, run) in the zygote-like process itself, after a first run;
   - forked: the same in a fresh child of it: its CPU, its page faults, and the parent's CPU for the fork;
-  - a bare child that exits at once (the fork and exit alone).
+  - a bare child that exits at once (the fork and exit alone), and one that reads its command line and
+    settings as a runner's start does.
 It runs single-threaded, as the zygote does. Ratios are forked / hot. Usage: python -m bench.fork [--repeats 10]
 """
 
@@ -25,6 +26,8 @@ from dpkube.engine.datasets import demo_metadata, load_frame
 from dpkube.engine.release import run_query
 from dpkube.models.examples import query_payload
 from dpkube.models.payloads import CORE_LIBRARIES, Library
+from dpkube.models.runner import RunnerSettings
+from dpkube.runner.__main__ import parse_args
 from dpkube.runner.zygote import SINGLE_THREADED, preload
 
 DATASET = "PENGUIN"
@@ -65,6 +68,10 @@ def main() -> None:
     bare_child, bare_faults, bare_parent = in_children(lambda: None, args.repeats)
     print(f"zygote resident {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB; a child that exits "
           f"at once: child {bare_child:.1f} ms CPU ({bare_faults:.0f} faults), fork {bare_parent:.1f} ms in the parent")
+    start_child, start_faults, _ = in_children(lambda: (parse_args(["--warm", "--claim"]), RunnerSettings()),
+                                               args.repeats)
+    print(f"a child that reads its command line and settings, as a runner starts: {start_child:.1f} ms CPU "
+          f"({start_faults:.0f} faults)")
     header = f"{'library':<16} {'hot ms':>8} {'forked ms':>10} {'faults':>8} {'fork ms':>8} {'forked/hot':>11}"
     print(header)
     print("-" * len(header))

@@ -37,11 +37,16 @@ SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM
 
 
 def preload() -> None:
-    """Import what every runner needs; this is what each child no longer pays for."""
+    """Import what every runner needs, and run once what every runner's start runs (its command line, its
+    settings from the environment: pydantic-settings builds its sources on first use); this is what each child
+    no longer pays for, about 3 ms of CPU a runner for the start alone."""
     from dpkube.models.payloads import CORE_LIBRARIES
-    from dpkube.runner.__main__ import warm_up
+    from dpkube.models.runner import RunnerSettings
+    from dpkube.runner.__main__ import parse_args, warm_up
 
     warm_up(",".join(library.value for library in CORE_LIBRARIES), rehearsing=True)
+    parse_args(["--warm", "--claim"])
+    RunnerSettings()  # the zygote's own environment: nothing of it is kept
     gc.freeze()  # what the imports made is never scanned again, so a child's collections copy none of it
 
 
