@@ -87,27 +87,41 @@ class WarmPools:
                                       label_selector=f"{WARM_POOL_LABEL}={queue_name},!{QUERY_UID_LABEL}")
         idle = [p for p in pods.get("items", []) if not p["metadata"].get("deletionTimestamp")
                 and (p.get("status") or {}).get("phase") in (None, "Pending", "Running")]
-        names = {p["metadata"]["name"] for p in idle}
-        for key in [key for key, pool in self._pool_of.items() if pool == queue_name and key[0] == namespace]:
-            if key[1] in names:
-                continue
-            if self._warming.get(key, listed_at) < listed_at:
-                del self._warming[key]  # gone, or ended, before it ever polled
-            if key not in self._warming:
-                self._labels.pop(key, None)
-        self._labels.update({(namespace, p["metadata"]["name"]): p["metadata"].get("labels") or {} for p in idle})
+        self._take_listing(queue_name, namespace, idle, listed_at)
         wanted = self.size(queue_name, spec, time.monotonic())
-        ready = set(self.ready(queue_name, namespace))
-        # refills started while the listing was made: not in it, yet warming
-        starting = self.warming(queue_name, namespace) - sum(1 for name in names if (namespace, name) in self._warming)
-        warming = sum(1 for name in names if name not in ready) + starting
-        starts = pods_to_start(wanted, len(idle) + starting, warming, self.settings.warm_starts_per_pool)
+        starts = self._starts(queue_name, namespace, wanted)
         if starts and self.isolate is not None:
             await self.isolate(namespace)
         for _ in range(starts):
             await self._create(queue_name, namespace, spec)
         for extra in idle[wanted:]:
             await self._delete(namespace, extra["metadata"]["name"])
+
+    def _take_listing(self, queue_name: str, namespace: str, idle: list[dict[str, Any]], listed_at: float) -> None:
+        """What the pool's listing says: its unclaimed pods and their labels, and which of them still warm (not
+        polling: started by an earlier process, or importing). A pod this process started before the listing,
+        and missing from it, went before it ever polled."""
+        names = {p["metadata"]["name"] for p in idle}
+        for key in [key for key, pool in self._pool_of.items() if pool == queue_name and key[0] == namespace]:
+            if key[1] in names:
+                continue
+            if self._warming.get(key, listed_at) < listed_at:
+                del self._warming[key]
+            if key not in self._warming:
+                self._labels.pop(key, None)
+        ready = set(self.ready(queue_name, namespace))
+        for pod in idle:
+            key = (namespace, pod["metadata"]["name"])
+            self._labels[key] = pod["metadata"].get("labels") or {}
+            self._pool_of.setdefault(key, queue_name)
+            if key[1] not in ready:
+                self._warming.setdefault(key, listed_at)
+
+    def _starts(self, queue_name: str, namespace: str, wanted: int) -> int:
+        """Pods the pool should start now, from what this process knows of it: its ready and its warming pods."""
+        warming = self.warming(queue_name, namespace)
+        return pods_to_start(wanted, len(self.ready(queue_name, namespace)) + warming, warming,
+                             self.settings.warm_starts_per_pool)
 
     async def _create(self, queue_name: str, namespace: str, spec: QueueSpec) -> None:
         name = f"dpq-warm-{queue_name[:30]}-{secrets.token_hex(4)}"
@@ -178,10 +192,7 @@ class WarmPools:
     def refill_soon(self, queue_name: str, namespace: str, spec: QueueSpec) -> None:
         """Start a pod in place of one just claimed, as a task of its own, so that a user's next query finds a
         polling pod rather than waiting for the next upkeep; within the pool's size and its starts at once."""
-        now = time.monotonic()
-        warming = self.warming(queue_name, namespace, now)
-        idle = len(self.ready(queue_name, namespace)) + warming
-        if pods_to_start(self.size(queue_name, spec, now), idle, warming, self.settings.warm_starts_per_pool) == 0:
+        if self._starts(queue_name, namespace, self.size(queue_name, spec, time.monotonic())) == 0:
             return
         task = asyncio.get_running_loop().create_task(self._create(queue_name, namespace, spec))
         self._refills.add(task)
