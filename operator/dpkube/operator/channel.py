@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -32,10 +33,19 @@ class NotReady(Exception):
     """The pod's query is not admitted yet: the runner should ask again shortly."""
 
 
+@dataclass(frozen=True)
+class Handover:
+    """What a claiming runner gets: its query's input, and whether its leave to read is recorded already (a
+    warm pod's private query gets it with its admission, so the runner need not ask)."""
+
+    input: dict[str, Any]
+    read_allowed: bool
+
+
 class Queries(Protocol):
     """What the channel asks of the reconciler, each for one query identified by namespace and uid."""
 
-    async def input_for(self, namespace: str, uid: str) -> dict[str, Any] | None: ...
+    async def input_for(self, namespace: str, uid: str) -> Handover | None: ...
     async def allow_read(self, namespace: str, uid: str) -> bool: ...
     async def deliver(self, namespace: str, uid: str, output: RunnerOutput) -> bool: ...
 
@@ -92,14 +102,14 @@ class Channel:
             if uid is None:
                 return web.Response(status=204)
         try:
-            runner_input = await self.queries.input_for(namespace, uid)
+            handover = await self.queries.input_for(namespace, uid)
         except NotReady:
             return web.Response(status=204)
-        if runner_input is None:
+        if handover is None:
             return web.json_response({"error": "the query is gone or has ended"}, status=410)
         if self.warm is not None:
             self.warm.handed_over(namespace, name)
-        return web.json_response({"uid": uid, "input": runner_input})
+        return web.json_response({"uid": uid, "input": handover.input, "readAllowed": handover.read_allowed})
 
     async def read(self, request: web.Request) -> web.Response:
         return await self._for_query(request, lambda ns, uid: self.queries.allow_read(ns, uid))

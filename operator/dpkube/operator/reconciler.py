@@ -27,7 +27,7 @@ from dpkube.models.dpquery import DPQueryStatus, Mode, Phase, phase_of
 from dpkube.models.kinds import DPQUERY
 from dpkube.models.runner import RunnerOutput
 from dpkube.operator import admission as A
-from dpkube.operator.channel import NotReady
+from dpkube.operator.channel import Handover, NotReady
 from dpkube.operator.domain import lifecycle as LC
 from dpkube.operator.domain import status as S
 from dpkube.operator.endings import Endings
@@ -179,15 +179,16 @@ class Reconciler:
         """Record that the runner reads the private data, before it does; False when it must not."""
         return await self._with_query(namespace, uid, self._data_read)
 
-    async def input_for(self, namespace: str, uid: str) -> dict[str, Any] | None:
-        """The input of the runner claiming query `uid`; None when the query ended, NotReady before admission."""
-        found: list[dict[str, Any]] = []
+    async def input_for(self, namespace: str, uid: str) -> Handover | None:
+        """What the runner claiming query `uid` gets; None when the query ended, NotReady before admission."""
+        found: list[Handover] = []
 
         async def build(body: dict[str, Any], query: LC.QueryView) -> bool:
             if query.status.phase == Phase.PENDING:
                 raise NotReady(query.name)
             try:
-                found.append((await self.launcher.input_for(query)).model_dump(mode="json", by_alias=False))
+                runner_input = (await self.launcher.input_for(query)).model_dump(mode="json", by_alias=False)
+                found.append(Handover(runner_input, read_allowed=query.data_read))
             except (LaunchRefused, SnapshotMissing) as exc:
                 log.warning("no input for query %s/%s: %s", query.namespace, query.name, exc)
                 return False
@@ -268,7 +269,11 @@ class Reconciler:
                                   queue_serial=outcome.queue_serial)
             status = S.set_condition(status, ConditionType.POD_CREATED, True, Reason.POD_CREATED,
                                      f"pod {pod} runs the query", now)
-            if launched.running:  # a warm pod polls already: one write says admitted and running
+            if launched.running and query.spec.mode == Mode.QUERY:
+                # a warm pod polls already and runs the query at once: one write admits it and gives the leave
+                # to read (the operator priced it on the snapshot the runner gets; nothing is checked between)
+                status, message = S.reading(status, now), f"{message}; the runner reads the private data"
+            elif launched.running:  # a warm pod polls already: one write says admitted and running
                 status = S.transition(status, Phase.RUNNING, Reason.POD_RUNNING, f"pod {pod} is running", now)
             await self._write(body, status, Reason.ADMITTED, message)
 
@@ -333,14 +338,8 @@ class Reconciler:
             return False
         if query.data_read:
             return True
-        now = self.clock()
-        status = query.status
-        if status.phase != Phase.RUNNING:  # the runner asking leave is what says a private query runs
-            status = S.transition(status, Phase.RUNNING, Reason.POD_RUNNING, f"pod {status.pod_name} is running", now)
-        status = S.set_condition(status.model_copy(update={"data_read_at": now}), ConditionType.DATA_READ,
-                                 True, Reason.DATA_READ, "the runner reads the private data: the query is charged "
-                                 "whatever happens from now on", now)
-        await self._write(body, status, Reason.DATA_READ, "the runner reads the private data")
+        await self._write(body, S.reading(query.status, self.clock()), Reason.DATA_READ,
+                          "the runner reads the private data")
         return True
 
     # -- reads and writes ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dpkube.engine.libraries import library_module
@@ -48,10 +48,10 @@ def warm_up(libraries: str, rehearsing: bool = False) -> None:
             rehearse(Library(name))
 
 
-def run(job: RunnerInput, settings: RunnerSettings, channel: RunnerChannel | None = None) -> RunnerOutput:
+def run(job: RunnerInput, settings: RunnerSettings, before_read: Callable[[], None] = lambda: None) -> RunnerOutput:
     """Execute; an unexpected exception becomes an internal error named by its class only."""
     try:
-        return execute(job, before_read=channel.allow_read if channel is not None else lambda: None)
+        return execute(job, before_read=before_read)
     except ChannelRefused:
         raise
     except Exception as e:
@@ -69,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.claim:
         channel = RunnerChannel(settings)
         try:
-            output = run(channel.claim().input, settings, channel)
+            claim = channel.claim()
+            output = run(claim.input, settings, (lambda: None) if claim.read_allowed else channel.allow_read)
             channel.deliver(output)
         except ChannelRefused as refused:
             print(f"dpkube-runner: {refused}", file=sys.stderr)

@@ -28,6 +28,8 @@ class ChannelRefused(RuntimeError):
 class Claim:
     uid: str
     input: RunnerInput
+    read_allowed: bool = False
+    """The operator recorded the leave to read with the query's admission (a warm pod): no need to ask."""
 
 
 class RunnerChannel:
@@ -63,7 +65,7 @@ class RunnerChannel:
     def claim(self) -> Claim:
         """Block until the operator hands this pod its query."""
         answer = self._call("claim", give_up_after=self.settings.wait_timeout)
-        return Claim(answer["uid"], RunnerInput.model_validate(answer["input"]))
+        return Claim(answer["uid"], RunnerInput.model_validate(answer["input"]), answer.get("readAllowed") is True)
 
     def allow_read(self) -> None:
         """Ask leave to read the private data; returns only once the operator has recorded it."""

@@ -8,9 +8,11 @@ import asyncio
 import time
 from typing import Any
 
+from dpkube.models.cost import Cost
 from dpkube.models.dpquery import RELEASE_FINALIZER
 from dpkube.operator import admission as A
 from dpkube.operator.flows import Flows
+from dpkube.operator.launcher import Launched
 from dpkube.operator.recall import RETRY_FIRST_SECONDS
 from dpkube.operator.reconciler import Reconciler
 from dpkube.operator.registry import Registry
@@ -117,6 +119,87 @@ async def test_a_private_querys_runner_asking_leave_to_read_moves_it_to_running_
     assert written["phase"] == "Running" and written["dataReadAt"]
     assert {c["type"]: c["status"] for c in written["conditions"]}["DataRead"] == "True"
     assert events.reasons == ["DataRead"]
+
+
+class AdmittedAtOnce:
+    """Every admission reserves the query's cost."""
+
+    async def decide(self, query: Any, ensure_finalizer: Any) -> A.Admitted:
+        return A.Admitted(Cost(epsilon=0.5, delta=0.0), "digest", Untouchable(), None)  # type: ignore[arg-type]
+
+
+class OnePod:
+    """Runs every query in pod-1: a warm pod that polls already, or a new one."""
+
+    def __init__(self, warm: bool) -> None:
+        self.warm = warm
+
+    async def start(self, body: Any, query: Any, dataset: Any = None, queue: Any = None) -> Launched:
+        return Launched("pod-1", running=self.warm)
+
+    async def input_for(self, query: Any) -> Any:
+        class Input:
+            def model_dump(self, **_: Any) -> dict[str, Any]:
+                return {"library": "opendp"}
+
+        return Input()
+
+
+def warm_reconciler(client: StatusWritesOnly, events: Events, warm: bool) -> Reconciler:
+    registry = Registry()
+    registry.observe(pending())
+    return Reconciler(client, registry, events, AdmittedAtOnce(), OnePod(warm), Untouchable())  # type: ignore[arg-type]
+
+
+def pending(**spec: Any) -> dict[str, Any]:
+    body = dpquery("q", **spec)
+    body["metadata"] |= {"uid": "u1", "namespace": "ns", "resourceVersion": "10", "finalizers": [RELEASE_FINALIZER]}
+    return body
+
+
+async def test_a_warm_pods_private_query_is_admitted_with_its_leave_to_read_in_one_write() -> None:
+    client, events = StatusWritesOnly(), Events()
+    reconciler = warm_reconciler(client, events, warm=True)
+
+    await reconciler.reconcile("ns", "q", pending())
+
+    assert len(client.writes) == 1 and events.reasons == ["Admitted"]
+    written = client.statuses[0]
+    assert written["phase"] == "Running" and written["dataReadAt"] and written["podName"] == "pod-1"
+    assert {c["type"]: c["status"] for c in written["conditions"]}["DataRead"] == "True"
+
+
+async def test_the_runner_of_a_warm_pods_private_query_is_told_it_may_read_and_asking_again_writes_nothing() -> None:
+    client, events = StatusWritesOnly(), Events()
+    reconciler = warm_reconciler(client, events, warm=True)
+    await reconciler.reconcile("ns", "q", pending())
+
+    handover = await reconciler.input_for("ns", "u1")
+
+    assert handover is not None and handover.read_allowed and handover.input == {"library": "opendp"}
+    assert await reconciler.allow_read("ns", "u1")
+    assert len(client.writes) == 1
+
+
+async def test_a_new_pods_private_query_is_admitted_without_the_leave_to_read() -> None:
+    client, events = StatusWritesOnly(), Events()
+    reconciler = warm_reconciler(client, events, warm=False)
+    await reconciler.reconcile("ns", "q", pending())
+
+    handover = await reconciler.input_for("ns", "u1")
+
+    assert client.statuses[0]["phase"] == "Admitted" and "dataReadAt" not in client.statuses[0]
+    assert handover is not None and not handover.read_allowed
+
+
+async def test_a_warm_pods_dummy_query_is_admitted_running_without_the_leave_to_read() -> None:
+    client, events = StatusWritesOnly(), Events()
+    reconciler = warm_reconciler(client, events, warm=True)
+
+    await reconciler.reconcile("ns", "q", pending(mode="dummy", dummy={"rows": 100, "seed": 42}))
+
+    assert client.statuses[0]["phase"] == "Running" and "dataReadAt" not in client.statuses[0]
+    assert not (await reconciler.input_for("ns", "u1")).read_allowed  # type: ignore[union-attr]
 
 
 async def test_a_pod_event_of_a_query_that_has_ended_does_nothing() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from dpkube.models.conditions import Condition, ConditionStatus, ConditionType
+from dpkube.models.conditions import Condition, ConditionStatus, ConditionType, Reason
 from dpkube.models.dpquery import DPQueryStatus, Phase
 
 
@@ -52,6 +52,15 @@ def transition(status: DPQueryStatus, phase: Phase, reason: str, message: str, n
             new = set_condition(new, ConditionType.ADMITTED, False, reason, message, now)
         new = new.model_copy(update={"completion_time": now, "queue_position": None})
     return new
+
+
+def reading(status: DPQueryStatus, now: dt.datetime) -> DPQueryStatus:
+    """Running, with the leave to read the private data recorded: from now on every ending is charged."""
+    if status.phase != Phase.RUNNING:  # the leave to read is what says a private query runs
+        status = transition(status, Phase.RUNNING, Reason.POD_RUNNING, f"pod {status.pod_name} is running", now)
+    status = status.model_copy(update={"data_read_at": now})
+    return set_condition(status, ConditionType.DATA_READ, True, Reason.DATA_READ,
+                         "the runner reads the private data: the query is charged whatever happens from now on", now)
 
 
 def waiting(status: DPQueryStatus, reason: str, message: str, now: dt.datetime) -> DPQueryStatus | None:
