@@ -3,7 +3,8 @@
 A pod proves who it is with the secret the operator wrote into its environment, and speaks only for
 the query whose uid labels it: it claims that query's input (`/claim`, long-polled by warm pods),
 asks leave before it reads the private data (`/read`: the operator records that in the query's
-status first, so everything after is charged), and hands in its output (`/result`: answered only
+status first, so everything after is charged; a warm pod's claim says the admission recorded it already),
+and hands in its output (`/result`: answered only
 once the query has ended as the output says). Pods have no API-server access, so a pod can never
 deliver another query's result.
 """
