@@ -37,11 +37,12 @@ def rehearsals(library: Library) -> list[dict[str, Any]]:
     return [seed]
 
 
-def rehearse(library: Library) -> None:
-    """Run the library's rehearsals once in this process (a forked child inherits what its parent did).
+def rehearse(library: Library, again: bool = False) -> None:
+    """Run the library's rehearsals once in this process (a forked child inherits what its parent did), or
+    `again` (the zygote learns what a run writes).
 
     Best effort: a rehearsal that fails only leaves the first query slower, so it is logged and dropped."""
-    if library in _rehearsed or library is Library.SMARTNOISE_SYNTH:
+    if (library in _rehearsed and not again) or library is Library.SMARTNOISE_SYNTH:
         return  # synthesizers train for seconds: nothing a rehearsal could save is worth that
     _rehearsed.add(library)
     metadata = demo_metadata(examples.PENGUIN)

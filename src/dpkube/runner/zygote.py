@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import json
 import os
@@ -24,13 +25,19 @@ import socket
 import sys
 import tempfile
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from dpkube.models.zygote import RUNNER_MODULE, SPAWN_REQUEST_LIMIT, SpawnRequest
+from dpkube.runner import pages
+
+if TYPE_CHECKING:
+    import numpy as np  # imported once the zygote is single-threaded (`main`), never before
 
 PR_SET_PDEATHSIG = 1
+WARM_FLAG = "--warm"
+"""A runner started with it waits for its query: the time to copy the pages its run will write."""
 
 # The zygote forks: a BLAS thread pool made before the fork would be lost in every child, so it makes none.
 SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -50,6 +57,23 @@ def preload() -> None:
     gc.freeze()  # what the imports made is never scanned again, so a child's collections copy none of it
 
 
+def learn_written_pages() -> dict[str, np.ndarray]:
+    """The pages a run of each core library writes, by library: what a warm runner copies while it waits."""
+    from dpkube.engine.rehearsal import rehearse
+    from dpkube.models.payloads import CORE_LIBRARIES
+
+    return {library.value: pages.learn(functools.partial(rehearse, library, again=True))
+            for library in CORE_LIBRARIES}
+
+
+def copy_written_pages(written: dict[str, np.ndarray]) -> None:
+    """In a warm runner, before it polls: copy the pages a run of its libraries writes (`pages`)."""
+    from dpkube.models.runner import RunnerSettings
+
+    libraries = [name.strip() for name in RunnerSettings().libraries.split(",")]
+    pages.populate(pages.runs([written[name] for name in libraries if name in written]))
+
+
 def exit_code(status: int) -> int:
     """A wait status as a container runtime reports it (128 + signal number when a signal ended it)."""
     return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
@@ -58,8 +82,10 @@ def exit_code(status: int) -> int:
 class Zygote:
     """Accepts spawn requests, forks, and reports each child's end on its own connection."""
 
-    def __init__(self, listener: socket.socket):
+    def __init__(self, listener: socket.socket, written: dict[str, np.ndarray] | None = None):
         self.listener = listener
+        self.written = written or {}
+        """The pages a run of each library writes (`learn_written_pages`)."""
         self.selector = selectors.DefaultSelector()
         self.children: dict[int, socket.socket] = {}
         self.wakeup_read, self.wakeup_write = socket.socketpair()
@@ -124,6 +150,8 @@ class Zygote:
             _redirect(request)
             sys.argv = [f"python -m {RUNNER_MODULE}", *request.args]
             reseed()
+            if WARM_FLAG in request.args:
+                copy_written_pages(self.written)
             from dpkube.runner.__main__ import main
 
             code = main(request.args)
@@ -194,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, value in SINGLE_THREADED.items():
         os.environ.setdefault(name, value)
     preload()
+    written = learn_written_pages()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
@@ -204,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         os.umask(old_mask)
     listener.listen(64)
     print("ready", flush=True)
-    Zygote(listener).serve()
+    Zygote(listener, written).serve()
 
 
 if __name__ == "__main__":
