@@ -8,7 +8,8 @@ and get the same bodies (the seed examples of dpkube.models.examples) with the s
 header over keep-alive HTTP from this process.
 
 Measured, in one run:
-  - per route: after a warm-up, N rounds of one request to Lomas then the same request to dpkube;
+  - per route: after a warm-up, N rounds of one request to Lomas then the same request to dpkube, each
+    followed by a pause (SETTLE_SECONDS) so that neither system's work after its answer is timed as the other's;
     p50 and p95 of each, the dpkube/Lomas ratios and their geometric mean over the rows, and each
     dpkube p50 against the engine's own in-process time for the same work (its floor);
   - throughput: private SQL counts in a closed loop for S seconds, Lomas with one user (it runs one
@@ -71,6 +72,9 @@ USERS = tuple(f"bench-{i}" for i in range(8))
 GRANT = (1_000_000.0, 0.5)
 """(epsilon, delta) of every bench user on PENGUIN, in both systems: no run comes near it."""
 TIMEOUT = 300.0
+SETTLE_SECONDS = 0.25
+"""Pause after each request: what a system does after its answer (dpkube's clean-up and a warm pod's
+replacement) ends before the other system's request is timed, as it would between a user's queries."""
 
 GROUP_BY = "SELECT species, COUNT(*) AS n FROM df GROUP BY species"
 SQL_COUNT = examples.SMARTNOISE_SQL_QUERY
@@ -228,14 +232,17 @@ def post(http: httpx.Client, path: str, body: dict[str, Any]) -> tuple[float, ht
     return elapsed, response
 
 
-def alternate(clients: dict[str, httpx.Client], row: Row, repeats: int, warmup: int) -> dict[str, list[float]]:
-    """Rounds of the same request to each system in turn; the warm-up rounds are not kept."""
+def alternate(clients: dict[str, httpx.Client], row: Row, repeats: int, warmup: int,
+              settle: float = SETTLE_SECONDS) -> dict[str, list[float]]:
+    """Rounds of the same request to each system in turn, `settle` seconds apart; the warm-up rounds are not
+    kept."""
     samples: dict[str, list[float]] = {name: [] for name in clients}
     for round_ in range(warmup + repeats):
         for name, http in clients.items():
             seconds, _ = post(http, row.path, row.body)
             if round_ >= warmup:
                 samples[name].append(seconds)
+            time.sleep(settle)
     return samples
 
 
