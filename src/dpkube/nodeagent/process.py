@@ -69,6 +69,7 @@ class GroupedProcess(abc.ABC):
         self.pid = pid
         self.identity = identity
         self._code: int | None = None
+        self._ending: asyncio.Future[int] | None = None
 
     @abc.abstractmethod
     async def _exit_code(self) -> int:
@@ -76,12 +77,18 @@ class GroupedProcess(abc.ABC):
 
     async def wait(self) -> int:
         """Exit code once the process ended (128 + signal number when a signal ended it); what is left of its
-        group is killed then."""
-        if self._code is None:
-            self._code = await self._exit_code()
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
-        return self._code
+        group is killed then. Any number of callers may wait at once (the pod's worker, the agent stopping):
+        the end is learnt once, and a caller cancelled leaves the others waiting."""
+        if self._ending is None:
+            self._ending = asyncio.ensure_future(self._ended())
+        return await asyncio.shield(self._ending)
+
+    async def _ended(self) -> int:
+        code = await self._exit_code()
+        self._code = code
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        return code
 
     @property
     def exited(self) -> bool:
