@@ -28,6 +28,9 @@ from dpkube.operator.warm import WarmPools
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 25.0
+CLOSE_SECONDS = 5.0
+"""How long requests still running may take when the operator stops (a runner sends again what was cut short,
+to whichever operator leads next: every step is idempotent)."""
 
 
 class NotReady(Exception):
@@ -154,5 +157,5 @@ class Channel:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, _, port = listen.rpartition(":")
-        await web.TCPSite(runner, host, int(port)).start()
+        await web.TCPSite(runner, host, int(port), shutdown_timeout=CLOSE_SECONDS).start()
         return runner

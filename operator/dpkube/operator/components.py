@@ -118,13 +118,13 @@ async def assemble(config: OperatorSettings) -> Components:
 async def shutdown(parts: Components) -> None:
     if parts.scheduler_task is not None:
         parts.scheduler_task.cancel()
+    await parts.warm.stop()  # before the channel closes: it waits for the requests it holds, warm pods' polls too
     if parts.channel is not None:
         await parts.channel.cleanup()
     await parts.pod_feed.stop()
     await parts.query_feed.stop()
     await parts.watches.close()
     await parts.reconciler.stop()
-    await parts.warm.stop()
     await parts.events.drain()
     await parts.dataset_feed.stop()
     await parts.pricing.close()

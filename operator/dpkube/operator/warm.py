@@ -59,6 +59,7 @@ class WarmPools:
         self._warming: dict[tuple[str, str], float] = {}
         """Pods this process started that have not polled yet, and when they were started."""
         self._refills: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     # -- pool upkeep (called by the scheduler) -------------------------------------------------
 
@@ -192,7 +193,7 @@ class WarmPools:
     def refill_soon(self, queue_name: str, namespace: str, spec: QueueSpec) -> None:
         """Start a pod in place of one just claimed, as a task of its own, so that a user's next query finds a
         polling pod rather than waiting for the next upkeep; within the pool's size and its starts at once."""
-        if self._starts(queue_name, namespace, self.size(queue_name, spec, time.monotonic())) == 0:
+        if self._stopping or self._starts(queue_name, namespace, self.size(queue_name, spec, time.monotonic())) == 0:
             return
         task = asyncio.get_running_loop().create_task(self._create(queue_name, namespace, spec))
         self._refills.add(task)
@@ -205,7 +206,11 @@ class WarmPools:
                         error)
 
     async def stop(self) -> None:
-        """Shutdown: refills still starting are cancelled (the next upkeep, of whichever operator leads, refills)."""
+        """Shutdown: every held poll is answered at once and no new one is held (its pod polls again, whichever
+        operator then leads), and refills still starting are cancelled (the next upkeep refills)."""
+        self._stopping = True
+        for event in self._polling.values():
+            event.set()
         for task in list(self._refills):
             task.cancel()
         await asyncio.gather(*self._refills, return_exceptions=True)
@@ -256,6 +261,8 @@ class WarmPools:
         key = (namespace, pod)
         self._between_polls.pop(key, None)
         self._warming.pop(key, None)
+        if self._stopping:
+            return False
         event = self._polling.setdefault(key, asyncio.Event())
         try:
             await asyncio.wait_for(event.wait(), seconds)

@@ -250,3 +250,14 @@ async def test_a_pod_the_api_server_refused_is_not_counted_as_warming() -> None:
     with pytest.raises(Invalid):
         await warm._create("q", "ns", SPEC)
     assert warm.warming("q", "ns") == 0 and warm._pool_of == {}
+
+
+async def test_stopping_answers_every_held_poll_at_once_and_holds_no_new_one() -> None:
+    warm = pools()
+    held = asyncio.create_task(warm.wait_for_query("ns", "p", 25))
+    await asyncio.sleep(0)
+
+    await asyncio.wait_for(warm.stop(), 1)
+
+    await asyncio.wait_for(held, 1)  # answered now, not when its 25 s are up
+    assert await asyncio.wait_for(warm.wait_for_query("ns", "p2", 25), 1) is False
