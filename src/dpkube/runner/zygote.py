@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     import numpy as np  # imported once the zygote is single-threaded (`main`), never before
 
 PR_SET_PDEATHSIG = 1
-WARM_FLAG = "--warm"
-"""A runner started with it waits for its query: the time to copy the pages its run will write."""
 
 # The zygote forks: a BLAS thread pool made before the fork would be lost in every child, so it makes none.
 SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -150,9 +148,10 @@ class Zygote:
             _redirect(request)
             sys.argv = [f"python -m {RUNNER_MODULE}", *request.args]
             reseed()
-            if WARM_FLAG in request.args:
+            from dpkube.runner.__main__ import main, parse_args
+
+            if parse_args(request.args).warm:  # it waits for its query: time to copy what its run will write
                 copy_written_pages(self.written)
-            from dpkube.runner.__main__ import main
 
             code = main(request.args)
         except SystemExit as leaving:

@@ -70,12 +70,18 @@ def forked() -> Iterator[tuple[ForkedProcess, Connection]]:
     child.wait()
 
 
+async def waiting_twice(process: ForkedProcess) -> tuple[asyncio.Task[int], asyncio.Task[int]]:
+    """The pod's worker and the agent stopping, both waiting for the process to end."""
+    worker, stopping = asyncio.create_task(process.wait()), asyncio.create_task(process.wait())
+    await asyncio.sleep(0)
+    return worker, stopping
+
+
 async def test_the_agent_stopping_and_the_pods_worker_both_learn_a_forked_containers_exit_code(
     forked: tuple[ForkedProcess, Connection]
 ) -> None:
     process, connection = forked
-    worker, stopping = asyncio.create_task(process.wait()), asyncio.create_task(process.wait())
-    await asyncio.sleep(0)
+    worker, stopping = await waiting_twice(process)
 
     connection.report_exit(143)
 
@@ -86,8 +92,7 @@ async def test_a_waiter_cancelled_leaves_the_others_waiting_for_the_exit_code(
     forked: tuple[ForkedProcess, Connection]
 ) -> None:
     process, connection = forked
-    worker, stopping = asyncio.create_task(process.wait()), asyncio.create_task(process.wait())
-    await asyncio.sleep(0)
+    worker, stopping = await waiting_twice(process)
     worker.cancel()
 
     connection.report_exit(0)
