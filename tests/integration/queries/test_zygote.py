@@ -23,16 +23,27 @@ WRITABLE_REGION = re.compile(rb"^([0-9a-f]+)-([0-9a-f]+) rw")
 
 
 def zygote_pid(workdir: Path) -> int:
-    """The session node agent's zygote, found by its socket (another agent's may run under the same folder)."""
+    """The session node agent's zygote, found by its socket (another agent's may run under the same folder). Its
+    forked children show the same command line: the zygote is the one whose parent does not (PIDs wrap, so the
+    lowest is not always it)."""
     socket = str(workdir / "agent" / "zygote" / "zygote.sock").encode()
+    found = set()
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         if b"dpkube.runner.zygote" in argv and socket in argv:
-            return int(proc.name)
-    raise AssertionError("the node agent runs no zygote")
+            found.add(int(proc.name))
+    zygotes = set()
+    for pid in found:
+        try:
+            if parent_of(pid) not in found:
+                zygotes.add(pid)
+        except OSError:
+            continue  # a child that has just ended
+    assert len(zygotes) == 1, f"the node agent runs no zygote, or several: {zygotes}"
+    return zygotes.pop()
 
 
 def parent_of(pid: int) -> int:
