@@ -23,6 +23,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from bench.timing import median_seconds
@@ -43,50 +44,51 @@ def cpu_ms(usage: resource.struct_rusage) -> float:
     return (usage.ru_utime + usage.ru_stime) * 1000
 
 
-def in_children(action: Callable[[], object], repeats: int) -> tuple[float, float, float]:
-    """Means over `repeats` children that each run `action` and exit: a child's CPU ms, its minor page faults,
-    and the parent's CPU ms for its fork."""
+@dataclass(frozen=True)
+class Children:
+    """Means over the children of one measurement: CPU ms and minor page faults."""
+
+    whole: float
+    """A child's CPU from its fork to its exit."""
+    whole_faults: float
+    before: float
+    """What the child ran before the action (a warm runner's copy)."""
+    action: float
+    """The action alone, in the child."""
+    action_faults: float
+    parent: float
+    """The parent's CPU for the fork."""
+
+
+def in_children(action: Callable[[], object], repeats: int,
+                before: Callable[[], object] = lambda: None) -> Children:
+    """`repeats` children that each run `before`, then `action`, and exit; each reports its own two parts."""
     children, me = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
-    for _ in range(repeats):
-        pid = os.fork()
-        if pid == 0:
-            try:
-                action()
-            finally:
-                os._exit(0)
-        os.waitpid(pid, 0)
-    after_children, after_me = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
-    return ((cpu_ms(after_children) - cpu_ms(children)) / repeats,
-            (after_children.ru_minflt - children.ru_minflt) / repeats,
-            (cpu_ms(after_me) - cpu_ms(me)) / repeats)
-
-
-def in_warm_children(copy: Callable[[], object], action: Callable[[], object],
-                     repeats: int) -> tuple[float, float, float]:
-    """Means over `repeats` children that `copy`, then run `action`, as a warm runner does: the CPU ms of the
-    copy, and the CPU ms and minor page faults of the action after it."""
-    totals = [0.0, 0.0, 0.0]
+    parts = [0.0, 0.0, 0.0]
     for _ in range(repeats):
         readable, writable = os.pipe()
         pid = os.fork()
         if pid == 0:
             try:
                 start = resource.getrusage(resource.RUSAGE_SELF)
-                copy()
-                copied = resource.getrusage(resource.RUSAGE_SELF)
+                before()
+                ready = resource.getrusage(resource.RUSAGE_SELF)
                 action()
                 done = resource.getrusage(resource.RUSAGE_SELF)
-                os.write(writable, struct.pack("ddd", cpu_ms(copied) - cpu_ms(start), cpu_ms(done) - cpu_ms(copied),
-                                               done.ru_minflt - copied.ru_minflt))
+                os.write(writable, struct.pack("ddd", cpu_ms(ready) - cpu_ms(start), cpu_ms(done) - cpu_ms(ready),
+                                               done.ru_minflt - ready.ru_minflt))
             finally:
                 os._exit(0)
         os.close(writable)
         with os.fdopen(readable, "rb") as answer:
             measured = struct.unpack("ddd", answer.read())
         os.waitpid(pid, 0)
-        totals = [total + value for total, value in zip(totals, measured, strict=True)]
-    copy_ms, action_ms, faults = (total / repeats for total in totals)
-    return copy_ms, action_ms, faults
+        parts = [total + value for total, value in zip(parts, measured, strict=True)]
+    after_children, after_me = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+    return Children(whole=(cpu_ms(after_children) - cpu_ms(children)) / repeats,
+                    whole_faults=(after_children.ru_minflt - children.ru_minflt) / repeats,
+                    before=parts[0] / repeats, action=parts[1] / repeats, action_faults=parts[2] / repeats,
+                    parent=(cpu_ms(after_me) - cpu_ms(me)) / repeats)
 
 
 def main() -> None:
@@ -99,13 +101,13 @@ def main() -> None:
         os.execve(sys.executable, again, {**os.environ, **SINGLE_THREADED})
     preload()
     metadata = demo_metadata(DATASET)
-    bare_child, bare_faults, bare_parent = in_children(lambda: None, args.repeats)
+    bare = in_children(lambda: None, args.repeats)
     print(f"zygote resident {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB; a child that exits "
-          f"at once: child {bare_child:.1f} ms CPU ({bare_faults:.0f} faults), fork {bare_parent:.1f} ms in the parent")
-    start_child, start_faults, _ = in_children(lambda: (parse_args(["--warm", "--claim"]), RunnerSettings()),
-                                               args.repeats)
-    print(f"a child that reads its command line and settings, as a runner starts: {start_child:.1f} ms CPU "
-          f"({start_faults:.0f} faults)")
+          f"at once: child {bare.whole:.1f} ms CPU ({bare.whole_faults:.0f} faults), fork {bare.parent:.1f} ms in "
+          f"the parent")
+    start = in_children(lambda: (parse_args(["--warm", "--claim"]), RunnerSettings()), args.repeats)
+    print(f"a child that reads its command line and settings, as a runner starts: {start.whole:.1f} ms CPU "
+          f"({start.whole_faults:.0f} faults)")
     written = learn_written_pages()
     print("pages a run writes, learnt by the zygote: "
           + ", ".join(f"{name} {len(found)}" for name, found in written.items()))
@@ -120,12 +122,12 @@ def main() -> None:
         def query(library: Library = library, payload: dict[str, Any] = payload) -> None:
             run_query(library, payload, metadata, load_frame(f"demo://{DATASET}", metadata))
 
-        _, _, parent = in_children(query, args.repeats)
-        _, forked, faults = in_warm_children(lambda: None, query, args.repeats)
-        copy, warm, warm_faults = in_warm_children(lambda: populate(everything), query, args.repeats)
+        forked = in_children(query, args.repeats)
+        warm = in_children(query, args.repeats, before=lambda: populate(everything))
         hot = median_seconds(query, args.repeats, clock=time.process_time) * 1000
-        print(f"{library.value:<16} {hot:>8.1f} {forked:>10.1f} {faults:>8.0f} {warm:>8.1f} {warm_faults:>8.0f} "
-              f"{copy:>8.1f} {parent:>8.1f} {forked / hot:>10.2f}x {warm / hot:>8.2f}x")
+        print(f"{library.value:<16} {hot:>8.1f} {forked.action:>10.1f} {forked.action_faults:>8.0f} "
+              f"{warm.action:>8.1f} {warm.action_faults:>8.0f} {warm.before:>8.1f} {forked.parent:>8.1f} "
+              f"{forked.action / hot:>10.2f}x {warm.action / hot:>8.2f}x")
 
 
 if __name__ == "__main__":

@@ -232,17 +232,15 @@ def post(http: httpx.Client, path: str, body: dict[str, Any]) -> tuple[float, ht
     return elapsed, response
 
 
-def alternate(clients: dict[str, httpx.Client], row: Row, repeats: int, warmup: int,
-              settle: float = SETTLE_SECONDS) -> dict[str, list[float]]:
-    """Rounds of the same request to each system in turn, `settle` seconds apart; the warm-up rounds are not
-    kept."""
+def alternate(clients: dict[str, httpx.Client], row: Row, repeats: int, warmup: int) -> dict[str, list[float]]:
+    """Rounds of the same request to each system in turn, SETTLE_SECONDS apart; the warm-up rounds are not kept."""
     samples: dict[str, list[float]] = {name: [] for name in clients}
     for round_ in range(warmup + repeats):
         for name, http in clients.items():
             seconds, _ = post(http, row.path, row.body)
             if round_ >= warmup:
                 samples[name].append(seconds)
-            time.sleep(settle)
+            time.sleep(SETTLE_SECONDS)
     return samples
 
 

@@ -1,4 +1,4 @@
-"""Builders of custom-resource bodies, so tests say only what matters to them."""
+"""Builders of custom-resource bodies and runner inputs, so tests say only what matters to them."""
 
 from __future__ import annotations
 
@@ -6,11 +6,23 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
+from dpkube.engine.datasets import demo_metadata
 from dpkube.models import examples
 from dpkube.models.dpquery import PAYLOAD_FIELD
 from dpkube.models.payloads import PAYLOAD_TYPES, Library
 
 SQL_COUNT = {"queryStr": "SELECT COUNT(*) AS NB_ROW FROM df", "epsilon": 0.1, "delta": 1e-5}
+
+
+def runner_input(library: Library = Library.SMARTNOISE_SQL, **changes: Any) -> dict[str, Any]:
+    """A runner's input: the seed's private query of `library` on the demo PENGUIN, unless told otherwise."""
+    return {
+        "library": library.value,
+        "mode": "query",
+        "payload": examples.query_payload(library),
+        "dataset": {"uri": "demo://PENGUIN", "metadata": demo_metadata("PENGUIN").lomas_dict()},
+        **changes,
+    }
 
 
 def payload_key(library: Library) -> str:

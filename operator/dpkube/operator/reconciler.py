@@ -269,12 +269,11 @@ class Reconciler:
                                   queue_serial=outcome.queue_serial)
             status = S.set_condition(status, ConditionType.POD_CREATED, True, Reason.POD_CREATED,
                                      f"pod {pod} runs the query", now)
-            if launched.running and query.spec.mode == Mode.QUERY:
-                # a warm pod polls already and runs the query at once: one write admits it and gives the leave
-                # to read (the operator priced it on the snapshot the runner gets; nothing is checked between)
-                status, message = S.reading(status, now), f"{message}; the runner reads the private data"
-            elif launched.running:  # a warm pod polls already: one write says admitted and running
+            if launched.running:  # a warm pod polls already: one write says admitted and running
                 status = S.transition(status, Phase.RUNNING, Reason.POD_RUNNING, f"pod {pod} is running", now)
+                if query.spec.mode == Mode.QUERY:  # and, as it runs the query at once, gives the leave to read
+                    # (the operator priced it on the snapshot the runner gets: nothing is checked between)
+                    status, message = S.reading(status, now), f"{message}; the runner reads the private data"
             await self._write(body, status, Reason.ADMITTED, message)
 
     def _wait_unwritten(self, body: dict[str, Any], status: DPQueryStatus) -> None:

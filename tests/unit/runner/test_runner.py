@@ -19,16 +19,7 @@ from dpkube.models.runner import ErrorKind, RunnerInput, RunnerOutput
 from dpkube.runner.__main__ import main
 from dpkube.runner.execute import execute
 from dpkube.runner.sinks import FileSink
-
-
-def runner_input(library: Library = Library.SMARTNOISE_SQL, **changes: Any) -> dict[str, Any]:
-    return {
-        "library": library.value,
-        "mode": "query",
-        "payload": query_payload(library),
-        "dataset": {"uri": "demo://PENGUIN", "metadata": demo_metadata("PENGUIN").lomas_dict()},
-        **changes,
-    }
+from dpkube_testing.builders import runner_input
 
 
 def run(tmp_path: Path, data: dict[str, Any]) -> tuple[int, RunnerOutput]:

@@ -10,13 +10,9 @@ from typing import Any
 
 import pytest
 
-from dpkube.engine.datasets import demo_metadata
-from dpkube.models.examples import query_payload
 from dpkube.models.payloads import Library
 from dpkube.runner.__main__ import main
-
-QUERY = {"library": Library.OPENDP.value, "mode": "query", "payload": query_payload(Library.OPENDP),
-         "dataset": {"uri": "demo://PENGUIN", "metadata": demo_metadata("PENGUIN").lomas_dict()}}
+from dpkube_testing.builders import runner_input
 
 
 class Operator:
@@ -30,7 +26,7 @@ class Operator:
     def answer(self, route: str, ask: dict[str, Any]) -> dict[str, Any]:
         self.routes.append(route)
         if route == "claim":
-            return {"uid": "u1", "input": QUERY, "readAllowed": self.read_allowed}
+            return {"uid": "u1", "input": runner_input(Library.OPENDP), "readAllowed": self.read_allowed}
         if route == "result":
             self.output = ask["output"]
         return {}
