@@ -47,6 +47,7 @@ bench: $(STAMP)  ## bench.lomas installs lomas-server 0.3.5 from PyPI into ~/.ca
 	$(PY) -m bench.kube_client
 	$(PY) -m bench.zcdp
 	$(PY) -m bench.lomas
+	$(PY) -m bench.floor
 	$(PY) -m bench.cluster
 
 lint: $(STAMP)  ## style, the import layers (import-linter) and types (mypy: strict on models, budget, engine, domain)
