@@ -3,7 +3,9 @@
 Level-based: the worker acts on the latest pod object it was given, never on the events in between.
 A container without `command` runs its `args` (there is no image entrypoint); without `workingDir` it
 runs in a scratch folder of its own. Not emulated: init containers (skipped, with a Warning Event),
-probes (a running container is ready), volumes other than the service-account token (Warning Event),
+probes (a running container is ready), volumes other than the service-account token and an emptyDir
+at /tmp (Warning Event; that one is the container's TMPDIR, a folder of the pod's own removed with it,
+its sizeLimit not enforced),
 `runAsUser` and the rest of the security context (processes run as the agent's user, silently), CPU
 limits (no cgroup: nothing is applied), image pulls (the command runs on this machine), `kubectl logs`
 and `exec` (output is in `<workdir>/pods/<ns>_<pod>_<uid>/<container>/<restart>.log`).
@@ -40,6 +42,8 @@ from dpkube.nodeagent.zygote import Zygote
 
 TERMINATION_LOG_ENV = "DPKUBE_TERMINATION_LOG"
 HOST_VARIABLES = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH")
+SCRATCH_PATH = "/tmp"
+"""An emptyDir mounted here is honoured as the container's TMPDIR (a local process cannot have /tmp mounted)."""
 PUBLISH_RETRY_SECONDS = 1.0
 DEFAULT_GRACE_SECONDS = 30
 
@@ -90,6 +94,21 @@ def host_environment(pod_name: str) -> dict[str, str]:
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])
     env["HOSTNAME"] = pod_name
     return env
+
+
+def scratch_volume(pod_spec: Mapping[str, Any], container_spec: Mapping[str, Any]) -> str | None:
+    """The emptyDir volume the container mounts at /tmp, if any."""
+    empty = {v["name"] for v in pod_spec.get("volumes") or [] if "emptyDir" in v}
+    return next((m["name"] for m in container_spec.get("volumeMounts") or []
+                 if m.get("mountPath") == SCRATCH_PATH and m["name"] in empty), None)
+
+
+def honoured(volume: Mapping[str, Any], containers: list[Mapping[str, Any]]) -> bool:
+    """The agent gives this volume what its mounts ask: the token, or an emptyDir mounted at /tmp only."""
+    if is_token_volume(volume):
+        return True
+    mounts = [m for c in containers for m in c.get("volumeMounts") or [] if m["name"] == volume["name"]]
+    return "emptyDir" in volume and all(m.get("mountPath") == SCRATCH_PATH for m in mounts)
 
 
 class PodWorker:
@@ -265,7 +284,8 @@ class PodWorker:
         container.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         container.termination_log.write_bytes(b"")
         command = [expand(part, env) for part in [*(spec.get("command") or []), *(spec.get("args") or [])]]
-        process_env = {**host_environment(self.name), **env, TERMINATION_LOG_ENV: str(container.termination_log)}
+        process_env = {**host_environment(self.name), **self._scratch(spec), **env,
+                       TERMINATION_LOG_ENV: str(container.termination_log)}
         if self._token:
             process_env[SERVICE_ACCOUNT_DIR_ENV] = str(self._token.folder)
         cwd = Path(spec["workingDir"]) if spec.get("workingDir") else container.folder / "workdir"
@@ -481,13 +501,24 @@ class PodWorker:
     def _warn_unsupported(self) -> None:
         spec = self.pod["spec"]
         for volume in spec.get("volumes") or []:
-            if not is_token_volume(volume):
+            if not honoured(volume, spec["containers"]):
                 kind = next((k for k in volume if k != "name"), "unknown")
                 self._warn("VolumeNotMounted", f'volume "{volume["name"]}" ({kind}) is not mounted: the dpkube node '
-                           "agent runs containers as local processes and mounts only the service-account token")
+                           "agent runs containers as local processes and mounts only the service-account token "
+                           "and an emptyDir at /tmp (as TMPDIR)")
         if spec.get("initContainers"):
             names = ", ".join(c["name"] for c in spec["initContainers"])
             self._warn("InitContainersIgnored", f"init containers are not run by the dpkube node agent: {names}")
+
+    def _scratch(self, spec: Mapping[str, Any]) -> dict[str, str]:
+        """TMPDIR of a container with an emptyDir at /tmp: the volume's folder, shared by the pod's containers
+        and kept across their restarts, as an emptyDir is."""
+        name = scratch_volume(self.pod["spec"], spec)
+        if name is None:
+            return {}
+        folder = self.folder / "volumes" / name
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return {"TMPDIR": str(folder)}
 
     def _warn(self, reason: str, message: str) -> None:
         task = asyncio.ensure_future(self.node.events.post(self.pod, reason, message, warning=True))

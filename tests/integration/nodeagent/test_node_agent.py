@@ -463,11 +463,26 @@ async def test_service_account_opting_out_of_the_token_gives_its_pods_none(
     assert terminated(done)["message"] == "none"
 
 
-async def test_unmounted_volume_runs_and_is_reported_in_a_warning_event(
+def with_empty_dir(name: str, command: list[str], mount_path: str) -> dict[str, Any]:
+    return pod(name, command, volumes=[{"name": "scratch", "emptyDir": {}}],
+               container={"volumeMounts": [{"name": "scratch", "mountPath": mount_path}]})
+
+
+async def test_an_empty_dir_at_tmp_is_the_containers_tmpdir_in_a_folder_of_its_pod(
         admin: KubeClient, ns: str, agent: NodeAgent) -> None:
-    manifest = pod("scratchy", ["true"], volumes=[{"name": "scratch", "emptyDir": {}}],
-                   container={"volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]})
-    await create(admin, ns, manifest)
+    created = await create(admin, ns, with_empty_dir("tmpdir", python(WRITE_MESSAGE.format("os.environ['TMPDIR']")),
+                                                     "/tmp"))
+    done = await wait_for(admin, ns, "tmpdir", phase("Succeeded", "Failed"))
+    tmpdir = Path(terminated(done)["message"])
+    assert tmpdir.is_relative_to(agent.settings.pods_dir)
+    assert created["metadata"]["uid"] in str(tmpdir)
+
+
+async def test_unmounted_volume_runs_and_is_reported_in_a_warning_event_and_an_empty_dir_at_tmp_is_not(
+        admin: KubeClient, ns: str, agent: NodeAgent) -> None:
+    await create(admin, ns, with_empty_dir("tmp-only", ["true"], "/tmp"))
+    await wait_for(admin, ns, "tmp-only", phase("Succeeded"))
+    await create(admin, ns, with_empty_dir("scratchy", ["true"], "/scratch"))
     await wait_for(admin, ns, "scratchy", phase("Succeeded"))
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -477,7 +492,7 @@ async def test_unmounted_volume_runs_and_is_reported_in_a_warning_event(
             break
         await asyncio.sleep(0.05)
     assert warnings[0]["type"] == "Warning"
-    assert warnings[0]["involvedObject"]["name"] == "scratchy"
+    assert [w["involvedObject"]["name"] for w in warnings] == ["scratchy"]
     assert '"scratch"' in warnings[0]["message"]
 
 
