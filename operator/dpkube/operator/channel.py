@@ -126,7 +126,11 @@ class Channel:
                 log.warning("unreadable runner output for query %s", uid)
                 output = RunnerOutput.model_validate(
                     {"ok": False, "error": {"kind": "internal", "message": "unreadable runner output"}})
-            return await self.queries.deliver(namespace, uid, output)
+            try:
+                return await self.queries.deliver(namespace, uid, output)
+            finally:
+                if self.warm is not None:
+                    self.warm.ran(uid)
 
         return await self._for_query(request, deliver)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import secrets
 import time
@@ -32,6 +33,10 @@ ENDED_POD_PHASES = frozenset({"Succeeded", "Failed"})
 REPOLL_GRACE = 5.0
 """Seconds an idle pod still counts as ready after its poll timed out: it polls again at once, and a claim
 made in between reaches it on that next poll (its key then names the query)."""
+REFILL_AFTER_RUN_SECONDS = 0.5
+"""At most how long a claimed pod's replacement waits for that pod's query to have run, while another pod of
+the pool is idle for the next query: a pod starting (its writes, its fork, its page copy) takes the node's
+cores from the query it would replace."""
 WARMING_SECONDS = 120.0
 """How long a pod this process started counts as warming before its first poll: a refill waits for warming
 pods, and one that never polls (its node failed it) must not hold the refills back for ever."""
@@ -59,6 +64,8 @@ class WarmPools:
         self._warming: dict[tuple[str, str], float] = {}
         """Pods this process started that have not polled yet, and when they were started."""
         self._refills: set[asyncio.Task[None]] = set()
+        self._runs: dict[str, asyncio.Event] = {}
+        """By query uid: claimed pods whose replacement waits for their query to have run."""
         self._stopping = False
 
     # -- pool upkeep (called by the scheduler) -------------------------------------------------
@@ -168,7 +175,7 @@ class WarmPools:
 
     async def claim(self, query: dict[str, Any], queue_name: str, spec: QueueSpec) -> str | None:
         """Take a polling pod of the queue's pool for this query; None when none is ready. A pod claimed is
-        replaced at once (`refill_soon`)."""
+        replaced (`refill_soon`): once its query has run while another pod of the pool is idle, else at once."""
         namespace = query["metadata"]["namespace"]
         for name in self.ready(queue_name, namespace):
             if (namespace, name) in self._claimed:
@@ -179,7 +186,8 @@ class WarmPools:
                 continue
             self.keys.claimed(namespace, name, query["metadata"]["uid"])
             self._claims[queue_name].append(time.monotonic())
-            self.refill_soon(queue_name, namespace, spec)
+            idle_left = bool(self._idle(queue_name))  # then the next query has a pod: the refill may wait
+            self.refill_soon(queue_name, namespace, spec, after=query["metadata"]["uid"] if idle_left else None)
             return name
         return None
 
@@ -190,14 +198,37 @@ class WarmPools:
             del self._warming[key]
         return sum(1 for key in self._warming if key[0] == namespace and self._pool_of.get(key) == queue_name)
 
-    def refill_soon(self, queue_name: str, namespace: str, spec: QueueSpec) -> None:
+    def refill_soon(self, queue_name: str, namespace: str, spec: QueueSpec, after: str | None = None) -> None:
         """Start a pod in place of one just claimed, as a task of its own, so that a user's next query finds a
-        polling pod rather than waiting for the next upkeep; within the pool's size and its starts at once."""
-        if self._stopping or self._starts(queue_name, namespace, self.size(queue_name, spec, time.monotonic())) == 0:
+        polling pod rather than waiting for the next upkeep; within the pool's size and its starts at once.
+        With `after` (the claiming query's uid) it first waits, up to REFILL_AFTER_RUN_SECONDS, for `ran(after)`."""
+        if self._stopping or not self._may_start(queue_name, namespace, spec):
             return
-        task = asyncio.get_running_loop().create_task(self._create(queue_name, namespace, spec))
+        if after is not None:
+            self._runs.setdefault(after, asyncio.Event())
+        task = asyncio.get_running_loop().create_task(self._refill(queue_name, namespace, spec, after))
         self._refills.add(task)
         task.add_done_callback(self._refilled)
+
+    def _may_start(self, queue_name: str, namespace: str, spec: QueueSpec) -> bool:
+        return self._starts(queue_name, namespace, self.size(queue_name, spec, time.monotonic())) > 0
+
+    async def _refill(self, queue_name: str, namespace: str, spec: QueueSpec, after: str | None) -> None:
+        if after is not None:
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._runs[after].wait(), REFILL_AFTER_RUN_SECONDS)
+            finally:
+                self._runs.pop(after, None)
+            if self._stopping or not self._may_start(queue_name, namespace, spec):
+                return  # the pool was refilled meanwhile (its upkeep, another claim's refill)
+        await self._create(queue_name, namespace, spec)
+
+    def ran(self, uid: str) -> None:
+        """The runner of query `uid` reported its outcome: a replacement waiting for that may start."""
+        event = self._runs.get(uid)
+        if event is not None:
+            event.set()
 
     def _refilled(self, task: asyncio.Task[None]) -> None:
         self._refills.discard(task)

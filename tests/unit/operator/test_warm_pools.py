@@ -11,6 +11,8 @@ import pytest
 from dpkube.k8s.client import Invalid
 from dpkube.k8s.pods import QUERY_UID_LABEL, WARM_POOL_LABEL
 from dpkube.models.queue import QueueSpec
+from dpkube.operator import warm as warm_module
+from dpkube.operator.channel import Channel
 from dpkube.operator.podkeys import PodKeys
 from dpkube.operator.settings import OperatorSettings
 from dpkube.operator.warm import DEMAND_WINDOW, REPOLL_GRACE, WARMING_SECONDS, WarmPools, pods_to_start
@@ -195,7 +197,7 @@ async def test_two_queries_claiming_at_once_take_two_pods() -> None:
     assert sorted(taken) == sorted([first, second])
 
 
-async def test_a_claimed_pod_is_replaced_at_once() -> None:
+async def test_a_claimed_pod_is_replaced_at_once_when_no_other_pod_is_idle() -> None:
     pods = Pods()
     warm = pools_on(pods)
     await started_and_polled(warm)
@@ -203,6 +205,33 @@ async def test_a_claimed_pod_is_replaced_at_once() -> None:
     assert warm._refills
     await asyncio.gather(*warm._refills)
     assert len(pods.created) == 2 and warm.warming("q", "ns") == 1
+
+
+async def test_while_another_pod_is_idle_a_claimed_pod_is_replaced_once_its_query_has_run() -> None:
+    pods = Pods()
+    warm = pools_on(pods)
+    await started_and_polled(warm)
+    await started_and_polled(warm)
+    await warm.claim(QUERY, "q", SPEC)
+    await asyncio.sleep(0.05)
+    assert len(pods.created) == 2  # the query runs: nothing starts beside it
+
+    warm.ran("u-1")
+
+    await asyncio.wait_for(asyncio.gather(*warm._refills), 1)
+    assert len(pods.created) == 3
+
+
+async def test_a_claimed_pod_whose_query_never_reports_is_replaced_after_the_wait(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(warm_module, "REFILL_AFTER_RUN_SECONDS", 0.01)
+    pods = Pods()
+    warm = pools_on(pods)
+    await started_and_polled(warm)
+    await started_and_polled(warm)
+    await warm.claim(QUERY, "q", SPEC)
+    await asyncio.wait_for(asyncio.gather(*warm._refills), 1)
+    assert len(pods.created) == 3
 
 
 async def test_a_claim_starts_no_pod_while_as_many_as_may_start_at_once_are_warming() -> None:
@@ -261,3 +290,40 @@ async def test_stopping_answers_every_held_poll_at_once_and_holds_no_new_one() -
 
     await asyncio.wait_for(held, 1)  # answered now, not when its 25 s are up
     assert await asyncio.wait_for(warm.wait_for_query("ns", "p2", 25), 1) is False
+
+
+class Ending:
+    """The reconciler as the claim channel sees it: every output delivered ends its query."""
+
+    async def deliver(self, namespace: str, uid: str, output: object) -> bool:
+        return True
+
+
+class Ask(dict):
+    """A runner's request to the claim channel."""
+
+    def __init__(self, body: dict) -> None:
+        super().__init__()
+        self.body = body
+
+    async def json(self) -> dict:
+        return self.body
+
+
+async def test_a_result_handed_in_through_the_claim_channel_starts_the_claimed_pods_replacement() -> None:
+    pods = Pods()
+    warm = pools_on(pods)
+    await started_and_polled(warm)
+    await started_and_polled(warm)
+    pod = await warm.claim(QUERY, "q", SPEC)
+    assert pod is not None
+    key = warm.keys.get("ns", pod)
+    assert key is not None
+    channel = Channel(pods, Ending(), warm, warm.keys, max_result_bytes=1_000)  # type: ignore[arg-type]
+    output = {"ok": False, "error": {"kind": "internal", "message": "the run failed"}}
+
+    answer = await channel.result(Ask({"namespace": "ns", "pod": pod, "token": key.token, "output": output}))
+
+    assert answer.status == 200
+    await asyncio.wait_for(asyncio.gather(*warm._refills), 0.2)  # well within the wait for a query that never reports
+    assert len(pods.created) == 3
