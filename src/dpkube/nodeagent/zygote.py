@@ -136,7 +136,8 @@ class Zygote:
         return ForkedProcess(int(answer["pid"]), reader, writer)
 
     async def stop(self) -> None:
-        """Stop the zygote by its PID; the containers it forked are the agent's to stop, not its."""
+        """Stop the zygote by its PID. The containers it forked are the agent's to stop first: any left then (one
+        forked as the agent stopped) dies with the zygote."""
         process, self._process = self._process, None
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):

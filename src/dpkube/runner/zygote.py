@@ -115,8 +115,10 @@ class Zygote:
             return
         sys.stdout.flush()
         sys.stderr.flush()
+        zygote = os.getpid()
         pid = os.fork()
         if pid == 0:
+            _die_with_parent(signal.SIGKILL, parent=zygote)
             self._become_child(connection, request)
         self.children[pid] = connection
         _send(connection, {"pid": pid})
@@ -209,10 +211,15 @@ def _send(connection: socket.socket, message: dict[str, Any]) -> None:
         connection.sendall(json.dumps(message).encode() + b"\n")
 
 
-def _die_with_parent() -> None:
-    """The agent that started the zygote may die without stopping it: the zygote then goes too."""
+def _die_with_parent(sig: signal.Signals = signal.SIGTERM, parent: int | None = None) -> None:
+    """The agent that started the zygote may die without stopping it: the zygote then goes too. So does each
+    child the zygote forks (`parent`: the zygote), whatever the agent knew of it: a child forked as the agent
+    stopped, or killed while it was not yet in a process group of its own, would otherwise run on unowned. A
+    parent already gone when this runs takes the child at once."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

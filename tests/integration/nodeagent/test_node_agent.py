@@ -496,6 +496,29 @@ async def test_unmounted_volume_runs_and_is_reported_in_a_warning_event_and_an_e
     assert '"scratch"' in warnings[0]["message"]
 
 
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
+async def test_a_container_forked_from_the_zygote_dies_with_it(
+        admin: KubeClient, kube_config: KubeConfig, ns: str, tmp_path: Path) -> None:
+    settings = AgentSettings(node_name=f"node-{ns}", namespaces=(ns,), workdir=tmp_path / "agent",
+                             **{**FAST, "zygote": True})
+    waiting = [PYTHON, "-m", "dpkube.runner", "--warm", "--input", str(tmp_path / "never-written")]
+    async with running_agent(kube_config, settings):
+        await create(admin, ns, pod("forked", waiting))
+        pid = pid_of(await wait_for(admin, ns, "forked", phase("Running"), timeout=60))
+        zygote = parent_of(pid)
+        assert b"dpkube.runner.zygote" in Path(f"/proc/{zygote}/cmdline").read_bytes()
+
+        os.kill(zygote, signal.SIGKILL)
+
+        deadline = time.monotonic() + 5
+        while is_running(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not is_running(pid)
+
+
 async def test_agent_shutdown_kills_its_processes_and_leaves_pods(
         admin: KubeClient, kube_config: KubeConfig, ns: str, tmp_path: Path) -> None:
     settings = AgentSettings(node_name=f"node-{ns}", namespaces=(ns,), workdir=tmp_path, **FAST)
