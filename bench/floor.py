@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import struct
 import sys
@@ -242,6 +243,7 @@ def main() -> None:
         # as the zygote runs: one BLAS thread, set before numpy loads
         os.execve(sys.executable, [sys.executable, "-m", "bench.floor", *sys.argv[1:]],
                   {**os.environ, **SINGLE_THREADED})
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped bench still stops what it started
     table = [row for row in rows() if row.mode in ("private", "dummy")]
     preload()
     pages = runs(list(learn_written_pages().values()))
