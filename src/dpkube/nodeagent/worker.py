@@ -274,6 +274,7 @@ class PodWorker:
                 self.node.service_env,
             )
             await self._mount_token()
+            scratch = self._scratch(spec)
         except ContainerConfigError as error:
             self._config_failed(container, error.reason, str(error))
             return
@@ -284,7 +285,7 @@ class PodWorker:
         container.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         container.termination_log.write_bytes(b"")
         command = [expand(part, env) for part in [*(spec.get("command") or []), *(spec.get("args") or [])]]
-        process_env = {**host_environment(self.name), **self._scratch(spec), **env,
+        process_env = {**host_environment(self.name), **scratch, **env,
                        TERMINATION_LOG_ENV: str(container.termination_log)}
         if self._token:
             process_env[SERVICE_ACCOUNT_DIR_ENV] = str(self._token.folder)

@@ -21,7 +21,7 @@ import pytest
 from dpkube.controlplane.local import LocalControlPlane
 from dpkube.k8s.client import KubeClient, KubeConfig, NotFound, core_path
 from dpkube.nodeagent import AgentSettings, NodeAgent
-from dpkube_testing.processes import is_running
+from dpkube_testing.processes import is_running, parent_of
 
 PYTHON = sys.executable
 # Our pods ask for a scheduler of their own, so an agent binding for default-scheduler elsewhere in the
@@ -494,10 +494,6 @@ async def test_unmounted_volume_runs_and_is_reported_in_a_warning_event_and_an_e
     assert warnings[0]["type"] == "Warning"
     assert [w["involvedObject"]["name"] for w in warnings] == ["scratchy"]
     assert '"scratch"' in warnings[0]["message"]
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
 
 
 async def test_a_container_forked_from_the_zygote_dies_with_it(

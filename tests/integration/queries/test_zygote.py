@@ -15,6 +15,7 @@ from dpkube.k8s.budgets import Budgets
 from dpkube.k8s.client import KubeClient, core_path
 from dpkube.k8s.pods import WARM_POOL_LABEL
 from dpkube_testing.builders import dpquery, queue
+from dpkube_testing.processes import parent_of
 from dpkube_testing.waiting import wait_for_phase, wait_for_warm_pod
 
 pytestmark = pytest.mark.usefixtures("operator_process", "node_agent")
@@ -44,11 +45,6 @@ def zygote_pid(workdir: Path) -> int:
             continue  # a child that has just ended
     assert len(zygotes) == 1, f"the node agent runs no zygote, or several: {zygotes}"
     return zygotes.pop()
-
-
-def parent_of(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("PPid:")).split()[1])
 
 
 def writable_memory_holds(pid: int, needle: bytes) -> bool:
