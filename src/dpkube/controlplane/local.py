@@ -32,11 +32,43 @@ class ControlPlaneError(RuntimeError):
     """The control plane did not come up; the message carries the tail of the failing process's log."""
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_CHOSEN_PORT = 10000
+NODE_PORTS = range(30000, 32768)  # Kubernetes' default Service node-port range: kube-proxy may claim these
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel hands to outgoing connections and `bind(0)`."""
+    try:
+        low, high = (int(part) for part in EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+def unclaimed_by_kernel(ephemeral: range) -> range:
+    """The wider of the stretches below and above the ephemeral range, short of the node ports."""
+    below = range(LOWEST_CHOSEN_PORT, max(min(ephemeral.start, NODE_PORTS.start), LOWEST_CHOSEN_PORT))
+    above = range(max(ephemeral.stop, LOWEST_CHOSEN_PORT), 65536)
+    return below if len(below) >= len(above) else above
+
+
 def free_port(address: str = "127.0.0.1") -> int:
-    """A TCP port on `address` that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on `address` that nothing listens on right now, outside the ephemeral range.
+
+    A port from `bind(0)` is ephemeral: any outgoing connection may take it before the child process that
+    was handed it binds it (a kube-controller-manager once failed so). Outside the range only an explicit bind can.
+    """
+    candidates = unclaimed_by_kernel(ephemeral_ports())
+    for _ in range(200 if candidates else 0):
+        port = candidates.start + secrets.randbelow(len(candidates))
+        with socket.socket() as sock:
+            try:
+                sock.bind((address, port))
+            except OSError:
+                continue
+            return port
+    raise ControlPlaneError(f"no free TCP port on {address} in {candidates.start}-{candidates.stop - 1}")
 
 
 @dataclass
