@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import pickle
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,4 +169,21 @@ def findings(release: Any, private: Private, root: str = "release") -> list[str]
         if type(value).__module__.startswith("torch") and hasattr(value, "state_dict"):
             stack.append((f"{path}.state_dict()", dict(value.state_dict())))
         stack.extend((path + step, child) for step, child in _children(value))
+    return found
+
+
+def recurring_findings(release: Callable[[], Any], private: Private, releases: int = 2) -> list[str]:
+    """The findings that each of `releases` independent releases has.
+
+    What a release is made to carry (an exact count, a forced sum, copied values, a per-row array) recurs every
+    time. A noisy count's sum that lands on a private length by chance does not: diffprivlib draws its noise from
+    the system's generator, which no seed fixes, and GaussianNB's counts at epsilon 0.05 sum to one in about 1 fit
+    in 70.
+    """
+    found = findings(release(), private)
+    for _ in range(releases - 1):
+        if not found:
+            break
+        again = findings(release(), private)
+        found = [finding for finding in found if finding in again]
     return found

@@ -1,5 +1,6 @@
 """Fixtures for the privacy battery: the shipped PENGUIN dataset, and fixed seeds for the process-wide
-generators the libraries draw their noise from, so that every run of the battery sees the same noise."""
+generators (Python's, numpy's, torch's). diffprivlib's mechanisms draw from the system's generator, which no
+seed fixes, so a test of a diffprivlib release must hold for any noise (`recurring_findings`)."""
 
 from __future__ import annotations
 

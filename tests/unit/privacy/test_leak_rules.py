@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dpkube_testing.leaks import findings, private_facts
+from dpkube_testing.leaks import findings, private_facts, recurring_findings
 
 FRAME = pd.DataFrame({"mass": [3000.0 + 25 * i for i in range(40)], "kind": ["a", "b"] * 20})
 PRIVATE = private_facts(FRAME.iloc[:-4], {30}, public_counts={36}, public_values={"kind": {"a", "b"}})
@@ -42,3 +42,19 @@ def test_generators_and_seeds_are_flagged() -> None:
 def test_noisy_statistics_and_public_categories_pass() -> None:
     model = Model(mean_=np.array([3412.7, 0.51]), classes_=np.array(["a", "b"]), counts=np.array([14.0, 17.0]))
     assert findings(model, PRIVATE) == []
+
+
+def test_a_finding_every_release_has_is_kept() -> None:
+    def release() -> Model:
+        return Model(counts=np.array([10.0, 20.0]))
+
+    assert recurring_findings(release, PRIVATE) == ["release.counts: integral values summing to the exact row count 30"]
+
+
+def test_a_noisy_sum_landing_on_a_row_count_once_is_not_a_finding() -> None:
+    noisy = iter([np.array([10.0, 20.0]), np.array([12.0, 21.0])])
+
+    def release() -> Model:
+        return Model(counts=next(noisy))
+
+    assert recurring_findings(release, PRIVATE) == []

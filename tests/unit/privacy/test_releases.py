@@ -21,7 +21,7 @@ from dpkube.engine.release import run_query
 from dpkube.models.examples import query_payload as seed_query
 from dpkube.models.metadata import Metadata
 from dpkube.models.payloads import Library
-from dpkube_testing.leaks import Private, findings, private_facts, unpickle
+from dpkube_testing.leaks import Private, findings, private_facts, recurring_findings, unpickle
 
 DPL, SYNTH = Library.DIFFPRIVLIB, Library.SMARTNOISE_SYNTH
 FEATURES = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
@@ -102,8 +102,8 @@ def test_released_diffprivlib_model_carries_nothing_private(
     name: str, penguin_metadata: Metadata, penguin_frame: pd.DataFrame
 ) -> None:
     payload = diffprivlib_payload(name)
-    model, _ = released(DPL, payload, penguin_metadata, penguin_frame)
-    assert findings(model, diffprivlib_private(payload, penguin_metadata, penguin_frame)) == []
+    private = diffprivlib_private(payload, penguin_metadata, penguin_frame)
+    assert recurring_findings(lambda: released(DPL, payload, penguin_metadata, penguin_frame)[0], private) == []
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -222,13 +222,16 @@ def test_scaler_and_pca_releases_have_no_exact_sample_count(
     assert not hasattr(estimator, count)
 
 
-def test_gaussian_nb_noisy_counts_do_not_sum_to_the_exact_training_size(
+def test_gaussian_nb_noisy_counts_are_not_forced_to_the_exact_training_size(
     penguin_metadata: Metadata, penguin_frame: pd.DataFrame
 ) -> None:
     payload = diffprivlib_payload("GaussianNB")
-    nb = released(DPL, payload, penguin_metadata, penguin_frame)[0].steps[-1][1]
     train = min(diffprivlib_private(payload, penguin_metadata, penguin_frame).lengths)
-    assert nb.class_count_.sum() != train
+
+    def counts_sum() -> float:
+        return float(released(DPL, payload, penguin_metadata, penguin_frame)[0].steps[-1][1].class_count_.sum())
+
+    assert [counts_sum() for _ in range(5)] != [train] * 5
 
 
 # Issue 10, item 4: replayable noise.
