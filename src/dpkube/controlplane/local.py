@@ -47,7 +47,9 @@ def ephemeral_ports() -> range:
 
 
 def unclaimed_by_kernel(ephemeral: range) -> range:
-    """The wider of the stretches below and above the ephemeral range, short of the node ports."""
+    """The wider of the stretch below the ephemeral range (short of the node ports) and the one above it.
+
+    The upper one, which may hold node ports, is taken only where the ephemeral range leaves less room below."""
     below = range(LOWEST_CHOSEN_PORT, max(min(ephemeral.start, NODE_PORTS.start), LOWEST_CHOSEN_PORT))
     above = range(max(ephemeral.stop, LOWEST_CHOSEN_PORT), 65536)
     return below if len(below) >= len(above) else above
